@@ -1,0 +1,66 @@
+// Password → keys, protocol §1: NFKC, Argon2id (hash-wasm), HKDF-SHA256 (WebCrypto).
+import { argon2id } from 'hash-wasm';
+import { randomBytes, utf8 } from './bytes.js';
+
+export const DEFAULT_KDF = Object.freeze({ alg: 'argon2id', v: 19, m: 65536, t: 3, p: 1 });
+export const SALT_BYTES = 16;
+
+// Refuse parameters that would make the derivation trivially weak or hang the page
+// (a hostile server could otherwise send m=1 or m=2^31).
+function checkKdf(kdf) {
+  const ok =
+    kdf &&
+    kdf.alg === 'argon2id' &&
+    kdf.v === 19 &&
+    Number.isInteger(kdf.m) && kdf.m >= 19456 && kdf.m <= 1048576 &&
+    Number.isInteger(kdf.t) && kdf.t >= 2 && kdf.t <= 16 &&
+    Number.isInteger(kdf.p) && kdf.p >= 1 && kdf.p <= 8;
+  if (!ok) throw new RangeError('unsupported KDF parameters');
+}
+
+export function newSalt() {
+  return randomBytes(SALT_BYTES);
+}
+
+export function normalizePassword(password) {
+  return utf8(password.normalize('NFKC'));
+}
+
+/** master = Argon2id(NFKC(password), salt, kdf), 32 bytes. */
+export async function deriveMaster(password, salt, kdf = DEFAULT_KDF) {
+  checkKdf(kdf);
+  return argon2id({
+    password: normalizePassword(password),
+    salt,
+    parallelism: kdf.p,
+    iterations: kdf.t,
+    memorySize: kdf.m,
+    hashLength: 32,
+    outputType: 'binary',
+  });
+}
+
+/** HKDF-SHA256(ikm, salt, info) → `length` bytes. */
+export async function hkdf(ikm, info, { salt = new Uint8Array(0), length = 32 } = {}) {
+  const key = await crypto.subtle.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
+  const bits = await crypto.subtle.deriveBits(
+    { name: 'HKDF', hash: 'SHA-256', salt, info: utf8(info) },
+    key,
+    length * 8,
+  );
+  return new Uint8Array(bits);
+}
+
+/** The two keys a password gives: auth_key (sent to the server) and wrap_key (never). */
+export async function deriveKeys(password, salt, kdf = DEFAULT_KDF) {
+  const master = await deriveMaster(password, salt, kdf);
+  try {
+    const [authKey, wrapKey] = await Promise.all([
+      hkdf(master, 'hygieia/auth'),
+      hkdf(master, 'hygieia/wrap'),
+    ]);
+    return { authKey, wrapKey };
+  } finally {
+    master.fill(0);
+  }
+}

@@ -1,0 +1,262 @@
+// Record sealing and opening, protocol §3: segments under one session key, the
+// owner's PKESK, sealed metadata and the session-key envelope.
+import {
+  createMessage,
+  decrypt,
+  encrypt,
+  encryptSessionKey,
+  readMessage,
+} from 'openpgp';
+import { concat, fromB64, fromUtf8, toB64, u32be, utf8 } from './bytes.js';
+import { DecryptionError } from './errors.js';
+import { PGP_CONFIG } from './pgp.js';
+
+export const SEGMENT_SIZE = 4 * 1024 * 1024;
+export const SEGMENT_HEADER_BYTES = 16;
+const MAGIC = utf8('HYGSEG01');
+const SEIPD_TAG = 18;
+const SESSION_KEY = (data) => ({ data, algorithm: 'aes256' });
+
+export function newSessionKey() {
+  const key = new Uint8Array(32);
+  crypto.getRandomValues(key);
+  return key;
+}
+
+/** Number of segments for `size` plaintext bytes; an empty file is one empty segment. */
+export function segmentCount(size, segmentSize = SEGMENT_SIZE) {
+  return size === 0 ? 1 : Math.ceil(size / segmentSize);
+}
+
+// ---- OpenPGP packet framing ------------------------------------------------------
+
+/**
+ * Parse the header of the packet at `bytes[pos]`. Returns {tag, bodyParts, end}:
+ * the body as a list of [start, end) ranges (several when partial lengths are used).
+ */
+function readPacket(bytes, pos) {
+  const first = bytes[pos];
+  if (first === undefined || !(first & 0x80)) throw new DecryptionError('bad packet header');
+  const parts = [];
+  let tag;
+  let p = pos + 1;
+  if (first & 0x40) {
+    tag = first & 0x3f;
+    for (;;) {
+      const b = bytes[p];
+      if (b === undefined) throw new DecryptionError('truncated packet');
+      let len;
+      let partial = false;
+      if (b < 192) {
+        len = b;
+        p += 1;
+      } else if (b < 224) {
+        len = ((b - 192) << 8) + bytes[p + 1] + 192;
+        p += 2;
+      } else if (b < 255) {
+        len = 1 << (b & 0x1f);
+        partial = true;
+        p += 1;
+      } else {
+        len = new DataView(bytes.buffer, bytes.byteOffset + p + 1, 4).getUint32(0, false);
+        p += 5;
+      }
+      if (p + len > bytes.length) throw new DecryptionError('truncated packet');
+      parts.push([p, p + len]);
+      p += len;
+      if (!partial) break;
+    }
+  } else {
+    // Old-format header (never written by us; accepted when reading).
+    tag = (first >> 2) & 0x0f;
+    const lt = first & 3;
+    if (lt === 3) throw new DecryptionError('indeterminate length');
+    const n = 1 << lt;
+    let len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + bytes[p + i];
+    p += n;
+    if (p + len > bytes.length) throw new DecryptionError('truncated packet');
+    parts.push([p, p + len]);
+    p += len;
+  }
+  return { tag, parts, end: p };
+}
+
+/** Rewrite a lone SEIPD packet with a fixed 5-byte new-format length header. */
+export function fixedLengthSeipd(bytes) {
+  const { tag, parts, end } = readPacket(bytes, 0);
+  if (tag !== SEIPD_TAG || end !== bytes.length) throw new Error('expected one SEIPD packet');
+  const body = concat(...parts.map(([s, e]) => bytes.subarray(s, e)));
+  const header = new Uint8Array(6);
+  header[0] = 0xc0 | SEIPD_TAG;
+  header[1] = 0xff;
+  new DataView(header.buffer).setUint32(2, body.length, false);
+  return concat(header, body);
+}
+
+/**
+ * Cut a record's ciphertext (an async iterable of byte chunks) into its segment
+ * packets, each with its fixed 6-byte header, holding at most one segment in memory.
+ */
+export async function* splitSegments(chunks) {
+  let buf = new Uint8Array(0);
+  let need = 6;
+  let want = null; // total bytes of the current packet once its header is known
+  for await (const chunk of chunks) {
+    buf = buf.length ? concat(buf, chunk) : chunk;
+    for (;;) {
+      if (want === null) {
+        if (buf.length < need) break;
+        if (buf[0] !== (0xc0 | SEIPD_TAG) || buf[1] !== 0xff) {
+          throw new DecryptionError('segment without a fixed-length SEIPD header');
+        }
+        want = 6 + new DataView(buf.buffer, buf.byteOffset + 2, 4).getUint32(0, false);
+      }
+      if (buf.length < want) break;
+      yield buf.slice(0, want);
+      buf = buf.subarray(want);
+      want = null;
+    }
+  }
+  if (buf.length !== 0) throw new DecryptionError('truncated record');
+}
+
+// ---- segments --------------------------------------------------------------------
+
+function segmentHeader(index, count) {
+  return concat(MAGIC, u32be(index), u32be(count));
+}
+
+/** Seal segment `index` of `count`: a signed SEIPDv1 packet under the session key. */
+export async function sealSegment({ index, count, chunk, sessionKey, signingKey, date }) {
+  const message = await createMessage({
+    binary: concat(segmentHeader(index, count), chunk),
+    filename: '',
+    date: new Date(0),
+    format: 'binary',
+  });
+  const out = await encrypt({
+    message,
+    signingKeys: signingKey,
+    sessionKey: SESSION_KEY(sessionKey),
+    format: 'binary',
+    date,
+    config: PGP_CONFIG,
+  });
+  return fixedLengthSeipd(out);
+}
+
+/** Open one segment, check its signature, index and count; return the chunk. */
+export async function openSegment({ bytes, index, count, sessionKey, verificationKeys }) {
+  let data;
+  try {
+    const message = await readMessage({ binaryMessage: bytes, config: PGP_CONFIG });
+    ({ data } = await decrypt({
+      message,
+      sessionKeys: SESSION_KEY(sessionKey),
+      verificationKeys,
+      expectSigned: true,
+      format: 'binary',
+      config: PGP_CONFIG,
+    }));
+  } catch (err) {
+    throw new DecryptionError(undefined, { cause: err });
+  }
+  const head = data.subarray(0, SEGMENT_HEADER_BYTES);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (
+    head.length !== SEGMENT_HEADER_BYTES ||
+    fromUtf8(head.subarray(0, 8)) !== 'HYGSEG01' ||
+    view.getUint32(8, false) !== index ||
+    view.getUint32(12, false) !== count
+  ) {
+    throw new DecryptionError('segment out of place');
+  }
+  return data.subarray(SEGMENT_HEADER_BYTES);
+}
+
+/**
+ * Seal a Blob/File segment by segment. Yields {index, count, bytes, plainBytes}; only
+ * one segment's plaintext and ciphertext are held at a time.
+ */
+export async function* sealBlob(blob, { sessionKey, signingKey, segmentSize = SEGMENT_SIZE }) {
+  const count = segmentCount(blob.size, segmentSize);
+  for (let index = 0; index < count; index++) {
+    const start = index * segmentSize;
+    const chunk = new Uint8Array(await blob.slice(start, start + segmentSize).arrayBuffer());
+    const bytes = await sealSegment({ index, count, chunk, sessionKey, signingKey });
+    yield { index, count, bytes, plainBytes: chunk.length };
+  }
+}
+
+// ---- keys and small sealed messages ---------------------------------------------
+
+/** A v3 PKESK of the session key for the reader's encryption subkey (binary). */
+export async function wrapSessionKey(sessionKey, publicKey) {
+  return encryptSessionKey({
+    ...SESSION_KEY(sessionKey),
+    encryptionKeys: publicKey,
+    format: 'binary',
+    config: PGP_CONFIG,
+  });
+}
+
+/** A signed, encrypted OpenPGP message whose literal data is UTF-8 JSON. */
+export async function sealJson(value, { encryptionKeys, signingKeys }) {
+  const message = await createMessage({ binary: utf8(JSON.stringify(value)), format: 'binary' });
+  return encrypt({ message, encryptionKeys, signingKeys, format: 'binary', config: PGP_CONFIG });
+}
+
+export async function openJson(bytes, { decryptionKeys, verificationKeys }) {
+  try {
+    const message = await readMessage({ binaryMessage: bytes, config: PGP_CONFIG });
+    const { data } = await decrypt({
+      message,
+      decryptionKeys,
+      verificationKeys,
+      expectSigned: true,
+      format: 'binary',
+      config: PGP_CONFIG,
+    });
+    return JSON.parse(fromUtf8(data));
+  } catch (err) {
+    throw new DecryptionError(undefined, { cause: err });
+  }
+}
+
+const META_KEYS = [
+  'title', 'type', 'date', 'provider', 'tags', 'filename', 'media_type',
+  'size', 'sha256', 'cid', 'segments', 'segment_size',
+];
+
+export function recordMetadata(fields) {
+  const meta = { v: 1 };
+  for (const k of META_KEYS) meta[k] = fields[k] ?? (k === 'tags' ? [] : null);
+  return meta;
+}
+
+export async function sealMetadata(fields, { publicKey, signingKey }) {
+  return sealJson(recordMetadata(fields), { encryptionKeys: publicKey, signingKeys: signingKey });
+}
+
+export async function openMetadata(bytes, { privateKey, verificationKeys }) {
+  const meta = await openJson(bytes, { decryptionKeys: privateKey, verificationKeys });
+  if (!meta || meta.v !== 1) throw new DecryptionError('unknown metadata version');
+  return meta;
+}
+
+/** The owner's session-key envelope: {"v":1,"alg":"aes256","key":"<base64>"} sealed. */
+export async function sealEnvelope(sessionKey, { publicKey, signingKey }) {
+  return sealJson(
+    { v: 1, alg: 'aes256', key: toB64(sessionKey) },
+    { encryptionKeys: publicKey, signingKeys: signingKey },
+  );
+}
+
+export async function openEnvelope(bytes, { privateKey, verificationKeys }) {
+  const env = await openJson(bytes, { decryptionKeys: privateKey, verificationKeys });
+  if (env?.v !== 1 || env.alg !== 'aes256') throw new DecryptionError('unknown envelope');
+  const key = fromB64(env.key);
+  if (key.length !== 32) throw new DecryptionError('bad session key');
+  return key;
+}
