@@ -1,0 +1,93 @@
+"""Hygieia's cryptography: the only package that imports OpenPGP and KDF libraries.
+
+Recipes, in the manner of ``cryptography.fernet``: callers never touch rPGP,
+argon2 or HKDF directly, and every failure to decrypt or verify raises the one
+opaque :class:`DecryptionError`. Formats are specified in ``docs/protocol.md``.
+"""
+
+from ._errors import CryptoError, DecryptionError, InvalidFraming, InvalidKeyMaterial
+from ._framing import SegmentFramingChecker, iter_packets
+from ._identity import (
+    MAX_ARMORED_KEY_SIZE,
+    Identity,
+    KeyInfo,
+    UnlockedKey,
+    export_secret_key,
+    generate_identity,
+    inspect_keys,
+    unlock,
+    unlock_with_passphrase,
+)
+from ._kdf import DEFAULT_KDF, DerivedKeys, KdfParams, derive_keys, derive_master, new_salt
+from ._messages import (
+    open_message,
+    open_session_key_envelope,
+    seal_message,
+    seal_session_key_envelope,
+)
+from ._records import (
+    SEGMENT_SIZE,
+    make_pkesk,
+    max_segment_packet,
+    new_session_key,
+    open_segments,
+    pkesk_key_id,
+    seal_segments,
+    segment_count,
+)
+from ._recovery import (
+    RecoveryKeys,
+    derive_recovery_keys,
+    new_recovery_code,
+    parse_recovery_code,
+)
+from ._vault import new_vault_key, unwrap_vault_key, vault_passphrase, wrap_vault_key
+from ._verifier import dummy_verify, hash_secret, needs_rehash, verify_secret
+
+__all__ = [
+    "DEFAULT_KDF",
+    "MAX_ARMORED_KEY_SIZE",
+    "SEGMENT_SIZE",
+    "CryptoError",
+    "DecryptionError",
+    "DerivedKeys",
+    "Identity",
+    "InvalidFraming",
+    "InvalidKeyMaterial",
+    "KdfParams",
+    "KeyInfo",
+    "RecoveryKeys",
+    "SegmentFramingChecker",
+    "UnlockedKey",
+    "derive_keys",
+    "derive_master",
+    "derive_recovery_keys",
+    "dummy_verify",
+    "export_secret_key",
+    "generate_identity",
+    "hash_secret",
+    "inspect_keys",
+    "iter_packets",
+    "make_pkesk",
+    "max_segment_packet",
+    "needs_rehash",
+    "new_recovery_code",
+    "new_salt",
+    "new_session_key",
+    "new_vault_key",
+    "open_message",
+    "open_segments",
+    "open_session_key_envelope",
+    "parse_recovery_code",
+    "pkesk_key_id",
+    "seal_message",
+    "seal_segments",
+    "seal_session_key_envelope",
+    "segment_count",
+    "unlock",
+    "unlock_with_passphrase",
+    "unwrap_vault_key",
+    "vault_passphrase",
+    "verify_secret",
+    "wrap_vault_key",
+]
