@@ -65,9 +65,14 @@ def parse_recovery_code(text: str) -> bytes:
 
 
 def derive_recovery_keys(code_bytes: bytes, salt: bytes) -> RecoveryKeys:
-    """HKDF-SHA256 with the account's sign-up salt (protocol §1, recovery code)."""
+    """HKDF-SHA256 keyed by the code, salted with the account's ``recovery_salt``.
+
+    ``salt`` is the 16-byte ``recovery_salt`` chosen at sign-up (protocol §1).
+    """
     if len(code_bytes) != RECOVERY_CODE_BYTES:
         raise ValueError("recovery code must be 20 bytes")
+    if len(salt) != 16:
+        raise ValueError("recovery salt must be 16 bytes")
     return RecoveryKeys(
         wrap_key=hkdf_sha256(code_bytes, salt=salt, info=b"hygieia/recovery-wrap"),
         auth_key=hkdf_sha256(code_bytes, salt=salt, info=b"hygieia/recovery-auth"),

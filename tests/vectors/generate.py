@@ -1,0 +1,171 @@
+"""Regenerate the known-answer vectors in this folder from ``hygieia.crypto``.
+
+Run ``python -m tests.vectors.generate`` after a deliberate format change only;
+the Python tests (tests/crypto) and the browser tests (OpenPGP.js/hash-wasm)
+both recompute every value here. Byte strings are standard base64 with padding,
+each repeated as ``*_hex`` for reading.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from hygieia.crypto import (
+    KdfParams,
+    derive_keys,
+    derive_recovery_keys,
+    new_recovery_code,
+    parse_recovery_code,
+    vault_passphrase,
+    wrap_vault_key,
+)
+
+HERE = Path(__file__).parent
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def both(name: str, data: bytes) -> dict[str, str]:
+    return {name: b64(data), f"{name}_hex": data.hex()}
+
+
+def seq(start: int, n: int) -> bytes:
+    return bytes((start + i) % 256 for i in range(n))
+
+
+FULLWIDTH_HYGIEIA = "".join(chr(0xFEE0 + ord(c)) for c in "hygieia")
+
+KDF_CASES: list[tuple[str, str, bytes, KdfParams]] = [
+    ("ascii-small", "correct horse battery staple", seq(0, 16), KdfParams(m=8192, t=1, p=1)),
+    ("non-ascii", "pässwörd ☃ 医療記録", seq(16, 16), KdfParams(m=8192, t=2, p=1)),
+    # NFKC: full-width letters and the "ﬁ" ligature normalise to plain ASCII.
+    ("nfkc", FULLWIDTH_HYGIEIA + " ﬁle", seq(32, 16), KdfParams(m=8192, t=1, p=2)),
+    ("empty", "", seq(48, 16), KdfParams(m=8192, t=1, p=1)),
+    ("default-params", "correct horse battery staple", seq(64, 16), KdfParams()),
+]
+
+
+def kdf_vectors() -> dict[str, Any]:
+    cases = []
+    for name, password, salt, params in KDF_CASES:
+        keys = derive_keys(password, salt, params)
+        normalised = unicodedata.normalize("NFKC", password).encode("utf-8")
+        cases.append(
+            {
+                "name": name,
+                "password": password,
+                **both("password_nfkc_utf8", normalised),
+                **both("salt", salt),
+                "kdf": params.to_dict(),
+                **both("master", keys.master),
+                **both("auth_key", keys.auth_key),
+                **both("wrap_key", keys.wrap_key),
+            }
+        )
+    return {
+        "description": "protocol §1: master = Argon2id(NFKC(password), salt, kdf) (32 bytes); "
+        "auth_key/wrap_key = HKDF-SHA256(master, salt=none, info='hygieia/auth'|'hygieia/wrap')",
+        "cases": cases,
+    }
+
+
+def vault_vectors(kdf: dict[str, Any]) -> dict[str, Any]:
+    cases = []
+    for i, case in enumerate(kdf["cases"][:3]):
+        wrap_key = base64.b64decode(case["wrap_key"])
+        vault_key = seq(100 + i, 32)
+        nonce = seq(200 + i, 12)
+        wrapped = wrap_vault_key(vault_key, wrap_key, nonce=nonce)
+        cases.append(
+            {
+                "name": f"under wrap_key of kdf case {case['name']!r}",
+                **both("key", wrap_key),
+                **both("vault_key", vault_key),
+                **both("nonce", nonce),
+                **both("wrapped", wrapped),
+                "passphrase": vault_passphrase(vault_key),
+            }
+        )
+    good = base64.b64decode(cases[0]["wrapped"])
+    flipped = bytearray(good)
+    flipped[-1] ^= 1
+    invalid = [
+        ("tag bit flipped", bytes(flipped)),
+        ("version byte 0x02", b"\x02" + good[1:]),
+        ("truncated by one byte", good[:-1]),
+        ("one byte appended", good + b"\x00"),
+        ("empty", b""),
+    ]
+    return {
+        "description": "protocol §1 vault key: wrapped = 0x01 || nonce(12) || "
+        "AES-256-GCM(key, nonce, vault_key, aad='hygieia/vault-key/v1'); passphrase = "
+        "lowercase hex of vault_key. 'invalid' entries must fail to unwrap under cases[0].key",
+        "aad": "hygieia/vault-key/v1",
+        "cases": cases,
+        "invalid": [{"name": name, **both("wrapped", data)} for name, data in invalid],
+    }
+
+
+def recovery_vectors() -> dict[str, Any]:
+    cases = []
+    for i in range(3):
+        code_bytes = seq(40 * i + 7, 20)
+        code = new_recovery_code(code_bytes=code_bytes)
+        salt = seq(150 + i, 16)
+        keys = derive_recovery_keys(code_bytes, salt)
+        compact = code.replace("-", "")
+        variants = [code, code.lower(), " ".join(code.split("-")), compact, f"  {compact}\n"]
+        assert all(parse_recovery_code(v) == code_bytes for v in variants)
+        cases.append(
+            {
+                **both("code_bytes", code_bytes),
+                "code": code,
+                "also_parses": variants[1:],
+                **both("recovery_salt", salt),
+                **both("recovery_wrap", keys.wrap_key),
+                **both("recovery_auth", keys.auth_key),
+            }
+        )
+    return {
+        "description": "protocol §1 recovery code: base32 (RFC 4648, no padding) of 20 bytes in "
+        "8 groups of 4 joined by '-'; parsing drops '-' and whitespace and upper-cases. "
+        "recovery_wrap/auth = HKDF-SHA256(code_bytes, salt=recovery_salt, "
+        "info='hygieia/recovery-wrap'|'hygieia/recovery-auth')",
+        "cases": cases,
+        "malformed": [
+            "",
+            "AAAA-AAAA",
+            "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAA1",
+            "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAAA",
+            "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAA=",
+            "AAAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAA",
+        ],
+    }
+
+
+def build() -> dict[str, dict[str, Any]]:
+    kdf = kdf_vectors()
+    return {
+        "kdf.json": kdf,
+        "vault_wrap.json": vault_vectors(kdf),
+        "recovery.json": recovery_vectors(),
+    }
+
+
+def dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    for name, data in build().items():
+        (HERE / name).write_text(dump(data), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
