@@ -1,0 +1,46 @@
+"""Blob storage: a ``BlobStore`` interface with kubo, local and memory backends.
+
+``make_store(settings)`` picks the backend from configuration. See
+:mod:`hygieia.storage.base` for the contract every backend keeps.
+"""
+
+from __future__ import annotations
+
+from hygieia.config import Settings
+from hygieia.errors import StorageUnavailable
+from hygieia.storage._cid import CID, normalize_cid, parse_cid
+from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, SupportsCarExport
+from hygieia.storage.kubo import KuboBlobStore
+from hygieia.storage.local import LocalBlobStore
+from hygieia.storage.memory import MemoryBlobStore
+
+__all__ = [
+    "CID",
+    "BlobNotFound",
+    "BlobSource",
+    "BlobStore",
+    "KuboBlobStore",
+    "LocalBlobStore",
+    "MemoryBlobStore",
+    "StorageUnavailable",
+    "SupportsCarExport",
+    "make_store",
+    "normalize_cid",
+    "parse_cid",
+]
+
+
+def make_store(settings: Settings) -> BlobStore:
+    """The backend ``settings`` ask for: local (``data_dir/blocks``), kubo or memory."""
+    kind = settings.resolved_store()
+    if kind == "kubo":
+        if not settings.ipfs_api:
+            raise ValueError("store 'kubo' needs HYGIEIA_IPFS_API")
+        return KuboBlobStore(
+            settings.ipfs_api,
+            auth_header=settings.ipfs_api_auth or None,
+            timeout=settings.ipfs_timeout,
+        )
+    if kind == "memory":
+        return MemoryBlobStore()
+    return LocalBlobStore(settings.data_dir / "blocks")

