@@ -96,3 +96,15 @@ class StorageUnavailable(HygieiaError):
 
 class ContentMissing(HygieiaError):
     code, status, detail = "content_missing", 502, "record content is missing from the store"
+
+
+class TokenExpired(InvalidToken):
+    code, detail = "token_expired", "session token has expired"
+
+
+class TokenRevoked(InvalidToken):
+    code, detail = "token_revoked", "session token was revoked"
+
+
+class MalformedBody(BadRequest):
+    code, detail = "malformed_body", "request body is not valid JSON"

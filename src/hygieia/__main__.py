@@ -1,0 +1,3 @@
+from hygieia.client.cli import main
+
+main()

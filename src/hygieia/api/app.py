@@ -1,0 +1,122 @@
+"""Application factory: ``create_app(settings)`` wires DB, blob store, routes and errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hygieia import __version__
+from hygieia.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from hygieia.api.routes import auth, meta
+from hygieia.config import Settings
+from hygieia.db.engine import make_engine, migrate, session_factory
+from hygieia.errors import HygieiaError, RateLimited
+
+log = logging.getLogger("hygieia")
+
+API = "/api/v1"
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return 400, "malformed_body", "request body is not valid JSON"
+    # Name the fields and the rule, never echo the submitted value (it may be a secret).
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = str(err.get("msg", "invalid"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return 422, "validation_error", "; ".join(parts) or "request failed validation"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HygieiaError)
+    async def _hygieia(_: Request, exc: HygieiaError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        if exc.status >= 500:
+            log.warning("request failed: %s", exc.code)
+        return _error(exc.status, exc.code, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, code, detail = _validation_detail(exc)
+        return _error(status, code, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else code
+        return _error(exc.status_code, code, detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", type(exc).__name__)
+        return _error(500, "internal_error", "internal error")
+
+
+def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
+    """Build the app. ``store`` overrides the configured blob store (tests)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(engine)
+        app.state.store = store if store is not None else _make_store(settings)
+        yield
+        close = getattr(app.state.store, "close", None)
+        if close is not None:
+            close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="Hygieia",
+        version=__version__,
+        summary="End-to-end encrypted vault for personal medical records",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = session_factory(engine)
+    install_error_handlers(app)
+    app.include_router(meta.router, prefix=API)
+    app.include_router(auth.router, prefix=API)
+
+    def limit_for(path: str) -> int:
+        if path.startswith(f"{API}/records") and path.rstrip("/").endswith("records"):
+            return settings.max_record_bytes + 1024 * 1024
+        return settings.max_json_bytes
+
+    if STATIC.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="web")
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
+
+
+def _make_store(settings: Settings) -> Any:
+    from hygieia.storage import make_store
+
+    return make_store(settings)

@@ -1,0 +1,72 @@
+"""FastAPI dependencies: DB session, settings, current user, client address."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from hygieia.config import Settings
+from hygieia.db.models import AuthSession, User
+from hygieia.errors import InvalidToken, Unauthorized
+from hygieia.services import accounts
+from hygieia.services.accounts import Limits
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    db: Session = request.app.state.sessionmaker()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_limits(request: Request) -> Limits:
+    s: Settings = request.app.state.settings
+    return Limits(
+        session_ttl_seconds=s.session_ttl_seconds,
+        login_max_failures=s.login_max_failures,
+        login_window_seconds=s.login_window_seconds,
+    )
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+AddressDep = Annotated[str, Depends(client_address)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized()
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 256:
+        raise InvalidToken()
+    return token
+
+
+def current_session(
+    db: SessionDep, token: Annotated[str, Depends(bearer_token)]
+) -> tuple[User, AuthSession]:
+    return accounts.authenticate(db, token=token)
+
+
+def current_user(auth: Annotated[tuple[User, AuthSession], Depends(current_session)]) -> User:
+    return auth[0]
+
+
+AuthDep = Annotated[tuple[User, AuthSession], Depends(current_session)]
+CurrentUser = Annotated[User, Depends(current_user)]

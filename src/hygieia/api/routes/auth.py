@@ -1,0 +1,171 @@
+"""Zero-knowledge account routes (DESIGN §3, docs/protocol.md §4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from hygieia.api.deps import AddressDep, AuthDep, CurrentUser, LimitsDep, SessionDep
+from hygieia.api.schemas import (
+    AccountPublic,
+    Email,
+    LoginCreate,
+    PasswordChange,
+    PreloginPublic,
+    RecoverComplete,
+    RecoverCreate,
+    RecoveryPublic,
+    SessionPublic,
+    SignupCreate,
+    SignupPublic,
+    UserKeyPublic,
+    b64,
+)
+from hygieia.db.models import User
+from hygieia.services import accounts
+
+router = APIRouter(tags=["accounts"])
+
+
+def account_public(user: User) -> AccountPublic:
+    return AccountPublic(
+        id=user.id,
+        email=user.email,
+        fingerprint=user.fingerprint,
+        encryption_key_id=user.encryption_key_id,
+        public_key=user.public_key,
+        locked_secret_key=user.locked_secret_key,
+        wrapped_vault_key=b64(user.wrapped_vault_key),
+        kdf=user.kdf,
+        salt=b64(user.salt),
+        created_at=user.created_at,
+    )
+
+
+def session_public(issued: accounts.IssuedSession) -> SessionPublic:
+    return SessionPublic(
+        token=issued.token, expires_at=issued.expires_at, account=account_public(issued.user)
+    )
+
+
+@router.get("/auth/prelogin", response_model=PreloginPublic)
+def prelogin(db: SessionDep, email: Annotated[Email, Query()]) -> PreloginPublic:
+    """KDF parameters and salts for an email (stable fake ones for unknown emails)."""
+    info = accounts.prelogin(db, email=email)
+    return PreloginPublic(kdf=info.kdf, salt=b64(info.salt), recovery_salt=b64(info.recovery_salt))
+
+
+@router.post("/auth/signup", response_model=SignupPublic, status_code=201)
+def signup(body: SignupCreate, db: SessionDep, address: AddressDep) -> SignupPublic:
+    """Create an account from client-made keys and KDF outputs."""
+    user = accounts.signup(
+        db,
+        email=body.email,
+        kdf=body.kdf.model_dump(),
+        salt=body.salt,
+        recovery_salt=body.recovery_salt,
+        auth_key=body.auth_key,
+        public_key=body.public_key,
+        locked_secret_key=body.locked_secret_key,
+        wrapped_vault_key=body.wrapped_vault_key,
+        recovery_wrapped_vault_key=body.recovery_wrapped_vault_key,
+        recovery_verifier=body.recovery_verifier,
+        address=address,
+    )
+    return SignupPublic(id=user.id, email=user.email, fingerprint=user.fingerprint)
+
+
+@router.post("/auth/login", response_model=SessionPublic)
+def login(
+    body: LoginCreate, db: SessionDep, address: AddressDep, limits: LimitsDep
+) -> SessionPublic:
+    """Exchange ``auth_key`` for a session token."""
+    issued = accounts.login(
+        db,
+        email=body.email,
+        auth_key=body.auth_key,
+        address=address,
+        limits=limits,
+    )
+    return session_public(issued)
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(auth: AuthDep, db: SessionDep) -> Response:
+    """Revoke the presented session token."""
+    accounts.logout(db, session=auth[1])
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=AccountPublic)
+def me(user: CurrentUser) -> AccountPublic:
+    """The account, its public key, locked secret key and wrapped vault key."""
+    return account_public(user)
+
+
+@router.post("/auth/password", status_code=204)
+def change_password(
+    body: PasswordChange, auth: AuthDep, db: SessionDep, address: AddressDep, limits: LimitsDep
+) -> Response:
+    """Re-wrap the vault key under a new password; revokes every other session."""
+    user, session = auth
+    accounts.change_password(
+        db,
+        user=user,
+        session=session,
+        auth_key=body.auth_key,
+        new_auth_key=body.new_auth_key,
+        new_salt=body.new_salt,
+        new_kdf=body.new_kdf.model_dump(),
+        new_wrapped_vault_key=body.new_wrapped_vault_key,
+        address=address,
+        limits=limits,
+    )
+    return Response(status_code=204)
+
+
+@router.post("/auth/recover", response_model=RecoveryPublic)
+def recover(
+    body: RecoverCreate, db: SessionDep, address: AddressDep, limits: LimitsDep
+) -> RecoveryPublic:
+    """Prove the recovery code; get the recovery-wrapped vault key and a one-time grant."""
+    grant = accounts.start_recovery(
+        db,
+        email=body.email,
+        recovery_auth=body.recovery_auth,
+        address=address,
+        limits=limits,
+    )
+    return RecoveryPublic(
+        recovery_token=grant.token,
+        recovery_salt=b64(grant.recovery_salt),
+        recovery_wrapped_vault_key=b64(grant.recovery_wrapped_vault_key),
+    )
+
+
+@router.post("/auth/recover/complete", response_model=SessionPublic)
+def recover_complete(
+    body: RecoverComplete, db: SessionDep, address: AddressDep, limits: LimitsDep
+) -> SessionPublic:
+    """Set a new password with a recovery grant; revokes every earlier session."""
+    issued = accounts.complete_recovery(
+        db,
+        recovery_token=body.recovery_token,
+        new_auth_key=body.new_auth_key,
+        new_salt=body.new_salt,
+        new_kdf=body.new_kdf.model_dump(),
+        new_wrapped_vault_key=body.new_wrapped_vault_key,
+        address=address,
+        limits=limits,
+    )
+    return session_public(issued)
+
+
+@router.get("/users/{email}/key", response_model=UserKeyPublic)
+def user_key(email: Email, user: CurrentUser, db: SessionDep) -> UserKeyPublic:
+    """Another account's public key (for sharing)."""
+    other = accounts.public_key_of(db, email=email)
+    return UserKeyPublic(
+        email=other.email, fingerprint=other.fingerprint, public_key=other.public_key
+    )

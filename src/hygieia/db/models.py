@@ -1,0 +1,157 @@
+"""SQLAlchemy models. The server stores ciphertext, public keys and hashes only.
+
+No column holds a password, an unlocked key, a vault key or plaintext record metadata.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Password-derived login material (DESIGN §3): KDF parameters, salt, hash of auth_key.
+    kdf: Mapped[dict[str, Any]] = mapped_column(JSON)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(64))
+    auth_hash: Mapped[str] = mapped_column(String(255))
+    recovery_salt: Mapped[bytes] = mapped_column(LargeBinary(64))
+    recovery_hash: Mapped[str] = mapped_column(String(255))
+    # OpenPGP identity: public key and the vault-key-locked secret key.
+    public_key: Mapped[str] = mapped_column(Text)
+    locked_secret_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(40), unique=True)
+    encryption_key_id: Mapped[str] = mapped_column(String(16))
+    wrapped_vault_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+    recovery_wrapped_vault_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+
+    sessions: Mapped[list[AuthSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class AuthSession(Base):
+    """A login session or a one-time recovery grant; only the token's SHA-256 is kept."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "session" | "recovery"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class LoginFailure(Base):
+    """Failed login/recovery attempts, for rate limiting across replicas."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_scope_key_at", "scope", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))  # "account" | "address"
+    key: Mapped[str] = mapped_column(String(64))  # SHA-256 of the email or address
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """Security-relevant events. ``detail`` never holds secrets or record metadata."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    event: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ServerSecret(Base):
+    """Server-wide random secrets shared by all replicas (e.g. the prelogin HMAC key)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class Record(Base):
+    """A sealed record: its ciphertext lives in the blob store under ``cid``."""
+
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    cid: Mapped[str] = mapped_column(String(128), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    segments: Mapped[int] = mapped_column(Integer)
+    owner_pkesk: Mapped[bytes] = mapped_column(LargeBinary(1024))
+    session_key_envelope: Mapped[bytes] = mapped_column(LargeBinary(8192))
+    sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(65536))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PendingPin(Base):
+    """A pin taken before its record row is committed; reconcile removes stale ones."""
+
+    __tablename__ = "pending_pins"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    cid: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,1 @@
+"""Business rules: every check (ownership, limits, key validation) lives here, once."""

@@ -1,0 +1,374 @@
+"""Accounts: zero-knowledge sign-up and login, sessions, password change, recovery.
+
+The server only ever sees ``auth_key`` (a KDF output; stored as an Argon2id hash), the
+recovery verifier (likewise), wrapped vault keys, the public key and the vault-key-locked
+secret key. It can't unlock anything it holds (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hygieia import crypto
+from hygieia.db.models import AuthSession, ServerSecret, User
+from hygieia.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidKey,
+    InvalidRecoveryCode,
+    InvalidToken,
+    KeyMismatch,
+    NotFound,
+    TokenExpired,
+    TokenRevoked,
+    UnlockedSecretKey,
+    ValidationFailed,
+)
+from hygieia.services import ratelimit
+from hygieia.services.audit import record_event
+from hygieia.services.common import Clock, new_token, token_hash, utcnow
+
+RECOVERY_TOKEN_TTL = timedelta(minutes=10)
+SALT_BYTES = 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    session_ttl_seconds: int
+    login_max_failures: int
+    login_window_seconds: int
+
+
+@dataclass(frozen=True)
+class PreloginInfo:
+    kdf: dict[str, Any]
+    salt: bytes
+    recovery_salt: bytes
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    token: str
+    expires_at: datetime
+    user: User
+
+
+@dataclass(frozen=True)
+class RecoveryGrant:
+    token: str
+    recovery_salt: bytes
+    recovery_wrapped_vault_key: bytes
+
+
+def server_secret(db: Session, name: str) -> bytes:
+    """Return (creating once, race-safely) a random server-wide secret kept in the DB."""
+    row = db.get(ServerSecret, name)
+    if row is not None:
+        return row.value
+    try:
+        with db.begin_nested():
+            db.add(ServerSecret(name=name, value=secrets.token_bytes(32)))
+    except IntegrityError:
+        pass
+    db.commit()
+    row = db.get(ServerSecret, name)
+    assert row is not None
+    return row.value
+
+
+def _find_user(db: Session, email: str) -> User | None:
+    return db.scalar(select(User).where(User.email == email))
+
+
+def _check_kdf(kdf: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return crypto.KdfParams.from_dict(kdf).to_dict()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValidationFailed("unsupported KDF parameters") from exc
+
+
+def prelogin(db: Session, *, email: str) -> PreloginInfo:
+    """KDF parameters for ``email``; stable fake ones for unknown emails (no probing)."""
+    user = _find_user(db, email)
+    if user is not None:
+        return PreloginInfo(kdf=user.kdf, salt=user.salt, recovery_salt=user.recovery_salt)
+    key = server_secret(db, "prelogin")
+    mac = hmac.new(key, email.encode("utf-8"), hashlib.sha256).digest()
+    mac2 = hmac.new(key, b"recovery\x00" + email.encode("utf-8"), hashlib.sha256).digest()
+    return PreloginInfo(
+        kdf=crypto.DEFAULT_KDF.to_dict(), salt=mac[:SALT_BYTES], recovery_salt=mac2[:SALT_BYTES]
+    )
+
+
+def signup(
+    db: Session,
+    *,
+    email: str,
+    kdf: dict[str, Any],
+    salt: bytes,
+    recovery_salt: bytes,
+    auth_key: bytes,
+    public_key: str,
+    locked_secret_key: str,
+    wrapped_vault_key: bytes,
+    recovery_wrapped_vault_key: bytes,
+    recovery_verifier: bytes,
+    address: str,
+    now: Clock = utcnow,
+) -> User:
+    kdf = _check_kdf(kdf)
+    if salt == recovery_salt:
+        raise ValidationFailed("salt and recovery_salt must differ")
+    try:
+        info = crypto.inspect_keys(public_key, locked_secret_key)
+    except crypto.InvalidKeyMaterial as exc:
+        raise {
+            "unlocked_secret_key": UnlockedSecretKey,
+            "key_mismatch": KeyMismatch,
+        }.get(exc.reason, InvalidKey)() from exc
+    if _find_user(db, email) is not None:
+        raise EmailTaken()
+    user = User(
+        email=email,
+        created_at=now(),
+        kdf=kdf,
+        salt=salt,
+        auth_hash=crypto.hash_secret(auth_key),
+        recovery_salt=recovery_salt,
+        recovery_hash=crypto.hash_secret(recovery_verifier),
+        public_key=public_key,
+        locked_secret_key=locked_secret_key,
+        fingerprint=info.fingerprint,
+        encryption_key_id=info.encryption_key_id,
+        wrapped_vault_key=wrapped_vault_key,
+        recovery_wrapped_vault_key=recovery_wrapped_vault_key,
+    )
+    db.add(user)
+    try:
+        db.flush()
+    except IntegrityError as exc:
+        db.rollback()
+        raise EmailTaken("an account with this email or key exists") from exc
+    record_event(db, event="account.signup", user_id=user.id, address=address, now=now)
+    db.commit()
+    return user
+
+
+def _issue(
+    db: Session, *, user: User, kind: str, ttl: timedelta, now: Clock
+) -> tuple[str, datetime]:
+    token = new_token()
+    at = now()
+    db.add(
+        AuthSession(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            kind=kind,
+            created_at=at,
+            expires_at=at + ttl,
+        )
+    )
+    return token, at + ttl
+
+
+def login(
+    db: Session, *, email: str, auth_key: bytes, address: str, limits: Limits, now: Clock = utcnow
+) -> IssuedSession:
+    ratelimit.check(
+        db,
+        account=email,
+        address=address,
+        max_failures=limits.login_max_failures,
+        window_seconds=limits.login_window_seconds,
+        now=now,
+    )
+    user = _find_user(db, email)
+    if user is None:
+        crypto.dummy_verify(auth_key)  # same cost as a real check: timing reveals nothing
+        ok = False
+    else:
+        ok = crypto.verify_secret(user.auth_hash, auth_key)
+    if not ok:
+        ratelimit.record_failure(db, account=email, address=address, now=now)
+        record_event(
+            db,
+            event="auth.login_failed",
+            user_id=user.id if user else None,
+            address=address,
+            now=now,
+        )
+        db.commit()
+        raise InvalidCredentials()
+    assert user is not None
+    ratelimit.clear_account(db, account=email)
+    token, expires = _issue(
+        db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
+    )
+    record_event(db, event="auth.login", user_id=user.id, address=address, now=now)
+    db.commit()
+    return IssuedSession(token=token, expires_at=expires, user=user)
+
+
+def _live_session(db: Session, *, token: str, kind: str, now: Clock) -> AuthSession:
+    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    if row is None or row.kind != kind:
+        raise InvalidToken()
+    if row.revoked_at is not None:
+        raise TokenRevoked()
+    if row.expires_at <= now():
+        raise TokenExpired()
+    return row
+
+
+def authenticate(db: Session, *, token: str, now: Clock = utcnow) -> tuple[User, AuthSession]:
+    row = _live_session(db, token=token, kind="session", now=now)
+    return row.user, row
+
+
+def logout(db: Session, *, session: AuthSession, now: Clock = utcnow) -> None:
+    session.revoked_at = now()
+    record_event(db, event="auth.logout", user_id=session.user_id, now=now)
+    db.commit()
+
+
+def _revoke_all(db: Session, *, user_id: str, except_id: str | None, now: Clock) -> None:
+    stmt = update(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+    )
+    if except_id is not None:
+        stmt = stmt.where(AuthSession.id != except_id)
+    db.execute(stmt.values(revoked_at=now()))
+
+
+def change_password(
+    db: Session,
+    *,
+    user: User,
+    session: AuthSession,
+    auth_key: bytes,
+    new_auth_key: bytes,
+    new_salt: bytes,
+    new_kdf: dict[str, Any],
+    new_wrapped_vault_key: bytes,
+    address: str,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> None:
+    """Re-wrap the vault key under a new password; the locked secret key never changes."""
+    new_kdf = _check_kdf(new_kdf)
+    ratelimit.check(
+        db,
+        account=user.email,
+        address=address,
+        max_failures=limits.login_max_failures,
+        window_seconds=limits.login_window_seconds,
+        now=now,
+    )
+    if not crypto.verify_secret(user.auth_hash, auth_key):
+        ratelimit.record_failure(db, account=user.email, address=address, now=now)
+        record_event(
+            db, event="auth.password_change_failed", user_id=user.id, address=address, now=now
+        )
+        db.commit()
+        raise InvalidCredentials("current password is wrong")
+    if new_salt == user.recovery_salt:
+        raise ValidationFailed("salt and recovery_salt must differ")
+    user.kdf = new_kdf
+    user.salt = new_salt
+    user.auth_hash = crypto.hash_secret(new_auth_key)
+    user.wrapped_vault_key = new_wrapped_vault_key
+    _revoke_all(db, user_id=user.id, except_id=session.id, now=now)
+    record_event(db, event="auth.password_changed", user_id=user.id, address=address, now=now)
+    db.commit()
+
+
+def start_recovery(
+    db: Session,
+    *,
+    email: str,
+    recovery_auth: bytes,
+    address: str,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> RecoveryGrant:
+    ratelimit.check(
+        db,
+        account=email,
+        address=address,
+        max_failures=limits.login_max_failures,
+        window_seconds=limits.login_window_seconds,
+        now=now,
+    )
+    user = _find_user(db, email)
+    if user is None:
+        crypto.dummy_verify(recovery_auth)
+        ok = False
+    else:
+        ok = crypto.verify_secret(user.recovery_hash, recovery_auth)
+    if not ok:
+        ratelimit.record_failure(db, account=email, address=address, now=now)
+        record_event(
+            db,
+            event="auth.recovery_failed",
+            user_id=user.id if user else None,
+            address=address,
+            now=now,
+        )
+        db.commit()
+        raise InvalidRecoveryCode()
+    assert user is not None
+    token, _ = _issue(db, user=user, kind="recovery", ttl=RECOVERY_TOKEN_TTL, now=now)
+    record_event(db, event="auth.recovery_started", user_id=user.id, address=address, now=now)
+    db.commit()
+    return RecoveryGrant(
+        token=token,
+        recovery_salt=user.recovery_salt,
+        recovery_wrapped_vault_key=user.recovery_wrapped_vault_key,
+    )
+
+
+def complete_recovery(
+    db: Session,
+    *,
+    recovery_token: str,
+    new_auth_key: bytes,
+    new_salt: bytes,
+    new_kdf: dict[str, Any],
+    new_wrapped_vault_key: bytes,
+    address: str,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> IssuedSession:
+    new_kdf = _check_kdf(new_kdf)
+    grant = _live_session(db, token=recovery_token, kind="recovery", now=now)
+    user = grant.user
+    if new_salt == user.recovery_salt:
+        raise ValidationFailed("salt and recovery_salt must differ")
+    user.kdf = new_kdf
+    user.salt = new_salt
+    user.auth_hash = crypto.hash_secret(new_auth_key)
+    user.wrapped_vault_key = new_wrapped_vault_key
+    _revoke_all(db, user_id=user.id, except_id=None, now=now)
+    ratelimit.clear_account(db, account=user.email)
+    token, expires = _issue(
+        db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
+    )
+    record_event(db, event="auth.recovered", user_id=user.id, address=address, now=now)
+    db.commit()
+    return IssuedSession(token=token, expires_at=expires, user=user)
+
+
+def public_key_of(db: Session, *, email: str) -> User:
+    user = _find_user(db, email)
+    if user is None:
+        raise NotFound("no such user")
+    return user

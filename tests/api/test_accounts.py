@@ -1,0 +1,202 @@
+"""Account flows through the real HTTP API and the Python SDK, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from hygieia import crypto
+from hygieia.client import account as acct
+from hygieia.client.sdk import ApiError
+from tests.api.conftest import LiveApp
+
+PASSWORD = "correct horse battery staple ünïcødé"
+
+
+def test_signup_login_me_logout(live: LiveApp) -> None:
+    api = live.client()
+    result = acct.signup(api, "Alice@Example.org", PASSWORD)
+    assert result.account["email"] == "alice@example.org"
+    assert len(crypto.parse_recovery_code(result.recovery_code)) == 20
+
+    session = acct.login(api, "alice@example.org", PASSWORD)
+    me = live.client(session.token).me()
+    assert me["fingerprint"] == result.account["fingerprint"]
+    # The vault key from the password unlocks the stored secret key.
+    crypto.unlock(me["locked_secret_key"], session.vault_key)
+
+    live.client(session.token).logout()
+    with pytest.raises(ApiError) as exc:
+        live.client(session.token).me()
+    assert exc.value.status == 401 and exc.value.code == "token_revoked"
+
+
+def test_duplicate_email_refused(live: LiveApp) -> None:
+    api = live.client()
+    acct.signup(api, "bob@example.org", PASSWORD)
+    with pytest.raises(ApiError) as exc:
+        acct.signup(api, "BOB@example.org", PASSWORD)
+    assert exc.value.status == 409 and exc.value.code == "email_taken"
+
+
+def test_prelogin_does_not_reveal_accounts(live: LiveApp) -> None:
+    api = live.client()
+    acct.signup(api, "real@example.org", PASSWORD)
+    real = api.prelogin("real@example.org")
+    fake1 = api.prelogin("ghost@example.org")
+    fake2 = api.prelogin("ghost@example.org")
+    assert fake1 == fake2  # stable
+    assert fake1 != api.prelogin("ghost2@example.org")
+    assert set(real) == set(fake1)
+    assert real["kdf"] == fake1["kdf"]
+    for info in (real, fake1):
+        assert len(base64.b64decode(info["salt"])) == 16
+        assert info["salt"] != info["recovery_salt"]
+
+
+def test_login_failure_identical_for_unknown_and_wrong_password(live: LiveApp) -> None:
+    api = live.client()
+    acct.signup(api, "carol@example.org", PASSWORD)
+    with pytest.raises(ApiError) as wrong:
+        acct.login(api, "carol@example.org", "not the password")
+    with pytest.raises(ApiError) as unknown:
+        acct.login(api, "nobody@example.org", "not the password")
+    assert (wrong.value.status, wrong.value.code, wrong.value.detail) == (
+        unknown.value.status,
+        unknown.value.code,
+        unknown.value.detail,
+    )
+    assert wrong.value.code == "invalid_credentials"
+
+
+def test_change_password_rewraps_and_revokes_other_sessions(live: LiveApp) -> None:
+    api = live.client()
+    acct.signup(api, "dave@example.org", PASSWORD)
+    first = acct.login(live.client(), "dave@example.org", PASSWORD)
+    second = acct.login(live.client(), "dave@example.org", PASSWORD)
+    before = live.client(first.token).me()
+
+    acct.change_password(live.client(first.token), PASSWORD, "a brand new passphrase 42")
+
+    # The session that changed it lives on; the other one is revoked.
+    after = live.client(first.token).me()
+    with pytest.raises(ApiError) as exc:
+        live.client(second.token).me()
+    assert exc.value.code == "token_revoked"
+    # The locked secret key never changes; the vault key is the same.
+    assert after["locked_secret_key"] == before["locked_secret_key"]
+    assert after["wrapped_vault_key"] != before["wrapped_vault_key"]
+    new = acct.login(live.client(), "dave@example.org", "a brand new passphrase 42")
+    assert new.vault_key == first.vault_key
+    with pytest.raises(ApiError) as old:
+        acct.login(live.client(), "dave@example.org", PASSWORD)
+    assert old.value.code == "invalid_credentials"
+
+
+def test_change_password_with_wrong_current_password_is_refused(live: LiveApp) -> None:
+    api = live.client()
+    acct.signup(api, "erin@example.org", PASSWORD)
+    s = acct.login(api, "erin@example.org", PASSWORD)
+    with pytest.raises(crypto.DecryptionError):
+        acct.change_password(live.client(s.token), "wrong", "new password here!")
+    # Even a client that skips the local check is refused by the server.
+    keys = crypto.derive_keys("wrong", crypto.new_salt(), crypto.DEFAULT_KDF)
+    body = {
+        "auth_key": base64.b64encode(keys.auth_key).decode(),
+        "new_auth_key": base64.b64encode(keys.auth_key).decode(),
+        "new_salt": base64.b64encode(crypto.new_salt()).decode(),
+        "new_kdf": crypto.DEFAULT_KDF.to_dict(),
+        "new_wrapped_vault_key": base64.b64encode(bytes(61)).decode(),
+    }
+    with pytest.raises(ApiError) as exc:
+        live.client(s.token).change_password(body)
+    assert exc.value.code == "invalid_credentials"
+    acct.login(live.client(), "erin@example.org", PASSWORD)  # unchanged
+
+
+def test_recovery_sets_new_password_and_loses_nothing(live: LiveApp) -> None:
+    api = live.client()
+    result = acct.signup(api, "frank@example.org", PASSWORD)
+    old = acct.login(live.client(), "frank@example.org", PASSWORD)
+    before = live.client(old.token).me()
+
+    recovered = acct.recover(
+        live.client(), "frank@example.org", result.recovery_code.lower(), "recovered passphrase!"
+    )
+    assert recovered.vault_key == old.vault_key
+    after = live.client(recovered.token).me()
+    assert after["locked_secret_key"] == before["locked_secret_key"]
+    with pytest.raises(ApiError) as exc:
+        live.client(old.token).me()
+    assert exc.value.code == "token_revoked"
+    acct.login(live.client(), "frank@example.org", "recovered passphrase!")
+    # The recovery code keeps working (it is not consumed), a wrong one does not.
+    acct.recover(live.client(), "frank@example.org", result.recovery_code, "third password!!")
+    with pytest.raises(ApiError) as bad:
+        acct.recover(live.client(), "frank@example.org", crypto.new_recovery_code(), "x" * 20)
+    assert bad.value.code == "invalid_recovery_code"
+
+
+def test_recovery_grant_is_single_use(live: LiveApp) -> None:
+    api = live.client()
+    result = acct.signup(api, "gina@example.org", PASSWORD)
+    pre = api.prelogin("gina@example.org")
+    rkeys = crypto.derive_recovery_keys(
+        crypto.parse_recovery_code(result.recovery_code), base64.b64decode(pre["recovery_salt"])
+    )
+    grant = api.recover("gina@example.org", base64.b64encode(rkeys.auth_key).decode())
+    vault_key = crypto.unwrap_vault_key(
+        base64.b64decode(grant["recovery_wrapped_vault_key"]), rkeys.wrap_key
+    )
+    body = {
+        "recovery_token": grant["recovery_token"],
+        **acct._new_password_material("pw one!!", vault_key),
+    }
+    api.recover_complete(body)
+    with pytest.raises(ApiError) as exc:
+        api.recover_complete(body)
+    assert exc.value.status == 401
+    # A recovery grant is not a session token.
+    with pytest.raises(ApiError) as exc2:
+        live.client(grant["recovery_token"]).me()
+    assert exc2.value.status == 401
+
+
+@pytest.fixture
+def strict_limits(app_settings):  # type: ignore[no-untyped-def]
+    app_settings.login_max_failures = 3
+    return app_settings
+
+
+def test_login_rate_limited_per_account(strict_limits, live: LiveApp) -> None:  # type: ignore[no-untyped-def]
+    api = live.client()
+    acct.signup(api, "hank@example.org", PASSWORD)
+    for _ in range(3):
+        with pytest.raises(ApiError):
+            acct.login(api, "hank@example.org", "guess")
+    with pytest.raises(ApiError) as exc:
+        acct.login(api, "hank@example.org", PASSWORD)  # even the right password
+    assert exc.value.status == 429 and exc.value.code == "rate_limited"
+
+
+def test_login_rate_limited_per_address(strict_limits, live: LiveApp) -> None:  # type: ignore[no-untyped-def]
+    api = live.client()
+    for i in range(3):
+        with pytest.raises(ApiError):
+            acct.login(api, f"spray{i}@example.org", "guess")
+    with pytest.raises(ApiError) as exc:
+        acct.login(api, "someone-else@example.org", "guess")
+    assert exc.value.code == "rate_limited"
+
+
+def test_user_key_lookup(live: LiveApp) -> None:
+    api = live.client()
+    bob = acct.signup(api, "ivy@example.org", PASSWORD)
+    acct.signup(api, "jack@example.org", PASSWORD)
+    s = acct.login(live.client(), "jack@example.org", PASSWORD)
+    key = live.client(s.token).user_key("ivy@example.org")
+    assert key["fingerprint"] == bob.account["fingerprint"]
+    with pytest.raises(ApiError) as exc:
+        live.client(s.token).user_key("nobody@example.org")
+    assert exc.value.status == 404

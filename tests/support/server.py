@@ -1,0 +1,96 @@
+"""Real servers for tests: a ``hygieia serve`` subprocess, or uvicorn in a thread."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(
+    base_url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not become healthy")
+
+
+@contextmanager
+def running_server(data_dir: Path, log_path: Path | None = None, **env: str) -> Iterator[str]:
+    """Start ``python -m hygieia serve`` on a free port; yield its base URL.
+
+    ``env`` adds ``HYGIEIA_*`` variables (without the prefix, e.g. ``DATABASE_URL=...``).
+    The server's stdout/stderr go to ``log_path`` (default ``data_dir/server.log``).
+    """
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or data_dir / "server.log"
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("HYGIEIA_")}
+    child_env.update(
+        {
+            "HYGIEIA_HOST": "127.0.0.1",
+            "HYGIEIA_PORT": str(port),
+            "HYGIEIA_DATA_DIR": str(data_dir),
+            "HYGIEIA_LOG_LEVEL": "debug",
+        }
+    )
+    child_env.update({f"HYGIEIA_{k.upper()}": v for k, v in env.items()})
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hygieia", "serve"],
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc=proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def threaded_server(app: object) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread (real HTTP, same process)."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
