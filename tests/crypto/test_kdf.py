@@ -16,7 +16,8 @@ VECTORS = Path(__file__).parents[1] / "vectors"
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads((VECTORS / name).read_text(encoding="utf-8"))
+    return data
 
 
 def hkdf_reference(ikm: bytes, info: bytes, salt: bytes = b"") -> bytes:

@@ -22,4 +22,4 @@ def test_verify_never_raises() -> None:
 
 
 def test_dummy_verify_runs() -> None:
-    assert crypto.dummy_verify(os.urandom(32)) is None
+    crypto.dummy_verify(os.urandom(32))

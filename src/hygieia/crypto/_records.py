@@ -111,6 +111,17 @@ def seal_segments(
     """
     _check_session_key(session_key)
     total = segment_count(size, segment_size)
+    return _seal_segments(source, session_key, signer, size, segment_size, total)
+
+
+def _seal_segments(
+    source: BinaryIO,
+    session_key: bytes,
+    signer: UnlockedKey,
+    size: int,
+    segment_size: int,
+    total: int,
+) -> Iterator[bytes]:
     for index in range(total):
         want = min(segment_size, size - index * segment_size)
         chunk = _read_chunk(source, want)
@@ -151,6 +162,17 @@ def open_segments(
     except InvalidKeyMaterial:
         raise DecryptionError() from None
     limit = max_packet if max_packet is not None else max_segment_packet()
+    return _open_segments(source, signer, session_key, pkesk, key, limit)
+
+
+def _open_segments(
+    source: BinaryIO,
+    signer: SignedPublicKey,
+    session_key: bytes | None,
+    pkesk: bytes | None,
+    key: UnlockedKey | None,
+    limit: int,
+) -> Iterator[bytes]:
     expected_total: int | None = None
     index = 0
     try:
