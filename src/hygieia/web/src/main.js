@@ -1,2 +1,309 @@
-// Entry point of the browser client.
+// Entry point of the browser client: wires the views to the account and record flows.
+import * as accounts from './accounts.js';
+import { Api, ApiError } from './api.js';
+import { DecryptionError } from './crypto/errors.js';
+import { initRecords, renderRecords, resetRecordsView } from './records-ui.js';
+import { clearSession, idleTimer, isUnlocked, lockKeys, session } from './session.js';
+import { $, clearFlash, flash, invalid, saveBlob, showView, withBusy } from './ui.js';
+
+// For the browser tests (page.evaluate(() => import('/app/main.js'))): the recipes
+// only, never the session.
 export * as crypto from './crypto/index.js';
+
+const api = new Api({ onUnauthorized: () => expire() });
+let idle = null;
+let pendingSignup = null;
+
+function message(err) {
+  if (err instanceof DecryptionError) return err.message === 'could not decrypt or verify' ? 'Decryption failed.' : `${err.message[0].toUpperCase()}${err.message.slice(1)}.`;
+  if (err instanceof ApiError) {
+    if (err.status === 0) return 'The server cannot be reached. Check your connection.';
+    if (err.status === 429) return 'Too many attempts. Wait a few minutes and try again.';
+    return err.detail || err.message;
+  }
+  if (err?.name === 'AbortError') return 'Cancelled.';
+  return err?.message || String(err);
+}
+
+/** Run a form's action with busy state and error reporting. */
+function onSubmit(form, text, action) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFlash();
+    try {
+      await withBusy(text, () => action(form), form);
+    } catch (err) {
+      flash(message(err));
+    }
+  });
+}
+
+// ---- session lifecycle ----
+
+async function enterVault() {
+  $('nav').hidden = false;
+  $('nav-email').textContent = session.account.email;
+  $('set-fingerprint').textContent = session.account.fingerprint.replace(/(.{4})/g, '$1 ').trim();
+  $('unlock-email').value = session.account.email;
+  $('pw-email').value = session.account.email;
+  for (const f of document.querySelectorAll('#view-auth form')) f.reset();
+  idle?.stop();
+  idle = idleTimer(session.config.idle_lock_seconds, lock);
+  await go('records');
+}
+
+export function lock() {
+  if (!isUnlocked()) return;
+  idle?.stop();
+  idle = null;
+  lockKeys();
+  resetRecordsView();
+  clearFlash();
+  document.querySelector('dialog[open]')?.close();
+  $('nav').hidden = true;
+  showView('locked');
+  flash('Locked after inactivity. Enter your password to continue.', { ok: true });
+}
+
+async function logout() {
+  idle?.stop();
+  idle = null;
+  try {
+    await accounts.logout(api);
+  } catch {
+    /* the token is forgotten either way */
+  }
+  clearSession();
+  resetRecordsView();
+  $('nav').hidden = true;
+  clearFlash();
+  showView('auth');
+  selectTab('login');
+}
+
+function expire() {
+  idle?.stop();
+  idle = null;
+  api.token = null;
+  clearSession();
+  resetRecordsView();
+  $('nav').hidden = true;
+  showView('auth');
+  selectTab('login');
+  flash('Your session ended. Please log in again.');
+}
+
+async function go(view) {
+  clearFlash();
+  if (!isUnlocked()) return;
+  if (view === 'records') {
+    showView('records');
+    await withBusy('Decrypting your records…', () => renderRecords(api));
+  } else {
+    showView(view);
+  }
+}
+
+// ---- auth tabs ----
+
+const TABS = ['login', 'signup', 'recover'];
+function selectTab(name, { focus = false } = {}) {
+  for (const t of TABS) {
+    const tab = $(`tab-${t}`);
+    tab.setAttribute('aria-selected', String(t === name));
+    tab.tabIndex = t === name ? 0 : -1;
+    $(`form-${t}`).hidden = t !== name;
+  }
+  if (focus) $(`tab-${name}`).focus();
+}
+
+function initTabs() {
+  for (const t of TABS) {
+    $(`tab-${t}`).addEventListener('click', () => {
+      clearFlash();
+      selectTab(t);
+    });
+    $(`tab-${t}`).addEventListener('keydown', (e) => {
+      const i = TABS.indexOf(t);
+      const next = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+      if (next) {
+        e.preventDefault();
+        selectTab(TABS[(i + next + TABS.length) % TABS.length], { focus: true });
+      } else if (e.key === 'Home' || e.key === 'End') {
+        e.preventDefault();
+        selectTab(e.key === 'Home' ? TABS[0] : TABS[TABS.length - 1], { focus: true });
+      }
+    });
+  }
+}
+
+function checkEmail(input) {
+  return /^[^@\s]+@[^@\s]+$/.test(input.value.trim()) || invalid(input, 'Enter a valid email address.');
+}
+
+function checkNewPassword(pw, pw2) {
+  if (pw.value.length < accounts.MIN_PASSWORD) {
+    return invalid(pw, `Choose a password of at least ${accounts.MIN_PASSWORD} characters.`);
+  }
+  return pw.value === pw2.value || invalid(pw2, 'The two passwords differ.');
+}
+
+function initAuth() {
+  initTabs();
+  onSubmit($('form-login'), 'Deriving your keys…', async () => {
+    if (!checkEmail($('login-email'))) return;
+    if (!$('login-password').value) return invalid($('login-password'), 'Enter your password.');
+    try {
+      await accounts.login(api, { email: $('login-email').value, password: $('login-password').value });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw new Error('Email or password is incorrect.');
+      throw err;
+    }
+    await enterVault();
+  });
+
+  onSubmit($('form-signup'), 'Creating your keys…', async () => {
+    if (!checkEmail($('signup-email'))) return;
+    if (!checkNewPassword($('signup-password'), $('signup-password2'))) return;
+    pendingSignup = await accounts.prepareSignup(api, {
+      email: $('signup-email').value,
+      password: $('signup-password').value,
+    });
+    $('signup-password').value = '';
+    $('signup-password2').value = '';
+    $('rc-code').textContent = pendingSignup.code;
+    $('rc-saved').checked = false;
+    $('rc-continue').disabled = true;
+    showView('recovery-code');
+  });
+
+  $('rc-saved').addEventListener('change', () => {
+    $('rc-continue').disabled = !$('rc-saved').checked;
+  });
+  $('rc-copy').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('rc-code').textContent);
+      flash('Recovery code copied.', { ok: true });
+    } catch {
+      flash('Copying is not allowed here: select the code and copy it yourself.');
+    }
+  });
+  $('rc-download').addEventListener('click', () => {
+    const text = `Hygieia recovery code for ${$('signup-email').value.trim()}\n\n${$('rc-code').textContent}\n\nKeep it safe: it can set a new password for your account.\n`;
+    saveBlob(new Blob([text], { type: 'text/plain' }), 'hygieia-recovery-code.txt');
+  });
+  $('rc-cancel').addEventListener('click', () => {
+    pendingSignup?.discard();
+    pendingSignup = null;
+    $('rc-code').textContent = '';
+    showView('auth');
+    selectTab('signup');
+  });
+  onSubmit($('form-rc-confirm'), 'Creating your account…', async () => {
+    if (!$('rc-saved').checked) return;
+    try {
+      await pendingSignup.submit();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 409) {
+        pendingSignup.discard();
+        pendingSignup = null;
+        showView('auth');
+        selectTab('signup');
+        throw new Error('An account with this email already exists.');
+      }
+      throw err;
+    }
+    pendingSignup = null;
+    $('rc-code').textContent = '';
+    await enterVault();
+    flash('Account created. Your records are encrypted with keys only you hold.', { ok: true });
+  });
+
+  onSubmit($('form-recover'), 'Recovering your account…', async () => {
+    if (!checkEmail($('recover-email'))) return;
+    if (!/^[A-Za-z2-7\s-]{32,48}$/.test($('recover-code').value.trim())) {
+      return invalid($('recover-code'), 'A recovery code has 32 letters and digits in groups of 4.');
+    }
+    if (!checkNewPassword($('recover-password'), $('recover-password2'))) return;
+    try {
+      await accounts.recover(api, {
+        email: $('recover-email').value,
+        code: $('recover-code').value,
+        password: $('recover-password').value,
+      });
+    } catch (err) {
+      if ((err instanceof ApiError && err.status === 401) || err instanceof RangeError || err instanceof DecryptionError) {
+        throw new Error('The email or recovery code is not correct.');
+      }
+      throw err;
+    }
+    await enterVault();
+    flash('New password set. Other devices were logged out.', { ok: true });
+  });
+
+  onSubmit($('form-unlock'), 'Unlocking…', async () => {
+    try {
+      await accounts.unlock({ password: $('unlock-password').value });
+    } catch (err) {
+      if (err instanceof DecryptionError) return invalid($('unlock-password'), 'Wrong password.');
+      throw err;
+    }
+    $('unlock-password').value = '';
+    await enterVault();
+  });
+  $('btn-locked-logout').addEventListener('click', logout);
+}
+
+function initSettings() {
+  onSubmit($('form-password'), 'Changing your password…', async (form) => {
+    if (!$('pw-current').value) return invalid($('pw-current'), 'Enter your current password.');
+    if (!checkNewPassword($('pw-new'), $('pw-new2'))) return;
+    try {
+      await accounts.changePassword(api, { current: $('pw-current').value, next: $('pw-new').value });
+    } catch (err) {
+      if (err instanceof DecryptionError || (err instanceof ApiError && err.status === 401)) {
+        return invalid($('pw-current'), 'Your current password is not correct.');
+      }
+      throw err;
+    }
+    form.reset();
+    flash('Password changed. Other devices were logged out.', { ok: true });
+  });
+
+  onSubmit($('form-export'), 'Protecting your key…', async (form) => {
+    if (!$('ex-pass').value) return invalid($('ex-pass'), 'Choose a passphrase for the exported key.');
+    if ($('ex-pass').value !== $('ex-pass2').value) return invalid($('ex-pass2'), 'The two passphrases differ.');
+    const armored = await accounts.exportSecretKey($('ex-pass').value);
+    form.reset();
+    saveBlob(new Blob([armored], { type: 'application/pgp-keys' }), `hygieia-${session.account.fingerprint.slice(-16)}-secret.asc`);
+    flash('Secret key exported. Import it with: gpg --import', { ok: true });
+  });
+  $('ex-public').addEventListener('click', () => {
+    saveBlob(new Blob([accounts.exportPublicKey()], { type: 'application/pgp-keys' }), `hygieia-${session.account.fingerprint.slice(-16)}-public.asc`);
+  });
+}
+
+function initNav() {
+  for (const b of document.querySelectorAll('[data-go]')) {
+    b.addEventListener('click', () => go(b.dataset.go));
+  }
+  $('btn-lock').addEventListener('click', lock);
+  $('btn-logout').addEventListener('click', logout);
+}
+
+async function start() {
+  initAuth();
+  initSettings();
+  initNav();
+  initRecords({ api, go, message, idle: () => idle });
+  try {
+    session.config = { ...session.config, ...(await api.config()) };
+  } catch {
+    /* keep the defaults; the server may be starting */
+  }
+  showView('auth', { focus: false });
+  selectTab('login');
+  document.body.dataset.ready = 'true';
+}
+
+start();

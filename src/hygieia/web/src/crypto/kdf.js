@@ -5,17 +5,22 @@ import { randomBytes, utf8 } from './bytes.js';
 export const DEFAULT_KDF = Object.freeze({ alg: 'argon2id', v: 19, m: 65536, t: 3, p: 1 });
 export const SALT_BYTES = 16;
 
-// Refuse parameters that would make the derivation trivially weak or hang the page
-// (a hostile server could otherwise send m=1 or m=2^31).
-function checkKdf(kdf) {
+// Bounds accepted from the wire (the same as hygieia.crypto's KdfParams): low enough
+// to refuse a downgrade to something trivially brute-forced, high enough that a
+// hostile server can't make the page allocate absurd memory or spin for minutes.
+const BOUNDS = { m: [8192, 1048576], t: [1, 10], p: [1, 4] };
+
+export function checkKdf(kdf) {
   const ok =
-    kdf &&
+    kdf !== null &&
+    typeof kdf === 'object' &&
     kdf.alg === 'argon2id' &&
     kdf.v === 19 &&
-    Number.isInteger(kdf.m) && kdf.m >= 19456 && kdf.m <= 1048576 &&
-    Number.isInteger(kdf.t) && kdf.t >= 2 && kdf.t <= 16 &&
-    Number.isInteger(kdf.p) && kdf.p >= 1 && kdf.p <= 8;
+    Object.entries(BOUNDS).every(
+      ([k, [lo, hi]]) => Number.isInteger(kdf[k]) && kdf[k] >= lo && kdf[k] <= hi,
+    );
   if (!ok) throw new RangeError('unsupported KDF parameters');
+  return kdf;
 }
 
 export function newSalt() {

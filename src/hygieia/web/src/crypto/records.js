@@ -3,6 +3,7 @@
 import {
   createMessage,
   decrypt,
+  decryptSessionKeys,
   encrypt,
   encryptSessionKey,
   readMessage,
@@ -199,6 +200,18 @@ export async function wrapSessionKey(sessionKey, publicKey) {
     format: 'binary',
     config: PGP_CONFIG,
   });
+}
+
+/** The session key from a reader's PKESK (binary) with their unlocked key. */
+export async function unwrapSessionKey(pkesk, privateKey) {
+  try {
+    const message = await readMessage({ binaryMessage: pkesk, config: PGP_CONFIG });
+    const [key] = await decryptSessionKeys({ message, decryptionKeys: privateKey, config: PGP_CONFIG });
+    if (key.algorithm !== 'aes256' || key.data.length !== 32) throw new Error('not an AES-256 key');
+    return key.data;
+  } catch (err) {
+    throw new DecryptionError(undefined, { cause: err });
+  }
 }
 
 /** A signed, encrypted OpenPGP message whose literal data is UTF-8 JSON. */

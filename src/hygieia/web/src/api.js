@@ -1,0 +1,122 @@
+// HTTP client for /api/v1. Bodies carry only ciphertext, public keys and KDF outputs.
+
+export class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail || code || `HTTP ${status}`);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const BASE = '/api/v1';
+
+async function errorFrom(res) {
+  let code = 'http_error';
+  let detail = `HTTP ${res.status}`;
+  try {
+    const body = await res.json();
+    code = body.code ?? code;
+    detail = body.detail ?? detail;
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, code, detail);
+}
+
+export class Api {
+  constructor({ onUnauthorized } = {}) {
+    this.token = null;
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  headers(extra = {}) {
+    const h = { ...extra };
+    if (this.token) h.Authorization = `Bearer ${this.token}`;
+    return h;
+  }
+
+  /** Fetch; throws ApiError on a non-2xx answer. Returns the Response. */
+  async raw(method, path, { json, body, headers, signal } = {}) {
+    const init = {
+      method,
+      headers: this.headers(headers),
+      cache: 'no-store',
+      credentials: 'omit',
+      redirect: 'error',
+      signal,
+    };
+    if (json !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(json);
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    const res = await fetch(BASE + path, init);
+    if (!res.ok) {
+      const err = await errorFrom(res);
+      if (res.status === 401 && this.token && this.onUnauthorized) this.onUnauthorized(err);
+      throw err;
+    }
+    return res;
+  }
+
+  async json(method, path, opts) {
+    const res = await this.raw(method, path, opts);
+    return res.status === 204 ? null : res.json();
+  }
+
+  /**
+   * Upload with progress (fetch has no upload progress; XHR does). `body` is a
+   * FormData or Blob; Blob parts stream from the browser's blob store.
+   */
+  upload(method, path, body, { onProgress, signal } = {}) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open(method, BASE + path);
+      for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
+      xhr.responseType = 'json';
+      if (onProgress) xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.response);
+        const r = xhr.response || {};
+        const err = new ApiError(xhr.status, r.code, r.detail);
+        if (xhr.status === 401 && this.onUnauthorized) this.onUnauthorized(err);
+        reject(err);
+      };
+      xhr.onerror = () => reject(new ApiError(0, 'network_error', 'network error'));
+      xhr.onabort = () => reject(new DOMException('upload cancelled', 'AbortError'));
+      signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+      xhr.send(body);
+    });
+  }
+
+  // ---- accounts (protocol §4) ----
+  config() {
+    return this.json('GET', '/config');
+  }
+  prelogin(email) {
+    return this.json('GET', `/auth/prelogin?email=${encodeURIComponent(email)}`);
+  }
+  signup(body) {
+    return this.json('POST', '/auth/signup', { json: body });
+  }
+  login(email, authKey) {
+    return this.json('POST', '/auth/login', { json: { email, auth_key: authKey } });
+  }
+  logout() {
+    return this.json('POST', '/auth/logout');
+  }
+  me() {
+    return this.json('GET', '/me');
+  }
+  changePassword(body) {
+    return this.json('POST', '/auth/password', { json: body });
+  }
+  recover(email, recoveryAuth) {
+    return this.json('POST', '/auth/recover', { json: { email, recovery_auth: recoveryAuth } });
+  }
+  recoverComplete(body) {
+    return this.json('POST', '/auth/recover/complete', { json: body });
+  }
+}

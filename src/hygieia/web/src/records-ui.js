@@ -1,0 +1,315 @@
+// Records views: list with filters, upload (drag and drop, metadata, progress),
+// one record (inline view, download, delete).
+import { deleteRecord, inlineKind, loadRecords, openRecord, uploadRecord } from './records.js';
+import { session } from './session.js';
+import { $, clearFlash, confirmDialog, el, flash, formatBytes, invalid, saveBlob, showView } from './ui.js';
+
+let ctx = null; // {api, go, message, idle}
+let current = null; // the record shown in view-record
+let objectUrl = null;
+let uploadAbort = null;
+let chosenFile = null;
+
+function busy() {
+  return ctx.idle()?.busy() ?? (() => {});
+}
+
+// ---- list and filters ----
+
+export async function renderRecords(api) {
+  await loadRecords(api);
+  fillFilterOptions();
+  applyFilters();
+}
+
+export function resetRecordsView() {
+  current = null;
+  chosenFile = null;
+  revokeViewer();
+  $('records-list').replaceChildren();
+  $('records-count').textContent = '';
+  $('rec-title').textContent = '';
+  $('rec-meta').replaceChildren();
+  $('form-upload').reset();
+  setChosenFile(null);
+}
+
+function fillFilterOptions() {
+  const keep = (sel, values) => {
+    const v = sel.value;
+    sel.replaceChildren(sel.options[0]);
+    for (const x of [...values].sort((a, b) => a.localeCompare(b))) sel.append(el('option', { value: x, text: x }));
+    sel.value = values.has(v) ? v : '';
+  };
+  const types = new Set();
+  const tags = new Set();
+  for (const r of session.records) {
+    if (r.meta?.type) types.add(r.meta.type);
+    for (const t of r.meta?.tags ?? []) tags.add(t);
+  }
+  keep($('f-type'), types);
+  keep($('f-tag'), tags);
+}
+
+function matches(r, { text, type, tag, from, to }) {
+  const m = r.meta;
+  if (!m) return !text && !type && !tag && !from && !to;
+  if (type && m.type !== type) return false;
+  if (tag && !(m.tags ?? []).includes(tag)) return false;
+  if (from && (!m.date || m.date < from)) return false;
+  if (to && (!m.date || m.date > to)) return false;
+  if (text) {
+    const hay = [m.title, m.type, m.provider, m.filename, ...(m.tags ?? [])].join('\n').toLowerCase();
+    return text.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+  }
+  return true;
+}
+
+function applyFilters() {
+  const f = {
+    text: $('f-text').value.trim(),
+    type: $('f-type').value,
+    tag: $('f-tag').value,
+    from: $('f-from').value,
+    to: $('f-to').value,
+  };
+  const sorted = [...session.records].sort((a, b) =>
+    (b.meta?.date ?? '').localeCompare(a.meta?.date ?? '') || String(b.created_at).localeCompare(String(a.created_at)),
+  );
+  const shown = sorted.filter((r) => matches(r, f));
+  $('records-list').replaceChildren(...shown.map(recordItem));
+  $('records-empty').hidden = session.records.length !== 0;
+  $('records-count').textContent = session.records.length
+    ? `${shown.length} of ${session.records.length} record${session.records.length === 1 ? '' : 's'}`
+    : '';
+}
+
+function recordItem(r) {
+  const m = r.meta;
+  const title = m ? m.title || m.filename || 'Untitled' : 'Unreadable record';
+  const sub = el('div', { class: 'record-sub' });
+  if (m) {
+    if (m.date) sub.append(el('span', { text: m.date }));
+    if (m.type) sub.append(el('span', { text: m.type }));
+    if (m.provider) sub.append(el('span', { text: m.provider }));
+    sub.append(el('span', { text: formatBytes(m.size) }));
+    for (const t of m.tags ?? []) sub.append(el('span', { class: 'tag', text: t }));
+  } else {
+    sub.append(el('span', { text: 'Its metadata could not be decrypted or verified.' }));
+  }
+  return el(
+    'li',
+    { class: 'record', 'data-record-id': r.id },
+    el('button', { type: 'button', class: 'record-open', text: title, disabled: !m, onclick: () => showRecord(r) }),
+    el(
+      'div',
+      { class: 'record-actions' },
+      el('button', { type: 'button', class: 'btn btn-ghost', text: 'Download', disabled: !m, 'aria-label': `Download ${title}`, onclick: () => download(r) }),
+      el('button', { type: 'button', class: 'btn btn-ghost', text: 'Delete', 'aria-label': `Delete ${title}`, onclick: () => remove(r) }),
+    ),
+    sub,
+  );
+}
+
+// ---- one record ----
+
+function revokeViewer() {
+  $('rec-viewer').replaceChildren();
+  if (objectUrl) URL.revokeObjectURL(objectUrl);
+  objectUrl = null;
+}
+
+function progress(wrap, bar, label, text) {
+  $(wrap).hidden = false;
+  $(label).textContent = text;
+  return (fraction) => {
+    $(bar).value = Math.round(fraction * 100);
+  };
+}
+
+async function fetchPlain(r) {
+  const done = busy();
+  const onProgress = progress('rec-progress-wrap', 'rec-progress', 'rec-progress-label', 'Downloading and decrypting…');
+  try {
+    return await openRecord(ctx.api, r, { onProgress });
+  } finally {
+    $('rec-progress-wrap').hidden = true;
+    done();
+  }
+}
+
+async function showRecord(r) {
+  clearFlash();
+  current = r;
+  revokeViewer();
+  const m = r.meta;
+  $('rec-title').textContent = m.title || m.filename || 'Untitled';
+  const rows = [
+    ['Type', m.type], ['Date', m.date], ['Provider', m.provider], ['Tags', (m.tags ?? []).join(', ')],
+    ['File', m.filename], ['Size', formatBytes(m.size)], ['Format', m.media_type], ['Content ID', m.cid],
+  ];
+  $('rec-meta').replaceChildren(
+    ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
+  );
+  showView('record');
+  const kind = inlineKind(m.media_type);
+  if (!kind) {
+    $('rec-viewer').append(el('p', { class: 'hint', text: 'This file type cannot be shown here. Use Download to open it.' }));
+    return;
+  }
+  try {
+    const blob = await fetchPlain(r);
+    if (current !== r) return;
+    objectUrl = URL.createObjectURL(blob);
+    const label = `${$('rec-title').textContent} (decrypted)`;
+    $('rec-viewer').append(
+      kind === 'image'
+        ? el('img', { src: objectUrl, alt: label })
+        : el('iframe', { src: objectUrl, title: label }),
+    );
+  } catch (err) {
+    flash(ctx.message(err));
+  }
+}
+
+async function download(r) {
+  clearFlash();
+  try {
+    if (r !== current) showRecord(r);
+    const blob = await fetchPlain(r);
+    saveBlob(blob, r.meta.filename || `${r.meta.title || 'record'}`);
+  } catch (err) {
+    flash(ctx.message(err));
+  }
+}
+
+async function remove(r) {
+  const title = r.meta?.title || r.meta?.filename || 'this record';
+  const ok = await confirmDialog({
+    title: 'Delete record?',
+    text: `“${title}” will be deleted from your vault. This cannot be undone.`,
+  });
+  if (!ok) return;
+  try {
+    await deleteRecord(ctx.api, r);
+    if (current === r) {
+      current = null;
+      revokeViewer();
+    }
+    await ctx.go('records');
+    flash(`Deleted “${title}”.`, { ok: true });
+  } catch (err) {
+    flash(ctx.message(err));
+  }
+}
+
+// ---- upload ----
+
+function setChosenFile(file) {
+  chosenFile = file;
+  const dz = $('dropzone');
+  dz.classList.toggle('has-file', Boolean(file));
+  $('dropzone-label').textContent = file
+    ? `${file.name} — ${formatBytes(file.size)}`
+    : 'Drag a file here, or choose one';
+  if (file && !$('up-title').value) $('up-title').value = file.name.replace(/\.[^.]+$/, '');
+}
+
+function bindDrop(zone, onFile) {
+  zone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    const file = e.dataTransfer.files?.[0];
+    if (file) onFile(file);
+  });
+}
+
+function startUpload(file) {
+  $('form-upload').reset();
+  setChosenFile(file);
+  ctx.go('upload');
+}
+
+export function initRecords(context) {
+  ctx = context;
+  for (const id of ['f-text', 'f-type', 'f-tag', 'f-from', 'f-to']) $(id).addEventListener('input', applyFilters);
+  $('form-filter').addEventListener('reset', () => setTimeout(applyFilters, 0));
+  $('form-filter').addEventListener('submit', (e) => e.preventDefault());
+
+  const dz = $('dropzone');
+  dz.addEventListener('click', () => $('up-file').click());
+  dz.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      $('up-file').click();
+    }
+  });
+  $('up-file').addEventListener('change', () => setChosenFile($('up-file').files[0] ?? null));
+  bindDrop(dz, setChosenFile);
+  bindDrop($('dropzone-list'), startUpload);
+  // A file dropped anywhere else must not make the browser navigate to it.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+
+  $('up-cancel').addEventListener('click', () => {
+    if (uploadAbort) uploadAbort.abort();
+    else ctx.go('records');
+  });
+  $('rec-download').addEventListener('click', () => current && download(current));
+  $('rec-delete').addEventListener('click', () => current && remove(current));
+
+  $('form-upload').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFlash();
+    if (!chosenFile) {
+      flash('Choose a file to upload.');
+      $('dropzone').focus();
+      return;
+    }
+    if (!$('up-title').value.trim()) return invalid($('up-title'), 'Give the record a title.');
+    const limit = session.config.max_record_bytes;
+    if (chosenFile.size > limit * 0.99) {
+      flash(`This file is larger than the server accepts (${formatBytes(limit)}).`);
+      return;
+    }
+    const fields = {
+      title: $('up-title').value.trim(),
+      type: $('up-type').value.trim() || null,
+      date: $('up-date').value || null,
+      provider: $('up-provider').value.trim() || null,
+      tags: [...new Set($('up-tags').value.split(',').map((t) => t.trim()).filter(Boolean))],
+    };
+    const submit = $('up-submit');
+    submit.disabled = true;
+    uploadAbort = new AbortController();
+    const done = busy();
+    $('up-progress-wrap').hidden = false;
+    $('up-progress').value = 0;
+    try {
+      await uploadRecord(ctx.api, chosenFile, fields, {
+        signal: uploadAbort.signal,
+        onProgress: (phase, f) => {
+          $('up-progress-label').textContent = phase === 'encrypt' ? 'Encrypting on this device…' : 'Uploading encrypted data…';
+          $('up-progress').value = Math.round((phase === 'encrypt' ? f * 0.5 : 0.5 + f * 0.5) * 100);
+        },
+      });
+      $('form-upload').reset();
+      setChosenFile(null);
+      await ctx.go('records');
+      flash(`Uploaded “${fields.title}”.`, { ok: true });
+    } catch (err) {
+      flash(ctx.message(err));
+    } finally {
+      uploadAbort = null;
+      submit.disabled = false;
+      $('up-progress-wrap').hidden = true;
+      done();
+    }
+  });
+}

@@ -1,0 +1,69 @@
+// What the page knows while someone is logged in. Memory only: nothing here is ever
+// written to localStorage, sessionStorage, IndexedDB or a cookie.
+
+export const session = {
+  token: null,
+  account: null, // AccountPublic from the server (public and locked values only)
+  privateKey: null, // unlocked OpenPGP key; cleared on lock and logout
+  publicKey: null, // derived from privateKey, not taken from the server
+  records: [], // [{id, ..., meta}] with decrypted metadata; cleared on lock
+  config: { idle_lock_seconds: 900, max_record_bytes: 2 * 1024 ** 3 },
+};
+
+export function isUnlocked() {
+  return session.privateKey !== null;
+}
+
+/** Forget the keys and every decrypted value; keep the token and the account. */
+export function lockKeys() {
+  try {
+    session.privateKey?.clearPrivateParams?.();
+  } catch {
+    /* already cleared */
+  }
+  session.privateKey = null;
+  session.publicKey = null;
+  session.records = [];
+}
+
+export function clearSession() {
+  lockKeys();
+  session.token = null;
+  session.account = null;
+}
+
+/**
+ * Call `onIdle` after `seconds` without keyboard, pointer or touch activity (or an
+ * active transfer, counted with `busy()`). Returns {stop, busy, touch}.
+ */
+export function idleTimer(seconds, onIdle) {
+  let last = Date.now();
+  let busy = 0;
+  const touch = () => {
+    last = Date.now();
+  };
+  const events = ['pointerdown', 'keydown', 'wheel', 'touchstart', 'input'];
+  for (const e of events) window.addEventListener(e, touch, { passive: true, capture: true });
+  const check = () => {
+    if (busy > 0) touch();
+    else if (Date.now() - last >= seconds * 1000) onIdle();
+  };
+  const tick = setInterval(check, Math.min(5000, Math.max(250, (seconds * 1000) / 4)));
+  const visibility = () => document.visibilityState === 'visible' && check();
+  document.addEventListener('visibilitychange', visibility);
+  return {
+    touch,
+    busy() {
+      busy += 1;
+      return () => {
+        busy -= 1;
+        touch();
+      };
+    },
+    stop() {
+      clearInterval(tick);
+      for (const e of events) window.removeEventListener(e, touch, { capture: true });
+      document.removeEventListener('visibilitychange', visibility);
+    },
+  };
+}
