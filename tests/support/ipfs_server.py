@@ -210,25 +210,22 @@ def running_ipfs(tmp_dir: Path) -> Iterator[str]:
         _kill_group(proc)
 
 
-def ipfs_api_fixture(tmp_path_factory: object) -> Iterator[str]:
-    """Body of a session fixture: the API URL, or skip (locally) / fail (``CI=true``)."""
+def ipfs_api_fixture() -> Iterator[str]:
+    """Body of a session fixture: yields the API URL, or skips (locally) / fails (``CI=true``).
+
+    Use as ``yield from ipfs_api_fixture()`` inside a ``@pytest.fixture(scope="session")``.
+    """
     import pytest
 
-    tmp = Path(tempfile.mkdtemp(prefix="hygieia-ipfs-"))
-    try:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="hygieia-ipfs-"))
         try:
-            cm = running_ipfs(tmp)
-            api = cm.__enter__()
+            api = stack.enter_context(running_ipfs(Path(tmp)))
         except (IpfsServerError, OSError, subprocess.SubprocessError) as exc:
             if os.environ.get("CI") == "true":
                 pytest.fail(f"js-ipfs test server unavailable in CI: {exc}", pytrace=False)
             pytest.skip(f"js-ipfs test server unavailable: {exc}")
-        try:
-            yield api
-        finally:
-            cm.__exit__(None, None, None)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        yield api
 
 
 if __name__ == "__main__":

@@ -66,8 +66,16 @@ def _encode_file_node(children: list[_Link]) -> bytes:
 class FileImporter:
     """Feed bytes with :meth:`write`, then :meth:`finish` to get the root CID."""
 
-    def __init__(self, emit: EmitBlock) -> None:
+    def __init__(
+        self, emit: EmitBlock, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS
+    ) -> None:
+        # Other chunk sizes and fan-outs exist only so tests can build deep trees from
+        # little data and check them against a real node; stores use the defaults.
+        if chunk_size < 1 or max_links < 2:
+            raise ValueError("chunk_size must be ≥ 1 and max_links ≥ 2")
         self._emit = emit
+        self._chunk_size = chunk_size
+        self._max_links = max_links
         self._buffer = bytearray()
         self._levels: list[list[_Link]] = [[]]  # level 0 holds leaves
         self._size = 0
@@ -83,10 +91,10 @@ class FileImporter:
         view = memoryview(data).cast("B")
         self._size += len(view)
         while view:
-            take = CHUNK_SIZE - len(self._buffer)
+            take = self._chunk_size - len(self._buffer)
             self._buffer += view[:take]
             view = view[take:]
-            if len(self._buffer) == CHUNK_SIZE:
+            if len(self._buffer) == self._chunk_size:
                 self._add_leaf(bytes(self._buffer))
                 self._buffer.clear()
 
@@ -115,7 +123,7 @@ class FileImporter:
         if level == len(self._levels):
             self._levels.append([])
         links = self._levels[level]
-        if len(links) == MAX_LINKS:
+        if len(links) == self._max_links:
             # A full node only becomes a parent once a further sibling exists: a file of
             # exactly 1024 chunks has that node as its root.
             self._push(level + 1, self._make_parent(links))
