@@ -34,8 +34,11 @@ export function normalizePassword(password) {
 /** master = Argon2id(NFKC(password), salt, kdf), 32 bytes. */
 export async function deriveMaster(password, salt, kdf = DEFAULT_KDF) {
   checkKdf(kdf);
+  const pw = normalizePassword(password);
+  // hash-wasm refuses an empty password; no form lets one through, so say so plainly.
+  if (pw.length === 0) throw new RangeError('empty password');
   return argon2id({
-    password: normalizePassword(password),
+    password: pw,
     salt,
     parallelism: kdf.p,
     iterations: kdf.t,
