@@ -18,12 +18,26 @@ from typing import BinaryIO
 from ._errors import InvalidFraming
 
 __all__ = [
+    "MAX_SEGMENT_OVERHEAD",
     "SEGMENT_HEADER_SIZE",
+    "SEGMENT_SIZE",
     "SegmentFramingChecker",
     "fixed_header",
     "iter_packets",
+    "max_segment_packet",
     "read_new_format_packet",
 ]
+
+SEGMENT_SIZE = 4 * 1024 * 1024
+# SEIPD version/prefix/MDC, literal and one-pass headers, an Ed25519 signature and
+# the 16-byte segment header come to a few hundred bytes; the margin leaves room.
+MAX_SEGMENT_OVERHEAD = 4096
+
+
+def max_segment_packet(segment_size: int = SEGMENT_SIZE) -> int:
+    """Upper bound on a segment packet's body length, for framing checks."""
+    return segment_size + MAX_SEGMENT_OVERHEAD
+
 
 _TAG_SEIPD = 18
 _SEIPD_HEADER = bytes([0xC0 | _TAG_SEIPD, 0xFF])  # new format, tag 18, 5-byte length
@@ -104,13 +118,15 @@ def _read_exactly(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def iter_packets(source: BinaryIO, *, max_packet: int) -> Iterator[bytes]:
+def iter_packets(source: BinaryIO, *, max_packet: int | None = None) -> Iterator[bytes]:
     """Split a concatenation of segment packets; yields each whole packet (header included).
 
     Only new-format tag-18 packets with a five-octet length, version 1, of at most
-    ``max_packet`` body bytes are accepted; an empty stream, a truncated packet or
-    trailing junk raise :class:`InvalidFraming`. Holds one packet at a time.
+    ``max_packet`` body bytes (default: :func:`max_segment_packet`) are accepted;
+    an empty stream, a truncated packet or trailing junk raise
+    :class:`InvalidFraming`. Holds one packet at a time.
     """
+    limit = max_segment_packet() if max_packet is None else max_packet
     count = 0
     while True:
         header = _read_exactly(source, SEGMENT_HEADER_SIZE)
@@ -118,7 +134,7 @@ def iter_packets(source: BinaryIO, *, max_packet: int) -> Iterator[bytes]:
             break
         if len(header) < SEGMENT_HEADER_SIZE:
             raise InvalidFraming("truncated segment header")
-        length = _parse_segment_header(header, max_packet)
+        length = _parse_segment_header(header, limit)
         body = _read_exactly(source, length)
         if len(body) != length:
             raise InvalidFraming("truncated segment")
@@ -139,8 +155,8 @@ class SegmentFramingChecker:
     stream can't be valid.
     """
 
-    def __init__(self, *, max_packet: int, max_segments: int | None = None) -> None:
-        self._max_packet = max_packet
+    def __init__(self, *, max_packet: int | None = None, max_segments: int | None = None) -> None:
+        self._max_packet = max_segment_packet() if max_packet is None else max_packet
         self._max_segments = max_segments
         self._header = bytearray()
         self._remaining = 0  # body bytes still expected in the current packet

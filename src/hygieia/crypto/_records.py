@@ -19,7 +19,14 @@ import openpgp
 from openpgp.composed import Message, MessageBuilder, SignedPublicKey
 
 from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial
-from ._framing import fixed_header, iter_packets, read_new_format_packet
+from ._framing import (
+    MAX_SEGMENT_OVERHEAD,
+    SEGMENT_SIZE,
+    fixed_header,
+    iter_packets,
+    max_segment_packet,
+    read_new_format_packet,
+)
 from ._identity import UnlockedKey, load_public_key
 
 __all__ = [
@@ -36,13 +43,9 @@ __all__ = [
     "segment_count",
 ]
 
-SEGMENT_SIZE = 4 * 1024 * 1024
 SESSION_KEY_SIZE = 32
 SEGMENT_HEADER = b"HYGSEG01"
 _HEADER = struct.Struct(">8sII")
-# SEIPD version/prefix/MDC, literal and one-pass headers, an Ed25519 signature:
-# a few hundred bytes; the margin keeps room for library changes.
-MAX_SEGMENT_OVERHEAD = 4096
 _TAG_SEIPD = 18
 _TAG_PKESK = 1
 
@@ -57,11 +60,6 @@ def segment_count(size: int, segment_size: int = SEGMENT_SIZE) -> int:
     if size < 0 or segment_size <= 0:
         raise ValueError("size must be >= 0 and segment_size > 0")
     return max(1, -(-size // segment_size))
-
-
-def max_segment_packet(segment_size: int = SEGMENT_SIZE) -> int:
-    """Upper bound on a segment packet's body length, for framing checks."""
-    return segment_size + _HEADER.size + MAX_SEGMENT_OVERHEAD
 
 
 def _check_session_key(session_key: bytes) -> None:
