@@ -128,10 +128,14 @@ def _new_page(browser: Any, base_url: str, **context_args: Any) -> Iterator[Page
 
     page.on("request", on_request)
     page.on("pageerror", lambda exc: handle.problems.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: msg.type == "error" and handle.problems.append(f"console: {msg.text}"),
-    )
+
+    def on_console(msg: Any) -> None:
+        # A refused request (401 for a wrong password) logs "Failed to load resource":
+        # expected; anything else logged as an error (CSP violations included) is not.
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            handle.problems.append(f"console: {msg.text}")
+
+    page.on("console", on_console)
     try:
         yield handle
     finally:

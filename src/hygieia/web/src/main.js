@@ -98,7 +98,11 @@ async function go(view) {
   if (!isUnlocked()) return;
   if (view === 'records') {
     showView('records');
-    await withBusy('Decrypting your records…', () => renderRecords(api));
+    try {
+      await withBusy('Decrypting your records…', () => renderRecords(api));
+    } catch (err) {
+      flash(`Your records could not be loaded: ${message(err)}`);
+    }
   } else {
     showView(view);
   }
