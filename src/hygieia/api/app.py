@@ -62,7 +62,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        codes = {
+            400: "malformed_body",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }
         code = codes.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else code
         return _error(exc.status_code, code, detail)

@@ -44,10 +44,6 @@ async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Refuse bodies over the limit with 413 before reading them through.
 
@@ -76,28 +72,35 @@ class BodyLimitMiddleware:
                     await _send_error(send, 413, "payload_too_large", "request body too large")
                     return
         seen = 0
-        started = False
+        app_started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    if not refused and not app_started:
+                        refused = True
+                        await _send_error(send, 413, "payload_too_large", "request body too large")
+                    # The app sees a client that went away and stops reading.
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
+        async def guarded_send(message: Message) -> None:
+            nonlocal app_started
+            if refused:
+                return  # we already answered 413
             if message["type"] == "http.response.start":
-                started = True
+                app_started = True
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_error(send, 413, "payload_too_large", "request body too large")
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 class SecurityHeadersMiddleware:
