@@ -1,0 +1,109 @@
+"""DESIGN §1.1: the server never receives the password, a derived key, the vault key or
+an unlocked private key. A real ``hygieia serve`` (subprocess, fresh data dir) is driven
+through the SDK; every request body and URL, every DB row, every file in the data dir
+and the server log are then searched for those secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import unicodedata
+from pathlib import Path
+
+from hygieia import crypto
+from hygieia.client import account as acct
+from hygieia.client.sdk import HygieiaClient
+from tests.support.keys import secret_material
+from tests.support.server import running_server
+from tests.support.zk import RecordingTransport, Secrets, assert_nothing_leaks, files_under
+
+PASSWORDS = [
+    "Zq7-distinctive-Pässwörd-#1-\u212b",
+    "Zq7-second-distinctive-password-#2",
+    "Zq7-third-after-recovery-password-#3",
+]
+
+
+def _add_password_secrets(secrets: Secrets, n: int, api: HygieiaClient, email: str) -> bytes:
+    password = PASSWORDS[n]
+    secrets.add(f"password{n}", password)
+    secrets.add(f"password{n}.nfkc", unicodedata.normalize("NFKC", password))
+    pre = api.prelogin(email)
+    salt = base64.b64decode(pre["salt"])
+    keys = crypto.derive_keys(password, salt, crypto.KdfParams.from_dict(pre["kdf"]))
+    secrets.add(f"master{n}", keys.master)
+    secrets.add(f"wrap_key{n}", keys.wrap_key)
+    return keys.wrap_key
+
+
+def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "server"
+    email = "zk@example.org"
+    recorder = RecordingTransport()
+    secrets = Secrets()
+    with running_server(data_dir, DATABASE_URL=db_url) as url:
+        api = HygieiaClient(url, transport=recorder)
+        signed = acct.signup(api, email, PASSWORDS[0])
+        session = acct.login(api, email, PASSWORDS[0])
+        _add_password_secrets(secrets, 0, api, email)
+
+        acct.change_password(api, PASSWORDS[0], PASSWORDS[1])
+        acct.login(api, email, PASSWORDS[1])
+        _add_password_secrets(secrets, 1, api, email)
+
+        recovered = acct.recover(api, email, signed.recovery_code, PASSWORDS[2])
+        after = acct.login(api, email, PASSWORDS[2])
+        _add_password_secrets(secrets, 2, api, email)
+        me = api.me()
+        assert after.vault_key == session.vault_key == recovered.vault_key
+
+        # Exporting the key is purely local: no request may carry it.
+        exported = acct.export_key(after, PASSWORDS[2])
+        assert "PRIVATE KEY" in exported
+        api.logout()
+
+    vault_key = session.vault_key
+    secrets.add("vault_key", vault_key)
+    secrets.add("vault_passphrase", crypto.vault_passphrase(vault_key))
+    code_bytes = crypto.parse_recovery_code(signed.recovery_code)
+    secrets.add("recovery_code", signed.recovery_code)
+    secrets.add("recovery_code.compact", signed.recovery_code.replace("-", ""))
+    secrets.add("recovery_code.bytes", code_bytes)
+    rkeys = crypto.derive_recovery_keys(code_bytes, _recovery_salt(db_url, email))
+    secrets.add("recovery_wrap_key", rkeys.wrap_key)
+    material = secret_material(me["locked_secret_key"], crypto.vault_passphrase(vault_key))
+    assert len(material) == 2  # Ed25519 seed + X25519 scalar
+    for i, scalar in enumerate(material):
+        secrets.add(f"secret_scalar{i}", scalar)
+
+    log = (data_dir / "server.log").read_bytes()
+    assert b"GET /api/v1/auth/prelogin" in log  # the log is real and was written
+    scanned = assert_nothing_leaks(
+        secrets,
+        bodies=recorder.bodies,
+        urls=recorder.urls,
+        db_url=db_url,
+        files=list(files_under(data_dir)),
+    )
+    assert scanned > 20
+    # The e-mail address is personal data: the log shows paths, not query strings.
+    assert b"zk@example.org" not in log
+    # Sanity: the scanner does find what was sent (auth_key is meant to be sent).
+    sent = Secrets()
+    sent.add(
+        "auth_key",
+        crypto.derive_keys(PASSWORDS[2], base64.b64decode(me["salt"]), crypto.DEFAULT_KDF).auth_key,
+    )
+    assert any(sent.find_in(b) for b in recorder.bodies)
+
+
+def _recovery_salt(db_url: str, email: str) -> bytes:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        salt = conn.execute(
+            text("SELECT recovery_salt FROM users WHERE email = :e"), {"e": email}
+        ).scalar_one()
+    engine.dispose()
+    return bytes(salt)
