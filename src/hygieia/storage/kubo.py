@@ -150,7 +150,7 @@ class KuboBlobStore(BlobStore):
         """Write the blob's DAG as CARv1 (``dag export``), streamed into ``out``."""
         response = self._open("dag/export", {"arg": self._require(cid), **self._offline})
         try:
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes(CHUNK_SIZE):
                 out.write(chunk)
         except httpx.HTTPError as exc:
             raise StorageUnavailable("the IPFS node stopped answering") from exc
@@ -227,7 +227,7 @@ class _VerifiedStream(Iterator[bytes]):
     def __init__(self, response: httpx.Response, cid: str) -> None:
         self._response = response
         self._cid = cid
-        self._chunks = response.iter_raw(CHUNK_SIZE)
+        self._chunks = response.iter_bytes(CHUNK_SIZE)
         self._importer = FileImporter(lambda _cid, _block: None)
         self._done = False
 

@@ -1,0 +1,104 @@
+"""LocalBlobStore specifics: on-disk layout, durability across reopen, corruption."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hygieia.config import Settings
+from hygieia.errors import StorageUnavailable
+from hygieia.storage import (
+    BlobNotFound,
+    KuboBlobStore,
+    LocalBlobStore,
+    MemoryBlobStore,
+    make_store,
+)
+
+MiB = 1024 * 1024
+
+
+def test_layout_and_reopen(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    cid = store.put([os.urandom(2 * MiB + 1)])
+    store.pin(cid)
+    assert (tmp_path / "pins" / cid).is_file()
+    assert (tmp_path / "blocks" / cid[-3:-1] / cid).is_file()
+    assert len(list((tmp_path / "blocks").glob("*/*"))) == 4
+    assert not list((tmp_path / "tmp").iterdir())  # no temp file left behind
+
+    reopened = LocalBlobStore(tmp_path)
+    assert reopened.has(cid)
+    assert list(reopened.pins()) == [cid]
+
+
+def test_stray_files_are_not_pins(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    (tmp_path / "pins" / "notes.txt").write_text("x")
+    assert list(store.pins()) == []
+
+
+def test_corrupt_block_is_detected(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    cid = store.put([b"precious"])
+    (tmp_path / "blocks" / cid[-3:-1] / cid).write_bytes(b"tampered")
+    with pytest.raises(StorageUnavailable):
+        store.get(cid)
+
+
+def test_missing_leaf_fails_the_stream(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    data = os.urandom(2 * MiB)
+    cid = store.put([data])
+    leaf = next(p for p in (tmp_path / "blocks").glob("*/bafkrei*"))
+    leaf.unlink()
+    with pytest.raises(BlobNotFound):
+        b"".join(store.get(cid))
+
+
+def test_unwritable_root_is_storage_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StorageUnavailable):
+        LocalBlobStore(tmp_path / "file" / "store")
+
+
+def _big_stream(total: int) -> Iterator[bytes]:
+    block = hashlib.sha256(b"seed").digest() * (MiB // 32)
+    sent = 0
+    while sent < total:
+        piece = block[: min(MiB, total - sent)]
+        sent += len(piece)
+        yield bytes([sent % 251]) + piece[1:]  # distinct chunks, no dedup
+
+
+@pytest.mark.slow
+def test_round_trip_across_1024_links(tmp_path: Path) -> None:
+    """1025 MiB: a root over a full 1024-link node and a node with one leaf."""
+    total = 1025 * MiB
+    store = LocalBlobStore(tmp_path)
+    cid = store.put(_big_stream(total))
+    digest, size = hashlib.sha256(), 0
+    for chunk in store.get(cid):
+        digest.update(chunk)
+        size += len(chunk)
+    expected = hashlib.sha256()
+    for piece in _big_stream(total):
+        expected.update(piece)
+    assert size == total
+    assert digest.digest() == expected.digest()
+
+
+def test_make_store(tmp_path: Path) -> None:
+    local = make_store(Settings(data_dir=tmp_path))
+    assert isinstance(local, LocalBlobStore)
+    assert local.root == tmp_path / "blocks"
+    assert isinstance(make_store(Settings(store="memory")), MemoryBlobStore)
+    kubo = make_store(Settings(ipfs_api="http://127.0.0.1:5001", ipfs_api_auth="Bearer x"))
+    assert isinstance(kubo, KuboBlobStore)
+    kubo.close()
+    with pytest.raises(ValueError):
+        make_store(Settings(store="kubo"))

@@ -1,0 +1,82 @@
+"""The importer's balanced layout against an independent model of Kubo's builder."""
+
+from __future__ import annotations
+
+import pytest
+
+from hygieia.storage._cid import CID, DAG_PB, RAW
+from hygieia.storage._unixfs import MAX_LINKS, FileImporter, decode_dag_pb
+
+Tree = list["Tree"] | None  # an inner node is its children; a leaf is None
+
+
+def kubo_balanced(chunks: int, max_links: int) -> Tree:
+    """go-unixfs ``balanced.Layout``, ported as is (top-down): the root grows one
+    level at a time, the old root becoming the first child of the new one."""
+    remaining = [chunks]
+
+    def fill(node: list[Tree], depth: int) -> None:
+        while len(node) < max_links and remaining[0] > 0:
+            if depth == 1:
+                remaining[0] -= 1
+                node.append(None)
+            else:
+                child: list[Tree] = []
+                fill(child, depth - 1)
+                node.append(child)
+
+    remaining[0] -= 1
+    root: Tree = None
+    depth = 1
+    while remaining[0] > 0:
+        new_root: list[Tree] = [root]
+        fill(new_root, depth)
+        root, depth = new_root, depth + 1
+    return root
+
+
+def importer_tree(chunks: int, max_links: int) -> tuple[Tree, CID]:
+    blocks: dict[CID, bytes] = {}
+    importer = FileImporter(blocks.__setitem__, chunk_size=4, max_links=max_links)
+    for i in range(chunks):
+        importer.write(i.to_bytes(4, "big"))  # distinct leaves
+    root = importer.finish()
+
+    def tree(cid: CID) -> Tree:
+        if cid.codec == RAW:
+            return None
+        return [tree(c) for c in decode_dag_pb(blocks[cid]).links]
+
+    return tree(root), root
+
+
+@pytest.mark.parametrize("max_links", [2, 3, 4, 174])
+@pytest.mark.parametrize("chunks", [0, 1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 27, 28, 64, 65, 175, 1000])
+def test_tree_has_kubos_shape(chunks: int, max_links: int) -> None:
+    tree, root = importer_tree(chunks, max_links)
+    assert tree == kubo_balanced(max(chunks, 1), max_links)
+    assert root.codec == (RAW if chunks <= 1 else DAG_PB)
+
+
+def test_1024_link_boundary() -> None:
+    tree, _ = importer_tree(MAX_LINKS, MAX_LINKS)
+    assert tree == [None] * MAX_LINKS  # exactly 1024 chunks: one node, no extra level
+    tree, _ = importer_tree(MAX_LINKS + 1, MAX_LINKS)
+    assert tree == [[None] * MAX_LINKS, [None]]
+    assert tree == kubo_balanced(MAX_LINKS + 1, MAX_LINKS)
+
+
+def test_inner_node_bytes() -> None:
+    """blocksizes, filesize, empty link names and Tsize, as Kubo writes them."""
+    blocks: dict[CID, bytes] = {}
+    importer = FileImporter(lambda c, b: blocks.__setitem__(c, b), chunk_size=3)
+    importer.write(b"abcdefg")
+    root = importer.finish()
+    node = blocks[root]
+    leaves = [CID.for_block(RAW, x) for x in (b"abc", b"def", b"g")]
+    link = b"".join(
+        b"\x12" + bytes([2 + 36 + 2 + 2]) + b"\x0a\x24" + c.binary + b"\x12\x00\x18" + bytes([n])
+        for c, n in zip(leaves, (3, 3, 1), strict=True)
+    )
+    unixfs = b"\x08\x02\x18\x07\x20\x03\x20\x03\x20\x01"
+    assert node == link + b"\x0a" + bytes([len(unixfs)]) + unixfs
