@@ -1,0 +1,107 @@
+"""The ``hygieia`` CLI against a real server: accounts, session file, key export to gpg."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+from hygieia import crypto
+from tests.client.conftest import Cli
+from tests.support.keys import gpg, gpg_home
+
+PW = "cli test password ✓ 2026"
+CODE_RE = re.compile(r"\b([A-Z2-7]{4}(?:-[A-Z2-7]{4}){7})\b")
+
+
+def test_account_lifecycle(cli: Cli) -> None:
+    out = cli.run("signup", "cli@example.org", password=PW).stdout
+    code = CODE_RE.search(out)
+    assert code, out
+    session_file = cli.home / "session.json"
+    assert stat.S_IMODE(session_file.stat().st_mode) == 0o600
+    assert PW not in session_file.read_text()
+
+    assert "cli@example.org" in cli.run("whoami").stdout
+
+    cli.run("passwd", password=PW, HYGIEIA_NEW_PASSWORD="second password ✓✓")
+    cli.run("logout")
+    assert not session_file.exists()
+    bad = cli.run("whoami", check=False)
+    assert bad.returncode != 0 and "not logged in" in bad.stderr
+
+    wrong = cli.run("login", "cli@example.org", password=PW, check=False)
+    assert wrong.returncode == 1 and "invalid_credentials" in wrong.stderr
+    cli.run("login", "cli@example.org", password="second password ✓✓")
+
+    cli.run(
+        "recover",
+        "cli@example.org",
+        HYGIEIA_RECOVERY_CODE=code.group(1),
+        HYGIEIA_NEW_PASSWORD="third password after recovery",
+    )
+    assert "cli@example.org" in cli.run("whoami").stdout
+    cli.run("login", "cli@example.org", password="third password after recovery")
+
+
+def test_no_password_without_terminal_is_a_clear_error(cli: Cli) -> None:
+    proc = cli.run("signup", "nopw@example.org", check=False)
+    assert proc.returncode != 0
+    assert "HYGIEIA_PASSWORD" in proc.stderr
+
+
+def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
+    cli.run("signup", "gpg@example.org", password=PW)
+    key_file = tmp_path / "secret.asc"
+    cli.run("key", "export", "-o", str(key_file), password=PW)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    armored = key_file.read_text()
+    assert armored.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+
+    home = gpg_home(tmp_path / "gnupg")
+    imp = gpg(home, "--import", str(key_file))
+    assert imp.returncode == 0, imp.stderr
+
+    # A message sealed by hygieia.crypto for this account's public key...
+    public = gpg(home, "--armor", "--export", "gpg@example.org").stdout.decode()
+    signer_vault = crypto.new_vault_key()
+    signer = crypto.generate_identity("sender@example.org", signer_vault)
+    message = crypto.seal_message(
+        b"lab result: all fine",
+        recipients=[public],
+        signer=crypto.unlock(signer.locked_secret_key, signer_vault),
+    )
+    msg_file = tmp_path / "msg.gpg"
+    msg_file.write_bytes(message)
+    assert gpg(home, "--import", input=signer.public_key.encode()).returncode == 0
+    # ...opens in stock gpg with the account password as passphrase...
+    dec = gpg(home, "--passphrase", PW, "--decrypt", str(msg_file))
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == b"lab result: all fine"
+    assert b"Good signature" in dec.stderr
+    # ...and not with a wrong one.
+    home2 = gpg_home(tmp_path / "gnupg2")
+    gpg(home2, "--import", str(key_file))
+    assert gpg(home2, "--passphrase", "wrong", "--decrypt", str(msg_file)).returncode != 0
+
+
+def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
+    cli.run("signup", "pp@example.org", password=PW)
+    out = cli.run(
+        "key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE="chosen export phrase"
+    ).stdout
+    home = gpg_home(tmp_path / "gnupg")
+    key_file = tmp_path / "k.asc"
+    key_file.write_text(out)
+    assert gpg(home, "--import", str(key_file)).returncode == 0
+    # gpg can use the secret key with the chosen passphrase (sign proves the unlock).
+    signed = gpg(
+        home,
+        "--passphrase",
+        "chosen export phrase",
+        "--local-user",
+        "pp@example.org",
+        "--sign",
+        input=b"x",
+    )
+    assert signed.returncode == 0, signed.stderr
