@@ -128,7 +128,11 @@ def test_truncated_cat_is_detected() -> None:
 
 
 def test_cids_from_the_node_are_normalised() -> None:
-    lines = [{"Cid": CID_BASE58, "Type": "recursive"}, {"Cid": CID, "Type": "recursive"}]
+    lines = [
+        {"Cid": CID_BASE58, "Type": "recursive"},
+        {"Cid": "bafyreib5w7zv2jstmbm7bj4yhfsd5o5v3s2xrwmo7ua3q4dzbp6y5bjq4e", "Type": "recursive"},
+        {"Cid": CID, "Type": "recursive"},
+    ]
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.params["type"] == "recursive"

@@ -81,7 +81,6 @@ class KuboBlobStore(BlobStore):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": auth_header} if auth_header else {}
-        self._timeout = timeout
         self._offline = {"offline": "true"} if offline else {}
         self._client = httpx.Client(
             base_url=api_url.rstrip("/") + "/api/v0/",
@@ -209,12 +208,17 @@ class KuboBlobStore(BlobStore):
                 if not line.strip():
                     continue
                 entry = _json(line)
+                found: list[str] = []
                 if isinstance(entry.get("Cid"), str):  # stream=true: one pin per line
-                    yield str(parse_cid(entry["Cid"]))
+                    found.append(entry["Cid"])
                 keys = entry.get("Keys")  # a node that ignores stream=true
                 if isinstance(keys, dict):
-                    for key in keys:
-                        yield str(parse_cid(key))
+                    found += keys
+                for pinned in found:
+                    try:
+                        yield str(parse_cid(pinned))
+                    except ValueError:
+                        continue  # a pin of another kind (a shared node): not a blob
         except httpx.HTTPError as exc:
             raise StorageUnavailable("the IPFS node stopped answering") from exc
         finally:
