@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     prelogin_secret: str = ""
     #: Reconcile orphan pins on start-up.
     reconcile_on_start: bool = True
+    #: Orphan pins younger than this are left alone (an upload on another replica may
+    #: be between its pin and its commit). Pin-to-commit takes milliseconds.
+    reconcile_grace_seconds: int = Field(default=300, ge=0)
     log_level: str = "info"
 
     @field_validator("prelogin_secret")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hygieia import __version__
 from hygieia.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from hygieia.api.routes import auth, meta
+from hygieia.api.routes import records as record_routes
 from hygieia.config import Settings
 from hygieia.db.engine import make_engine, migrate, session_factory
-from hygieia.errors import HygieiaError, RateLimited
+from hygieia.errors import HygieiaError, RateLimited, StorageUnavailable
+from hygieia.services import records
 
 log = logging.getLogger("hygieia")
 
@@ -87,6 +90,8 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(engine)
         app.state.store = store if store is not None else _make_store(settings)
+        if settings.reconcile_on_start:
+            _reconcile(app)
         yield
         close = getattr(app.state.store, "close", None)
         if close is not None:
@@ -108,9 +113,10 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API)
     app.include_router(auth.router, prefix=API)
+    app.include_router(record_routes.router, prefix=API)
 
     def limit_for(path: str) -> int:
-        if path.startswith(f"{API}/records") and path.rstrip("/").endswith("records"):
+        if path.rstrip("/") == f"{API}/records":
             return settings.max_record_bytes + 1024 * 1024
         return settings.max_json_bytes
 
@@ -119,6 +125,20 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _reconcile(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    with app.state.sessionmaker() as db:
+        try:
+            report = records.reconcile(
+                db, app.state.store, grace=timedelta(seconds=settings.reconcile_grace_seconds)
+            )
+        except StorageUnavailable:
+            log.warning("reconcile skipped: blob store unavailable")
+            return
+    if report.unpinned:
+        log.info("reconcile: released %d orphan pin(s)", len(report.unpinned))
 
 
 def _make_store(settings: Settings) -> Any:

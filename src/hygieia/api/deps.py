@@ -13,6 +13,7 @@ from hygieia.db.models import AuthSession, User
 from hygieia.errors import InvalidToken, Unauthorized
 from hygieia.services import accounts
 from hygieia.services.accounts import Limits
+from hygieia.storage import BlobStore
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -21,6 +22,11 @@ def get_db(request: Request) -> Iterator[Session]:
         yield db
     finally:
         db.close()
+
+
+def get_store(request: Request) -> BlobStore:
+    store: BlobStore = request.app.state.store
+    return store
 
 
 def get_settings(request: Request) -> Settings:
@@ -43,6 +49,7 @@ def client_address(request: Request) -> str:
 
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[BlobStore, Depends(get_store)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AddressDep = Annotated[str, Depends(client_address)]
 

@@ -167,3 +167,19 @@ class ClientConfigPublic(BaseModel):
 class ErrorPublic(BaseModel):
     code: str
     detail: str
+
+
+class RecordPublic(BaseModel):
+    id: str
+    cid: str
+    size: int
+    segments: int
+    created_at: datetime
+    pkesk: str
+    sealed_metadata: str
+    envelope: str
+
+
+class RecordList(BaseModel):
+    items: list[RecordPublic]
+    next_cursor: str | None

@@ -6,18 +6,30 @@ Passwords come from a hidden prompt or, for scripts, ``HYGIEIA_PASSWORD`` /
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 
 from hygieia import crypto
 from hygieia.client import account as acct
+from hygieia.client import records as recs
 from hygieia.client import session_store
 from hygieia.client.sdk import ApiError, HygieiaClient
 
@@ -53,6 +65,10 @@ def friendly_errors() -> Iterator[None]:
         raise fail(f"{exc.detail} ({exc.code})") from None
     except crypto.DecryptionError:
         raise fail("wrong password, recovery code or corrupted data") from None
+    except recs.RecordVerificationError as exc:
+        raise fail(f"{exc}; nothing was written") from None
+    except OSError as exc:
+        raise fail(f"{exc.strerror or exc}: {exc.filename or ''}") from None
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -118,6 +134,38 @@ def db_upgrade() -> None:
     migrate(engine)
     engine.dispose()
     out.print("database is up to date")
+
+
+@admin_app.command("reconcile")
+def admin_reconcile(
+    grace: Annotated[
+        int | None, typer.Option(help="Seconds an orphan pin is left alone (default: config)")
+    ] = None,
+) -> None:
+    """Release orphan pins and report records whose content is missing."""
+    from datetime import timedelta
+
+    from hygieia.config import Settings
+    from hygieia.db.engine import make_engine, migrate, session_factory
+    from hygieia.services import records
+    from hygieia.storage import make_store
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    migrate(engine)
+    with session_factory(engine)() as db, make_store(settings) as store:
+        seconds = settings.reconcile_grace_seconds if grace is None else grace
+        report = records.reconcile(db, store, grace=timedelta(seconds=seconds), check_content=True)
+    engine.dispose()
+    out.print(f"released {len(report.unpinned)} orphan pin(s)")
+    for cid in report.unpinned:
+        out.print(f"  unpinned {cid}", highlight=False)
+    if report.missing:
+        for record_id in report.missing:
+            err.print(f"record {record_id}: content missing from the store", highlight=False)
+        raise typer.Exit(1)
+    out.print("every record's content is present")
 
 
 # --- accounts ---------------------------------------------------------------------------
@@ -214,6 +262,167 @@ def key_export(
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(armored)
     err.print(f"Secret key written to {output} (passphrase: your account password)")
+
+
+# --- records ----------------------------------------------------------------------------
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.update(task, advance=n)
+
+
+def _vault(server: str | None) -> tuple[HygieiaClient, acct.LoggedIn]:
+    api, _ = authed_client(server)
+    return api, acct.unlock_vault(api, password())
+
+
+@app.command()
+def put(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    title: Annotated[str | None, typer.Option(help="Title (default: file name)")] = None,
+    record_type: Annotated[
+        str | None, typer.Option("--type", help="lab, imaging, letter, fhir, …")
+    ] = None,
+    date: Annotated[str | None, typer.Option(help="Date of the record, YYYY-MM-DD")] = None,
+    provider: Annotated[str | None, typer.Option(help="Clinic, lab or doctor")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable)")] = None,
+    media_type: Annotated[str | None, typer.Option(help="MIME type (default: guessed)")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Encrypt FILE on this machine and store it; prints the record id and CID."""
+    with friendly_errors():
+        api, session = _vault(server)
+        size = file.stat().st_size
+        with api, progress_bar("sealing", size) as seal, progress_bar("uploading", None) as up:
+            rec = recs.put(
+                api,
+                session,
+                file,
+                title=title,
+                record_type=record_type,
+                date=date,
+                provider=provider,
+                tags=tag or [],
+                media_type=media_type,
+                seal_progress=seal,
+                upload_progress=up,
+            )
+    out.print(f"{rec['id']} {rec['cid']}", highlight=False)
+
+
+@app.command("ls")
+def list_records(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    record_type: Annotated[str | None, typer.Option("--type")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Has this tag")] = None,
+    since: Annotated[str | None, typer.Option(help="Record date ≥ YYYY-MM-DD")] = None,
+    until: Annotated[str | None, typer.Option(help="Record date ≤ YYYY-MM-DD")] = None,
+    search: Annotated[str | None, typer.Option(help="Text in title, provider, file, tags")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """List your records (metadata decrypted here)."""
+    with friendly_errors():
+        api, session = _vault(server)
+        with api:
+            items = [r.as_json() for r in recs.iter_records(api, session.unlock())]
+        items = filter_records(
+            items, record_type=record_type, tags=tag or [], since=since, until=until, text=search
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table("id", "date", "type", "title", "provider", "tags", "size")
+    for it in items:
+        table.add_row(
+            it["id"],
+            it["date"] or "",
+            it["type"] or "",
+            it["title"] or "",
+            it["provider"] or "",
+            ", ".join(it["tags"]),
+            str(it["size"]),
+        )
+    out.print(table)
+
+
+def filter_records(
+    items: list[dict[str, Any]],
+    *,
+    record_type: str | None,
+    tags: list[str],
+    since: str | None,
+    until: str | None,
+    text: str | None,
+) -> list[dict[str, Any]]:
+    for bound in (since, until):
+        if bound:
+            dt.date.fromisoformat(bound)
+    needle = (text or "").casefold()
+
+    def keep(it: dict[str, Any]) -> bool:
+        if record_type and it["type"] != record_type:
+            return False
+        if any(t not in it["tags"] for t in tags):
+            return False
+        if since and (not it["date"] or it["date"] < since):
+            return False
+        if until and (not it["date"] or it["date"] > until):
+            return False
+        if needle:
+            hay = " ".join(
+                str(x) for x in (it["title"], it["provider"], it["filename"], *it["tags"]) if x
+            )
+            return needle in hay.casefold()
+        return True
+
+    return [it for it in items if keep(it)]
+
+
+@app.command()
+def get(
+    record_id: str,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write")] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="The ciphertext as stored (+ OUTPUT.pkesk), for gpg")
+    ] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Download a record, verify its CID and signature, decrypt it."""
+    with friendly_errors():
+        if raw:
+            if output is None:
+                raise fail("--raw needs -o PATH")
+            api, _ = authed_client(server)
+            with api, progress_bar("downloading", None) as bar:
+                item = recs.get_raw(api, record_id, output, progress=bar)
+            out.print(f"{output} ({item['size']} bytes, CID {item['cid']})", highlight=False)
+            out.print(f"{output}.pkesk (your PKESK for gpg)", highlight=False)
+            return
+        api, session = _vault(server)
+        with api:
+            item = api.json("GET", f"/records/{record_id}")
+            meta = recs.open_metadata(item, session.unlock())
+            target = output or Path(Path(str(meta.get("filename") or record_id)).name)
+            with progress_bar("downloading", int(item["size"])) as bar:
+                recs.get(api, session, record_id, target, progress=bar)
+    out.print(f"{target} ({meta['size']} bytes, verified)", highlight=False)
+
+
+@app.command()
+def rm(record_id: str, server: ServerOpt = None) -> None:
+    """Delete a record."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        recs.remove(api, record_id)
+    out.print(f"deleted {record_id}")
 
 
 def main() -> None:

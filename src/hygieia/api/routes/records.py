@@ -1,0 +1,129 @@
+"""Record routes: upload (streaming multipart), list, get, download, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from hygieia.api.deps import AddressDep, CurrentUser, SessionDep, SettingsDep, StoreDep
+from hygieia.api.multipart import MultipartReader, body_chunks, boundary_of
+from hygieia.api.schemas import RecordList, RecordPublic, b64
+from hygieia.db.models import Record
+from hygieia.errors import ValidationFailed
+from hygieia.services import records
+
+router = APIRouter(tags=["records"])
+
+
+def record_public(row: Record) -> RecordPublic:
+    return RecordPublic(
+        id=row.id,
+        cid=row.cid,
+        size=row.size,
+        segments=row.segments,
+        created_at=row.created_at,
+        pkesk=b64(row.owner_pkesk),
+        sealed_metadata=b64(row.sealed_metadata),
+        envelope=b64(row.session_key_envelope),
+    )
+
+
+UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["meta", "content"],
+                    "properties": {
+                        "meta": {
+                            "type": "string",
+                            "description": "JSON {cid, size, segments, pkesk, "
+                            "sealed_metadata, envelope}; must be the first part",
+                        },
+                        "content": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/records", response_model=RecordPublic, status_code=201, openapi_extra=UPLOAD_DOC)
+def upload(
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    address: AddressDep,
+) -> RecordPublic:
+    """Upload a sealed record: parts ``meta`` (JSON) then ``content`` (ciphertext)."""
+    reader = MultipartReader(
+        body_chunks(request.receive), boundary_of(request.headers.get("content-type"))
+    )
+    part = reader.next_part()
+    if part is None or part.name != "meta":
+        raise ValidationFailed("the first part must be 'meta'")
+    meta = records.parse_meta(
+        reader.read_small(records.MAX_META_JSON), max_record_bytes=settings.max_record_bytes
+    )
+    part = reader.next_part()
+    if part is None or part.name != "content":
+        raise ValidationFailed("the second part must be 'content'")
+    row = records.create(db, store, owner=user, meta=meta, content=reader.data(), address=address)
+    reader.expect_end()
+    return record_public(row)
+
+
+@router.get("/records", response_model=RecordList)
+def list_records(
+    user: CurrentUser,
+    db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=records.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> RecordList:
+    """The caller's records, newest first (cursor pagination)."""
+    rows, next_cursor = records.list_page(db, owner=user, limit=limit, cursor=cursor)
+    return RecordList(items=[record_public(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/records/{record_id}", response_model=RecordPublic)
+def get_record(record_id: str, user: CurrentUser, db: SessionDep) -> RecordPublic:
+    """One record's sealed metadata, CID and key packets."""
+    return record_public(records.get(db, owner=user, record_id=record_id))
+
+
+@router.get(
+    "/records/{record_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download(
+    record_id: str, user: CurrentUser, db: SessionDep, store: StoreDep
+) -> StreamingResponse:
+    """The record's ciphertext, streamed exactly as stored."""
+    row = records.get(db, owner=user, record_id=record_id)
+    stream = records.open_content(store, row)
+    return StreamingResponse(
+        stream,
+        media_type="application/octet-stream",
+        headers={
+            "content-length": str(row.size),
+            "x-hygieia-cid": row.cid,
+            "content-disposition": f'attachment; filename="{row.id}.pgp"',
+        },
+    )
+
+
+@router.delete("/records/{record_id}", status_code=204)
+def delete_record(
+    record_id: str, user: CurrentUser, db: SessionDep, store: StoreDep, address: AddressDep
+) -> Response:
+    """Delete a record and release its pin."""
+    records.remove(db, store, owner=user, record_id=record_id, address=address)
+    return Response(status_code=204)

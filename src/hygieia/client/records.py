@@ -1,0 +1,403 @@
+"""Record flows done client-side: seal, upload, list, download, verify, open.
+
+Upload: the file is sealed segment by segment (flat memory) into a temporary file while
+its UnixFS CID is computed; the metadata (including that CID and the plaintext SHA-256)
+is sealed; then ciphertext and key packets go up in one streaming multipart request.
+
+Download: the ciphertext streams in once; it is hashed into its CID and decrypted and
+verified segment by segment on the way, into a temporary file next to the target. Only
+when the CID, every signature, the segment order and the plaintext digest check out is
+the file moved into place. Otherwise nothing is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import mimetypes
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+from hygieia import crypto
+from hygieia.client.account import LoggedIn, _b64, _unb64
+from hygieia.client.sdk import HygieiaClient
+from hygieia.storage import parse_cid
+from hygieia.storage._unixfs import FileImporter
+
+Progress = Callable[[int], None]
+
+META_VERSION = 1
+
+
+class RecordVerificationError(Exception):
+    """A downloaded record failed a check (CID, signature, order, digest): nothing written."""
+
+
+def _noop(_: int) -> None:
+    pass
+
+
+class _HashingReader:
+    """File wrapper that hashes and reports what is read through it."""
+
+    def __init__(self, raw: BinaryIO, progress: Progress) -> None:
+        self._raw = raw
+        self._progress = progress
+        self.sha256 = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.sha256.update(data)
+        self._progress(len(data))
+        return data
+
+
+def content_cid() -> tuple[FileImporter, Callable[[], str]]:
+    importer = FileImporter(lambda _cid, _block: None)
+    return importer, lambda: str(importer.finish())
+
+
+@dataclass
+class SealedFile:
+    path: Path
+    cid: str
+    size: int
+    segments: int
+    metadata: dict[str, Any]
+
+
+def seal_file(
+    source: Path,
+    *,
+    session_key: bytes,
+    signer: crypto.UnlockedKey,
+    workdir: Path | None = None,
+    progress: Progress = _noop,
+) -> tuple[SealedFile, str]:
+    """Seal ``source`` into a temporary file; returns it and the plaintext SHA-256."""
+    size = source.stat().st_size
+    importer, finish = content_cid()
+    fd, tmp = tempfile.mkstemp(prefix=".hygieia-seal-", dir=workdir)
+    count = written = 0
+    try:
+        with open(source, "rb") as raw, os.fdopen(fd, "wb") as out:
+            reader = _HashingReader(raw, progress)
+            for packet in crypto.seal_segments(
+                cast(BinaryIO, reader), session_key=session_key, signer=signer, size=size
+            ):
+                out.write(packet)
+                importer.write(packet)
+                count += 1
+                written += len(packet)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    sealed = SealedFile(path=Path(tmp), cid=finish(), size=written, segments=count, metadata={})
+    return sealed, reader.sha256.hexdigest()
+
+
+def build_metadata(
+    source: Path,
+    *,
+    sealed: SealedFile,
+    sha256: str,
+    title: str | None,
+    record_type: str | None,
+    date: str | None,
+    provider: str | None,
+    tags: list[str],
+    media_type: str | None,
+) -> dict[str, Any]:
+    if date:
+        dt.date.fromisoformat(date)  # ValueError on a bad date, before anything is sent
+    return {
+        "v": META_VERSION,
+        "title": title or source.name,
+        "type": record_type or "document",
+        "date": date,
+        "provider": provider,
+        "tags": sorted(set(tags)),
+        "filename": source.name,
+        "media_type": media_type
+        or mimetypes.guess_type(source.name)[0]
+        or "application/octet-stream",
+        "size": source.stat().st_size,
+        "sha256": sha256,
+        "cid": sealed.cid,
+        "segments": sealed.segments,
+        "segment_size": crypto.SEGMENT_SIZE,
+    }
+
+
+class _ProgressFile:
+    """Read-only file object for httpx multipart that reports progress."""
+
+    def __init__(self, raw: IO[bytes], progress: Progress) -> None:
+        self._raw = raw
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._progress(len(data))
+        return data
+
+    def seek(self, *args: Any) -> int:
+        return self._raw.seek(*args)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+
+def put(
+    api: HygieiaClient,
+    session: LoggedIn,
+    source: Path,
+    *,
+    title: str | None = None,
+    record_type: str | None = None,
+    date: str | None = None,
+    provider: str | None = None,
+    tags: list[str] | None = None,
+    media_type: str | None = None,
+    seal_progress: Progress = _noop,
+    upload_progress: Progress = _noop,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Seal and upload one file; returns the server's record (id, cid, …)."""
+    signer = session.unlock()
+    own_public = signer.public_key
+    session_key = crypto.new_session_key()
+    sealed, sha256 = seal_file(
+        source, session_key=session_key, signer=signer, workdir=workdir, progress=seal_progress
+    )
+    try:
+        metadata = build_metadata(
+            source,
+            sealed=sealed,
+            sha256=sha256,
+            title=title,
+            record_type=record_type,
+            date=date,
+            provider=provider,
+            tags=tags or [],
+            media_type=media_type,
+        )
+        meta = {
+            "cid": sealed.cid,
+            "size": sealed.size,
+            "segments": sealed.segments,
+            "pkesk": _b64(crypto.make_pkesk(session_key, own_public)),
+            "sealed_metadata": _b64(
+                crypto.seal_message(
+                    json.dumps(metadata, ensure_ascii=False).encode("utf-8"),
+                    recipients=[own_public],
+                    signer=signer,
+                )
+            ),
+            "envelope": _b64(
+                crypto.seal_session_key_envelope(
+                    session_key, owner_public_key=own_public, signer=signer
+                )
+            ),
+        }
+        with open(sealed.path, "rb") as fh:
+            body = api.json(
+                "POST",
+                "/records",
+                data={"meta": json.dumps(meta)},
+                # The multipart file name is the CID, never the real file name.
+                files={
+                    "content": (
+                        sealed.cid,
+                        cast(IO[bytes], _ProgressFile(fh, upload_progress)),
+                        "application/octet-stream",
+                    )
+                },
+            )
+    finally:
+        sealed.path.unlink(missing_ok=True)
+    return dict(body)
+
+
+@dataclass
+class RecordInfo:
+    id: str
+    cid: str
+    size: int
+    created_at: str
+    meta: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cid": self.cid,
+            "created_at": self.created_at,
+            "title": self.meta.get("title"),
+            "type": self.meta.get("type"),
+            "date": self.meta.get("date"),
+            "provider": self.meta.get("provider"),
+            "tags": self.meta.get("tags", []),
+            "filename": self.meta.get("filename"),
+            "media_type": self.meta.get("media_type"),
+            "size": self.meta.get("size"),
+            "sha256": self.meta.get("sha256"),
+            "ciphertext_size": self.size,
+        }
+
+
+def open_metadata(item: dict[str, Any], key: crypto.UnlockedKey) -> dict[str, Any]:
+    try:
+        raw = crypto.open_message(
+            _unb64(item["sealed_metadata"]), key=key, signer_public_key=key.public_key
+        )
+        meta = json.loads(raw.decode("utf-8"))
+    except (crypto.DecryptionError, ValueError, UnicodeDecodeError) as exc:
+        raise RecordVerificationError("record metadata failed verification") from exc
+    if not isinstance(meta, dict) or meta.get("v") != META_VERSION:
+        raise RecordVerificationError("unknown record metadata version")
+    return meta
+
+
+def iter_records(api: HygieiaClient, key: crypto.UnlockedKey) -> Iterator[RecordInfo]:
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.json("GET", "/records", params=params)
+        for item in page["items"]:
+            yield RecordInfo(
+                id=item["id"],
+                cid=item["cid"],
+                size=item["size"],
+                created_at=item["created_at"],
+                meta=open_metadata(item, key),
+            )
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
+class _StreamReader:
+    """A file-like view of an iterator of chunks that also hashes them into a CID."""
+
+    def __init__(self, chunks: Iterator[bytes], importer: FileImporter, progress: Progress) -> None:
+        self._chunks = chunks
+        self._buf = bytearray()
+        self._importer = importer
+        self._progress = progress
+        self.total = 0
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._importer.write(chunk)
+            self._progress(len(chunk))
+            self.total += len(chunk)
+            self._buf += chunk
+        if n < 0:
+            n = len(self._buf)
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def _same_cid(a: str, b: str) -> bool:
+    try:
+        return parse_cid(a) == parse_cid(b)
+    except ValueError:
+        return False
+
+
+def get(
+    api: HygieiaClient,
+    session: LoggedIn,
+    record_id: str,
+    target: Path,
+    *,
+    progress: Progress = _noop,
+) -> dict[str, Any]:
+    """Download, verify and decrypt a record into ``target`` (atomically)."""
+    key = session.unlock()
+    item = api.json("GET", f"/records/{record_id}")
+    meta = open_metadata(item, key)
+    if not _same_cid(item["cid"], meta["cid"]):
+        raise RecordVerificationError("the server's CID differs from the sealed one")
+    target = target.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=".hygieia-get-", dir=target.parent)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, api.stream("GET", f"/records/{record_id}/content") as r:
+            importer, finish = content_cid()
+            reader = _StreamReader(r.iter_bytes(1 << 20), importer, progress)
+            try:
+                for chunk in crypto.open_segments(
+                    cast(BinaryIO, reader),
+                    signer_public_key=key.public_key,
+                    pkesk=_unb64(item["pkesk"]),
+                    key=key,
+                ):
+                    out.write(chunk)
+                    digest.update(chunk)
+            except crypto.DecryptionError as exc:
+                raise RecordVerificationError(
+                    "record content failed decryption or signature verification"
+                ) from exc
+            reader.drain()
+            if not _same_cid(finish(), meta["cid"]):
+                raise RecordVerificationError("downloaded ciphertext does not match its CID")
+            if digest.hexdigest() != meta["sha256"]:
+                raise RecordVerificationError("decrypted content does not match its digest")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return meta
+
+
+def get_raw(
+    api: HygieiaClient, record_id: str, target: Path, *, progress: Progress = _noop
+) -> dict[str, Any]:
+    """The ciphertext exactly as stored (CID-checked) plus its owner PKESK beside it."""
+    item = api.json("GET", f"/records/{record_id}")
+    target = target.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=".hygieia-raw-", dir=target.parent)
+    try:
+        importer, finish = content_cid()
+        with os.fdopen(fd, "wb") as out, api.stream("GET", f"/records/{record_id}/content") as r:
+            for chunk in r.iter_bytes(1 << 20):
+                importer.write(chunk)
+                out.write(chunk)
+                progress(len(chunk))
+        if not _same_cid(finish(), item["cid"]):
+            raise RecordVerificationError("downloaded ciphertext does not match its CID")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    pkesk_path = target.with_name(target.name + ".pkesk")
+    pkesk_path.write_bytes(_unb64(item["pkesk"]))
+    return dict(item)
+
+
+def remove(api: HygieiaClient, record_id: str) -> None:
+    api.request("DELETE", f"/records/{record_id}")

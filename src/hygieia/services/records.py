@@ -1,0 +1,302 @@
+"""Records: ingest sealed ciphertext, index it, list/get/download/delete, reconcile.
+
+The server never holds a key: it checks what it can without one (segment framing,
+sizes, that the owner's PKESK names the owner's encryption key, that the uploaded
+bytes have the CID the client announced), stores the ciphertext, pins it, and only then
+commits the row (DESIGN §1.4). A crash between pin and commit leaves a ``PendingPin``
+row, which :func:`reconcile` turns into an unpin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from hygieia import crypto
+from hygieia.db.models import PendingPin, Record, User
+from hygieia.errors import (
+    BadRequest,
+    ContentMissing,
+    InvalidRecord,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
+from hygieia.services.audit import record_event
+from hygieia.services.common import Clock, utcnow
+from hygieia.storage import BlobNotFound, BlobStore, parse_cid
+
+log = logging.getLogger(__name__)
+
+MAX_META_JSON = 256 * 1024
+MAX_PKESK = 1024
+MAX_ENVELOPE = 8 * 1024
+MAX_SEALED_METADATA = 64 * 1024
+MAX_PAGE = 200
+
+
+class CidMismatch(InvalidRecord):
+    code, detail = "cid_mismatch", "uploaded bytes do not have the announced CID"
+
+
+class PkeskMismatch(InvalidRecord):
+    code, detail = "pkesk_mismatch", "the owner's PKESK is not for the owner's encryption key"
+
+
+class SizeMismatch(InvalidRecord):
+    code, detail = "size_mismatch", "uploaded size or segment count differs from the announced one"
+
+
+@dataclass(frozen=True)
+class RecordMeta:
+    """The JSON part of an upload, validated."""
+
+    cid: str
+    size: int
+    segments: int
+    pkesk: bytes
+    sealed_metadata: bytes
+    envelope: bytes
+
+
+def _b64_field(data: dict[str, Any], name: str, max_len: int) -> bytes:
+    value = data.get(name)
+    if not isinstance(value, str) or len(value) > (max_len + 2) // 3 * 4:
+        raise ValidationFailed(f"{name}: base64 string of at most {max_len} bytes required")
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise ValidationFailed(f"{name}: invalid base64") from exc
+    if not raw:
+        raise ValidationFailed(f"{name}: must not be empty")
+    return raw
+
+
+def _int_field(data: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValidationFailed(f"{name}: integer in {low}..{high} required")
+    return value
+
+
+def parse_meta(raw: bytes, *, max_record_bytes: int) -> RecordMeta:
+    if len(raw) > MAX_META_JSON:
+        raise PayloadTooLarge("meta part too large")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("meta part is not valid UTF-8 JSON") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed("meta must be a JSON object")
+    unknown = set(data) - {"cid", "size", "segments", "pkesk", "sealed_metadata", "envelope"}
+    if unknown:
+        raise ValidationFailed("meta has unknown fields")
+    cid_text = data.get("cid")
+    if not isinstance(cid_text, str) or len(cid_text) > 128:
+        raise ValidationFailed("cid: string required")
+    try:
+        cid = str(parse_cid(cid_text))
+    except ValueError as exc:
+        raise ValidationFailed("cid: not a valid CID") from exc
+    size = _int_field(data, "size", 1, max_record_bytes)
+    if size > max_record_bytes:
+        raise PayloadTooLarge("record larger than the configured limit")
+    max_segments = size // crypto.SEGMENT_SIZE + 1
+    return RecordMeta(
+        cid=cid,
+        size=size,
+        segments=_int_field(data, "segments", 1, max_segments),
+        pkesk=_b64_field(data, "pkesk", MAX_PKESK),
+        sealed_metadata=_b64_field(data, "sealed_metadata", MAX_SEALED_METADATA),
+        envelope=_b64_field(data, "envelope", MAX_ENVELOPE),
+    )
+
+
+def _checked_stream(content: Iterable[bytes], meta: RecordMeta) -> Iterator[bytes]:
+    """Pass ciphertext through while checking its framing and its announced size."""
+    checker = crypto.SegmentFramingChecker(max_segments=meta.segments)
+    seen = 0
+    for chunk in content:
+        seen += len(chunk)
+        if seen > meta.size:
+            raise SizeMismatch()
+        try:
+            checker.feed(chunk)
+        except crypto.InvalidFraming as exc:
+            raise InvalidRecord("ciphertext is not a sequence of record segments") from exc
+        yield chunk
+    try:
+        count = checker.finish()
+    except crypto.InvalidFraming as exc:
+        raise InvalidRecord("ciphertext ends inside a segment") from exc
+    if seen != meta.size or count != meta.segments:
+        raise SizeMismatch()
+
+
+def create(
+    db: Session,
+    store: BlobStore,
+    *,
+    owner: User,
+    meta: RecordMeta,
+    content: Iterable[bytes],
+    address: str | None = None,
+    now: Clock = utcnow,
+) -> Record:
+    """Store, pin, then index one record. Nothing is committed unless all of it worked."""
+    try:
+        key_id = crypto.pkesk_key_id(meta.pkesk)
+    except crypto.InvalidFraming as exc:
+        raise InvalidRecord("pkesk is not an OpenPGP PKESK packet") from exc
+    if key_id != owner.encryption_key_id:
+        raise PkeskMismatch()
+    cid = store.put(_checked_stream(content, meta))
+    if cid != meta.cid:
+        # The bytes are in the store but unpinned: a store GC may drop them.
+        raise CidMismatch()
+    pending = PendingPin(cid=cid, created_at=now())
+    db.add(pending)
+    db.commit()  # the intent is durable before the pin exists
+    store.pin(cid)
+    record = Record(
+        owner_id=owner.id,
+        cid=cid,
+        size=meta.size,
+        segments=meta.segments,
+        owner_pkesk=meta.pkesk,
+        session_key_envelope=meta.envelope,
+        sealed_metadata=meta.sealed_metadata,
+        created_at=now(),
+    )
+    db.add(record)
+    db.delete(pending)
+    record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
+    db.commit()
+    return record
+
+
+def _parse_id(record_id: str) -> str:
+    try:
+        return str(uuid.UUID(record_id))
+    except ValueError:
+        raise NotFound("record not found") from None
+
+
+def get(db: Session, *, owner: User, record_id: str) -> Record:
+    """The owner's record; anybody else's or a missing one is the same 404."""
+    row = db.get(Record, _parse_id(record_id))
+    if row is None or row.owner_id != owner.id:
+        raise NotFound("record not found")
+    return row
+
+
+def encode_cursor(record: Record) -> str:
+    raw = f"{record.created_at.isoformat()}|{record.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, record_id = raw.split("|", 1)
+        return datetime.fromisoformat(at), str(uuid.UUID(record_id))
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise ValidationFailed("cursor is invalid") from exc
+
+
+def list_page(
+    db: Session, *, owner: User, limit: int, cursor: str | None
+) -> tuple[list[Record], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    stmt = select(Record).where(Record.owner_id == owner.id)
+    if cursor:
+        at, record_id = _decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Record.created_at, Record.id) < tuple_(at, record_id))
+    rows = list(
+        db.scalars(stmt.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+def open_content(store: BlobStore, record: Record) -> Iterator[bytes]:
+    """The ciphertext stream; a missing blob is reported, never served as empty."""
+    try:
+        return store.get(record.cid)
+    except BlobNotFound:
+        log.error("record %s: content %s missing from the store", record.id, record.cid)
+        raise ContentMissing() from None
+
+
+def remove(
+    db: Session,
+    store: BlobStore,
+    *,
+    owner: User,
+    record_id: str,
+    address: str | None = None,
+    now: Clock = utcnow,
+) -> None:
+    record = get(db, owner=owner, record_id=record_id)
+    cid = record.cid
+    db.delete(record)
+    pending = PendingPin(cid=cid, created_at=now() - timedelta(days=3650))
+    db.add(pending)  # if we crash before the unpin, reconcile finishes it
+    record_event(db, event="record.deleted", user_id=owner.id, address=address, now=now)
+    db.commit()
+    _release(db, store, pending)
+
+
+def _release(db: Session, store: BlobStore, pending: PendingPin) -> None:
+    still_used = db.scalar(select(Record.id).where(Record.cid == pending.cid).limit(1))
+    if still_used is None:
+        store.unpin(pending.cid)
+    db.delete(pending)
+    db.commit()
+
+
+@dataclass
+class ReconcileReport:
+    unpinned: list[str]
+    kept: int
+    missing: list[str]
+
+
+def reconcile(
+    db: Session,
+    store: BlobStore,
+    *,
+    grace: timedelta,
+    check_content: bool = False,
+    now: Clock = utcnow,
+) -> ReconcileReport:
+    """Unpin orphan pins older than ``grace``; optionally report rows whose blob is gone."""
+    report = ReconcileReport(unpinned=[], kept=0, missing=[])
+    cutoff = now() - grace
+    for pending in list(db.scalars(select(PendingPin).where(PendingPin.created_at <= cutoff))):
+        used = db.scalar(select(Record.id).where(Record.cid == pending.cid).limit(1))
+        if used is None:
+            store.unpin(pending.cid)
+            report.unpinned.append(pending.cid)
+        else:
+            report.kept += 1
+        db.execute(delete(PendingPin).where(PendingPin.id == pending.id))
+        db.commit()
+    if check_content:
+        for record_id, cid in db.execute(select(Record.id, Record.cid)):
+            if not store.has(cid):
+                log.error("record %s: content %s missing from the store", record_id, cid)
+                report.missing.append(record_id)
+    return report
