@@ -121,10 +121,10 @@ class SecurityHeadersMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # API answers are never cached; static assets are revalidated each load
+                # (their names are fixed, so a stale app bundle must not linger).
                 headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in (b"cache-control",) or not is_api
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
                 ]
                 headers += [
                     (b"content-security-policy", CSP.encode()),
@@ -134,8 +134,7 @@ class SecurityHeadersMiddleware:
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                 ]
-                if is_api:
-                    headers.append((b"cache-control", b"no-store"))
+                headers.append((b"cache-control", b"no-store" if is_api else b"no-cache"))
                 message = {**message, "headers": headers}
             await send(message)
 
