@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from hygieia.api import create_app
@@ -19,6 +20,7 @@ class LiveApp:
     url: str
     settings: Settings
     engine: Engine
+    app: FastAPI
 
     def client(self, token: str | None = None) -> HygieiaClient:
         return HygieiaClient(self.url, token=token)
@@ -33,4 +35,4 @@ def app_settings(db_url: str, tmp_path: Path) -> Settings:
 def live(app_settings: Settings) -> Iterator[LiveApp]:
     app = create_app(app_settings, store=MemoryBlobStore())
     with threaded_server(app) as url:
-        yield LiveApp(url=url, settings=app_settings, engine=app.state.engine)
+        yield LiveApp(url=url, settings=app_settings, engine=app.state.engine, app=app)

@@ -1,4 +1,4 @@
-"""Every authenticated account route × every kind of bad credential."""
+"""Every authenticated account route by every kind of bad credential."""
 
 from __future__ import annotations
 

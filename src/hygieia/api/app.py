@@ -117,7 +117,8 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == f"{API}/records":
-            return settings.max_record_bytes + 1024 * 1024
+            # The meta part (≤ 256 KiB) and multipart framing ride on top of the record.
+            return settings.max_record_bytes + 512 * 1024
         return settings.max_json_bytes
 
     if STATIC.is_dir():

@@ -108,9 +108,9 @@ def parse_meta(raw: bytes, *, max_record_bytes: int) -> RecordMeta:
         cid = str(parse_cid(cid_text))
     except ValueError as exc:
         raise ValidationFailed("cid: not a valid CID") from exc
-    size = _int_field(data, "size", 1, max_record_bytes)
-    if size > max_record_bytes:
+    if isinstance(data.get("size"), int) and data["size"] > max_record_bytes:
         raise PayloadTooLarge("record larger than the configured limit")
+    size = _int_field(data, "size", 1, max_record_bytes)
     max_segments = size // crypto.SEGMENT_SIZE + 1
     return RecordMeta(
         cid=cid,

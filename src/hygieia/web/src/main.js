@@ -2,7 +2,8 @@
 import * as accounts from './accounts.js';
 import { Api, ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
-import { initRecords, renderRecords, resetRecordsView } from './records-ui.js';
+import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
+import { sweepScratch } from './scratch.js';
 import { clearSession, idleTimer, isUnlocked, lockKeys, session } from './session.js';
 import { $, clearFlash, flash, invalid, saveBlob, showView, withBusy } from './ui.js';
 
@@ -58,6 +59,7 @@ export function lock() {
   idle = null;
   lockKeys();
   resetRecordsView();
+  sweepScratch();
   clearFlash();
   document.querySelector('dialog[open]')?.close();
   $('nav').hidden = true;
@@ -75,6 +77,7 @@ async function logout() {
   }
   clearSession();
   resetRecordsView();
+  sweepScratch();
   $('nav').hidden = true;
   clearFlash();
   showView('auth');
@@ -96,6 +99,7 @@ function expire() {
 async function go(view) {
   clearFlash();
   if (!isUnlocked()) return;
+  if (view !== 'record') leaveRecord();
   if (view === 'records') {
     showView('records');
     try {
@@ -300,6 +304,7 @@ async function start() {
   initSettings();
   initNav();
   initRecords({ api, go, message, idle: () => idle });
+  sweepScratch(); // plaintext a closed tab may have left behind
   try {
     session.config = { ...session.config, ...(await api.config()) };
   } catch {

@@ -113,74 +113,105 @@ function recordItem(r) {
 
 // ---- one record ----
 
+let opened = null; // {record, promise of {blob, release}, saved}: the plaintext shown/saved
+
 function revokeViewer() {
   $('rec-viewer').replaceChildren();
   if (objectUrl) URL.revokeObjectURL(objectUrl);
   objectUrl = null;
+  const was = opened;
+  opened = null;
+  if (!was) return;
+  // A save in progress still reads the file: give it time before the plaintext goes.
+  const release = () => was.promise.then(({ release: r }) => r()).catch(() => {});
+  if (was.saved) setTimeout(release, 60_000);
+  else release();
 }
 
 function progress(wrap, bar, label, text) {
   $(wrap).hidden = false;
   $(label).textContent = text;
+  $(bar).value = 0;
   return (fraction) => {
     $(bar).value = Math.round(fraction * 100);
   };
 }
 
-async function fetchPlain(r) {
+/** The verified plaintext of `r`, downloaded and opened once per visit of the record. */
+function fetchPlain(r) {
+  if (opened?.record === r) return opened.promise;
   const done = busy();
   const onProgress = progress('rec-progress-wrap', 'rec-progress', 'rec-progress-label', 'Downloading and decrypting…');
-  try {
-    return await openRecord(ctx.api, r, { onProgress });
-  } finally {
+  const promise = openRecord(ctx.api, r, { onProgress }).finally(() => {
     $('rec-progress-wrap').hidden = true;
     done();
-  }
+  });
+  opened = { record: r, promise, saved: false };
+  promise.catch(() => {
+    if (opened?.promise === promise) opened = null;
+  });
+  return promise;
 }
 
 async function showRecord(r) {
   clearFlash();
+  if (current !== r) revokeViewer();
   current = r;
-  revokeViewer();
   const m = r.meta;
   $('rec-title').textContent = m.title || m.filename || 'Untitled';
   const rows = [
     ['Type', m.type], ['Date', m.date], ['Provider', m.provider], ['Tags', (m.tags ?? []).join(', ')],
     ['File', m.filename], ['Size', formatBytes(m.size)], ['Format', m.media_type], ['Content ID', m.cid],
+    ['SHA-256', m.sha256],
   ];
   $('rec-meta').replaceChildren(
     ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
   );
   showView('record');
+  $('rec-viewer').replaceChildren();
   const kind = inlineKind(m.media_type);
   if (!kind) {
     $('rec-viewer').append(el('p', { class: 'hint', text: 'This file type cannot be shown here. Use Download to open it.' }));
     return;
   }
   try {
-    const blob = await fetchPlain(r);
+    const { blob } = await fetchPlain(r);
     if (current !== r) return;
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
     objectUrl = URL.createObjectURL(blob);
     const label = `${$('rec-title').textContent} (decrypted)`;
-    $('rec-viewer').append(
+    $('rec-viewer').replaceChildren(
+      el('p', { class: 'verified', text: 'Verified: signed by you, content ID and digest match.' }),
       kind === 'image'
-        ? el('img', { src: objectUrl, alt: label })
-        : el('iframe', { src: objectUrl, title: label }),
+        ? el('img', { src: objectUrl, alt: label, 'data-kind': 'image' })
+        : el('iframe', { src: objectUrl, title: label, 'data-kind': 'pdf' }),
     );
   } catch (err) {
-    flash(ctx.message(err));
+    if (current === r) flash(refusal(err));
   }
+}
+
+function refusal(err) {
+  const text = ctx.message(err);
+  return err?.name === 'DecryptionError' ? `This record failed verification and was not opened. ${text}` : text;
 }
 
 async function download(r) {
   clearFlash();
   try {
     if (r !== current) showRecord(r);
-    const blob = await fetchPlain(r);
+    const { blob } = await fetchPlain(r);
+    if (opened?.record === r) opened.saved = true;
     saveBlob(blob, r.meta.filename || `${r.meta.title || 'record'}`);
   } catch (err) {
-    flash(ctx.message(err));
+    flash(refusal(err));
   }
+}
+
+/** Leaving the record view: stop showing (and keeping) its plaintext. */
+export function leaveRecord() {
+  current = null;
+  revokeViewer();
 }
 
 async function remove(r) {

@@ -1,147 +1,199 @@
 // Record flows (protocol §3, §5): seal and upload, list with decrypted metadata,
 // download and open segment by segment, delete. Only ciphertext leaves the page.
+//
+// The checks mirror hygieia.client.records: metadata must carry the owner's own
+// signature; content opens with the owner PKESK (never the envelope); the downloaded
+// ciphertext's CID must equal both the sealed and the server's CID; the plaintext
+// SHA-256 and size must equal the sealed ones. Nothing is handed over (no view, no
+// download) unless every check passed.
 import { createSHA256 } from 'hash-wasm';
 import * as c from './crypto/index.js';
+import { scratchFile } from './scratch.js';
 import { session } from './session.js';
 
-/** Decrypt the metadata of every record the server lists for us. */
-export async function loadRecords(api) {
-  const list = await api.json('GET', '/records');
-  const items = Array.isArray(list) ? list : list.items;
-  const out = [];
-  for (const item of items) {
-    let meta = null;
-    try {
-      meta = await c.openMetadata(c.fromB64(item.sealed_metadata), {
-        privateKey: session.privateKey,
-        verificationKeys: session.publicKey,
-      });
-    } catch {
-      meta = null; // shown as "unreadable" rather than hiding the record
-    }
-    out.push({ ...item, meta });
+const PAGE = 200; // the server's maximum page size
+
+export class RecordCheckError extends c.DecryptionError {}
+
+async function openMeta(item) {
+  const meta = await c.openMetadata(c.fromB64(item.sealed_metadata), {
+    privateKey: session.privateKey,
+    verificationKeys: session.publicKey,
+  });
+  // The sealed metadata must describe this very ciphertext.
+  if (!c.sameCid(meta.cid, item.cid) || meta.segments !== item.segments) {
+    throw new RecordCheckError('the server’s record differs from its sealed metadata');
   }
+  return meta;
+}
+
+/** Every record of ours (all pages), with its metadata decrypted and verified. */
+export async function loadRecords(api) {
+  const out = [];
+  let cursor = null;
+  do {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (cursor) q.set('cursor', cursor);
+    const page = await api.json('GET', `/records?${q}`);
+    for (const item of page.items) {
+      let meta = null;
+      try {
+        meta = await openMeta(item);
+      } catch {
+        meta = null; // shown as "unreadable" rather than hiding the record
+      }
+      out.push({ ...item, meta });
+    }
+    cursor = page.next_cursor;
+  } while (cursor);
   session.records = out;
   return out;
 }
 
+/** Metadata as the CLI writes it (hygieia.client.records.build_metadata). */
+function metadataFor(file, fields, { sha256, cid, segments }) {
+  const tags = [...new Set((fields.tags ?? []).map((t) => t.trim()).filter(Boolean))].sort();
+  return c.recordMetadata({
+    title: fields.title || file.name,
+    type: fields.type || 'document',
+    date: fields.date || null,
+    provider: fields.provider || null,
+    tags,
+    filename: file.name || null,
+    media_type: file.type || 'application/octet-stream',
+    size: file.size,
+    sha256,
+    cid,
+    segments,
+    segment_size: c.SEGMENT_SIZE,
+  });
+}
+
 /**
  * Seal `file` with `fields` (title, type, date, provider, tags) and upload it.
- * onProgress(phase, fraction) with phase 'encrypt' | 'upload'.
+ * onProgress(phase, fraction) with phase 'encrypt' | 'upload'. The ciphertext goes to
+ * a scratch file first: its CID has to be known before the first byte is sent.
  */
 export async function uploadRecord(api, file, fields, { onProgress = () => {}, signal } = {}) {
+  if (fields.date && !/^\d{4}-\d{2}-\d{2}$/.test(fields.date)) throw new TypeError('bad date');
   const signingKey = session.privateKey;
   const publicKey = session.publicKey;
   const sessionKey = c.newSessionKey();
   const sha = await createSHA256();
-  const parts = [];
-  let cipherBytes = 0;
-  let done = 0;
+  const sink = await scratchFile('up');
   const count = c.segmentCount(file.size);
-  async function* sealed() {
-    for await (const seg of c.sealBlob(file, { sessionKey, signingKey })) {
-      if (signal?.aborted) throw new DOMException('upload cancelled', 'AbortError');
-      // The plaintext digest is computed from the same bytes that were sealed.
-      const start = seg.index * c.SEGMENT_SIZE;
-      sha.update(new Uint8Array(await file.slice(start, start + seg.plainBytes).arrayBuffer()));
-      parts.push(new Blob([seg.bytes]));
-      cipherBytes += seg.bytes.length;
-      done += 1;
-      onProgress('encrypt', done / count);
-      yield seg.bytes;
+  let cipherBytes = 0;
+  try {
+    async function* sealed() {
+      for await (const seg of c.sealBlob(file, { sessionKey, signingKey })) {
+        if (signal?.aborted) throw new DOMException('upload cancelled', 'AbortError');
+        sha.update(seg.chunk); // the digest covers exactly the bytes that were sealed
+        await sink.write(seg.bytes);
+        cipherBytes += seg.bytes.length;
+        onProgress('encrypt', (seg.index + 1) / count);
+        yield seg.bytes;
+      }
     }
+    const cid = await c.contentCid(sealed());
+    const content = await sink.close();
+    if (content.size !== cipherBytes) throw new Error('scratch file is incomplete');
+    const meta = metadataFor(file, fields, { sha256: sha.digest('hex'), cid, segments: count });
+    const form = new FormData();
+    form.append(
+      'meta',
+      JSON.stringify({
+        cid,
+        size: cipherBytes,
+        segments: count,
+        pkesk: c.toB64(await c.wrapSessionKey(sessionKey, publicKey)),
+        sealed_metadata: c.toB64(await c.sealJson(meta, { encryptionKeys: publicKey, signingKeys: signingKey })),
+        envelope: c.toB64(await c.sealEnvelope(sessionKey, { publicKey, signingKey })),
+      }),
+    );
+    // The content part is named by the CID: the original file name is never sent.
+    form.append('content', new Blob([content], { type: 'application/octet-stream' }), cid);
+    const record = await api.upload('POST', '/records', form, {
+      signal,
+      onProgress: (loaded, total) => onProgress('upload', loaded / total),
+    });
+    if (!c.sameCid(record.cid, cid)) throw new RecordCheckError('the server stored a different CID');
+    return { ...record, meta };
+  } finally {
+    c.wipe(sessionKey);
+    await sink.remove();
   }
-  const cid = await c.contentCid(sealed());
-  const meta = c.recordMetadata({
-    ...fields,
-    filename: file.name || null,
-    media_type: file.type || 'application/octet-stream',
-    size: file.size,
-    sha256: sha.digest('hex'),
-    cid,
-    segments: count,
-    segment_size: c.SEGMENT_SIZE,
-  });
-  const keys = { publicKey, signingKey };
-  const form = new FormData();
-  form.append(
-    'meta',
-    new Blob(
-      [
-        JSON.stringify({
-          cid,
-          size: cipherBytes,
-          segments: count,
-          pkesk: c.toB64(await c.wrapSessionKey(sessionKey, publicKey)),
-          sealed_metadata: c.toB64(await c.sealJson(meta, { encryptionKeys: publicKey, signingKeys: signingKey })),
-          envelope: c.toB64(await c.sealEnvelope(sessionKey, keys)),
-        }),
-      ],
-      { type: 'application/json' },
-    ),
-  );
-  c.wipe(sessionKey);
-  // The file part is named by the CID: the original file name is never sent.
-  form.append('content', new Blob(parts, { type: 'application/octet-stream' }), cid);
-  const record = await api.upload('POST', '/records', form, {
-    signal,
-    onProgress: (loaded, total) => onProgress('upload', loaded / total),
-  });
-  return { ...record, meta };
 }
 
 /**
- * Download and open a record: every segment decrypted and verified, the content
- * CID and the plaintext SHA-256 checked. Returns a Blob of the plaintext.
+ * Download and open a record: every segment decrypted and verified, the content CID
+ * and the plaintext SHA-256 checked. Returns {blob, release}: the verified plaintext
+ * (disk-backed where possible) and a function that deletes it once it is no longer
+ * shown or being saved.
  */
 export async function openRecord(api, record, { onProgress = () => {}, signal } = {}) {
-  const meta = record.meta;
+  const meta = await openMeta(record); // again: never trust a cached, unchecked value
+  const sessionKey = await c.unwrapSessionKey(c.fromB64(record.pkesk), session.privateKey);
   const res = await api.raw('GET', `/records/${encodeURIComponent(record.id)}/content`, { signal });
+  const header = res.headers.get('X-Hygieia-CID');
   const total = Number(res.headers.get('Content-Length')) || record.size || 0;
+  const sha = await createSHA256();
+  const sink = await scratchFile('get');
   let received = 0;
+  let index = 0;
+  let plainBytes = 0;
   async function* body() {
     const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      received += value.length;
-      if (total) onProgress(Math.min(1, received / total));
-      yield value;
+    let finished = false;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          finished = true;
+          return;
+        }
+        received += value.length;
+        if (total) onProgress(Math.min(1, received / total));
+        yield value;
+      }
+    } finally {
+      if (!finished) await reader.cancel().catch(() => {}); // stop a refused download
     }
   }
-  const sessionKey = record.envelope
-    ? await c.openEnvelope(c.fromB64(record.envelope), {
-        privateKey: session.privateKey,
-        verificationKeys: session.publicKey,
-      })
-    : await c.unwrapSessionKey(c.fromB64(record.pkesk), session.privateKey);
-  const sha = await createSHA256();
-  const parts = [];
-  let index = 0;
-  const count = meta.segments;
   async function* opened() {
     for await (const seg of c.splitSegments(body())) {
+      if (index >= meta.segments) throw new RecordCheckError('record has extra segments');
       const chunk = await c.openSegment({
         bytes: seg,
         index,
-        count,
+        count: meta.segments,
         sessionKey,
         verificationKeys: session.publicKey,
       });
       sha.update(chunk);
-      parts.push(new Blob([chunk]));
+      plainBytes += chunk.length;
+      await sink.write(chunk);
       index += 1;
       yield seg;
     }
   }
-  const cid = await c.contentCid(opened());
-  c.wipe(sessionKey);
-  if (index !== count) throw new c.DecryptionError('record is missing segments');
-  if (!c.sameCid(cid, meta.cid) || (record.cid && !c.sameCid(cid, record.cid))) {
-    throw new c.DecryptionError('content does not match its CID');
+  try {
+    const cid = await c.contentCid(opened());
+    if (index !== meta.segments) throw new RecordCheckError('record is missing segments');
+    if (!c.sameCid(cid, meta.cid) || !c.sameCid(cid, record.cid) || (header && !c.sameCid(cid, header))) {
+      throw new RecordCheckError('content does not match its CID');
+    }
+    if (plainBytes !== meta.size || sha.digest('hex') !== meta.sha256) {
+      throw new RecordCheckError('content digest mismatch');
+    }
+    const file = await sink.close();
+    return { blob: new Blob([file], { type: safeType(meta.media_type) }), release: sink.remove };
+  } catch (err) {
+    await sink.remove();
+    if (err instanceof c.DecryptionError || err?.name === 'AbortError' || err?.name === 'ApiError') throw err;
+    throw new c.DecryptionError(undefined, { cause: err });
+  } finally {
+    c.wipe(sessionKey);
   }
-  if (sha.digest('hex') !== meta.sha256) throw new c.DecryptionError('content digest mismatch');
-  return new Blob(parts, { type: safeType(meta.media_type) });
 }
 
 export async function deleteRecord(api, record) {

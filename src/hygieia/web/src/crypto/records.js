@@ -98,28 +98,59 @@ export function fixedLengthSeipd(bytes) {
 /**
  * Cut a record's ciphertext (an async iterable of byte chunks) into its segment
  * packets, each with its fixed 6-byte header, holding at most one segment in memory.
+ * Network chunks are collected and joined once per segment (not re-copied per chunk).
  */
-export async function* splitSegments(chunks) {
-  let buf = new Uint8Array(0);
-  let need = 6;
+export async function* splitSegments(chunks, { maxPacket = SEGMENT_SIZE + 64 * 1024 } = {}) {
+  let pending = []; // chunks not yet consumed, in order
+  let have = 0; // bytes in `pending`
+  const take = (n) => {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const head = pending[0];
+      const k = Math.min(head.length, n - off);
+      out.set(head.subarray(0, k), off);
+      off += k;
+      if (k === head.length) pending.shift();
+      else pending[0] = head.subarray(k);
+    }
+    have -= n;
+    return out;
+  };
+  const peek = (n) => {
+    const out = new Uint8Array(n);
+    let off = 0;
+    for (const part of pending) {
+      const k = Math.min(part.length, n - off);
+      out.set(part.subarray(0, k), off);
+      off += k;
+      if (off === n) break;
+    }
+    return out;
+  };
   let want = null; // total bytes of the current packet once its header is known
   for await (const chunk of chunks) {
-    buf = buf.length ? concat(buf, chunk) : chunk;
+    if (chunk.length) {
+      pending.push(chunk);
+      have += chunk.length;
+    }
     for (;;) {
       if (want === null) {
-        if (buf.length < need) break;
-        if (buf[0] !== (0xc0 | SEIPD_TAG) || buf[1] !== 0xff) {
+        if (have < 6) break;
+        const head = peek(6);
+        if (head[0] !== (0xc0 | SEIPD_TAG) || head[1] !== 0xff) {
           throw new DecryptionError('segment without a fixed-length SEIPD header');
         }
-        want = 6 + new DataView(buf.buffer, buf.byteOffset + 2, 4).getUint32(0, false);
+        want = 6 + new DataView(head.buffer).getUint32(2, false);
+        if (want > maxPacket) throw new DecryptionError('segment larger than allowed');
       }
-      if (buf.length < want) break;
-      yield buf.slice(0, want);
-      buf = buf.subarray(want);
+      if (have < want) break;
+      yield take(want);
       want = null;
     }
   }
-  if (buf.length !== 0) throw new DecryptionError('truncated record');
+  if (have !== 0) throw new DecryptionError('truncated record');
+  pending = [];
 }
 
 // ---- segments --------------------------------------------------------------------
@@ -177,7 +208,8 @@ export async function openSegment({ bytes, index, count, sessionKey, verificatio
 }
 
 /**
- * Seal a Blob/File segment by segment. Yields {index, count, bytes, plainBytes}; only
+ * Seal a Blob/File segment by segment. Yields {index, count, bytes, chunk, plainBytes};
+ * `chunk` is the plaintext just sealed (for hashing the same bytes). Only
  * one segment's plaintext and ciphertext are held at a time.
  */
 export async function* sealBlob(blob, { sessionKey, signingKey, segmentSize = SEGMENT_SIZE }) {
@@ -186,7 +218,7 @@ export async function* sealBlob(blob, { sessionKey, signingKey, segmentSize = SE
     const start = index * segmentSize;
     const chunk = new Uint8Array(await blob.slice(start, start + segmentSize).arrayBuffer());
     const bytes = await sealSegment({ index, count, chunk, sessionKey, signingKey });
-    yield { index, count, bytes, plainBytes: chunk.length };
+    yield { index, count, bytes, chunk, plainBytes: chunk.length };
   }
 }
 
