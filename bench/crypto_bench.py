@@ -1,0 +1,291 @@
+"""Client crypto against stock gpg: ``seal_vs_gpg``, ``open_vs_gpg``; and ``login_ms``.
+
+Both sides use the same key (the Hygieia identity exported for gpg, as ``hygieia key
+export`` does), the same file (random bytes), AES-256, SHA-256, no compression, and
+write their output to a file in the same directory. Hygieia's side is the real client
+code: ``seal_file`` (segments, signatures, the record's CID, the plaintext digest) and
+``records.get`` (CID check, decryption, signature and order checks, digest, fsync)
+with the HTTP transport replaced by one that streams the sealed file from disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from bench.common import (
+    Config,
+    Figure,
+    mb_per_s,
+    median,
+    paired_ratios,
+    random_file,
+    spread,
+)
+from hygieia import crypto
+from hygieia.client import records
+from hygieia.client.account import LoggedIn
+from hygieia.client.sdk import HygieiaClient
+
+EMAIL = "bench@example.org"
+EXPORT_PASSPHRASE = "bench export passphrase"
+RECORD_ID = "00000000-0000-4000-8000-000000000001"
+
+
+class Gpg:
+    """gpg in a throwaway GNUPGHOME holding the Hygieia key (exported as for gpg users)."""
+
+    def __init__(self, home: Path, armored_secret: str) -> None:
+        self.home = home
+        home.mkdir(mode=0o700)
+        key = home / "key.asc"
+        key.write_text(armored_secret)
+        self._run("--import", str(key))
+        out = self._run("--list-keys", "--with-colons").stdout.decode()
+        self.fingerprint = next(
+            line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:")
+        )
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        argv = [
+            "gpg",
+            "--homedir",
+            str(self.home),
+            "--batch",
+            "--yes",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            EXPORT_PASSPHRASE,
+            *args,
+        ]
+        proc = subprocess.run(argv, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"gpg {args[0]} failed: {proc.stderr.decode(errors='replace')}")
+        return proc
+
+    def encrypt_sign(self, src: Path, dst: Path) -> None:
+        self._run(
+            "--trust-model",
+            "always",
+            "--local-user",
+            self.fingerprint,
+            "--recipient",
+            self.fingerprint,
+            "--cipher-algo",
+            "AES256",
+            "--digest-algo",
+            "SHA256",
+            "--compress-algo",
+            "none",
+            "--output",
+            str(dst),
+            "--encrypt",
+            "--sign",
+            str(src),
+        )
+
+    def decrypt_verify(self, src: Path, dst: Path) -> None:
+        proc = self._run("--status-fd", "1", "--output", str(dst), "--decrypt", str(src))
+        if b"[GNUPG:] GOODSIG" not in proc.stdout:
+            raise RuntimeError("gpg did not verify the signature")
+
+    def close(self) -> None:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class _FileStream(httpx.SyncByteStream):
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self._path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+
+def _offline_client(item: dict[str, object], sealed: Path) -> HygieiaClient:
+    """An SDK client whose transport serves one record from disk (no server, no network)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/content"):
+            headers = {"content-length": str(sealed.stat().st_size)}
+            return httpx.Response(200, headers=headers, stream=_FileStream(sealed))
+        return httpx.Response(200, json=item)
+
+    return HygieiaClient("http://bench.invalid", token="t", transport=httpx.MockTransport(handler))
+
+
+def run(cfg: Config, only: set[str]) -> list[Figure]:
+    figures: list[Figure] = []
+    if only & {"login_ms"}:
+        figures.append(login_ms(cfg))
+    if only & {"seal_vs_gpg", "open_vs_gpg"}:
+        figures.extend(seal_open_vs_gpg(cfg, only))
+    return figures
+
+
+def login_ms(cfg: Config) -> Figure:
+    """Client-side key derivation with the parameters new accounts get (DEFAULT_KDF)."""
+    salt = crypto.new_salt()
+    crypto.derive_keys("warm-up", salt)
+    times = []
+    for _ in range(max(cfg.repeats, 3)):
+        start = time.perf_counter()
+        crypto.derive_keys("correct horse battery staple", salt)
+        times.append((time.perf_counter() - start) * 1000)
+    value = median(times)
+    return Figure(
+        key="login_ms",
+        variant=None,
+        value=value,
+        unit="ms",
+        target="250-1000 ms",
+        ok=250 <= value <= 1000,
+        spread=spread(times),
+        detail={"kdf": crypto.DEFAULT_KDF.to_dict(), "runs_ms": [round(t, 1) for t in times]},
+    )
+
+
+def seal_open_vs_gpg(cfg: Config, only: set[str]) -> list[Figure]:
+    work = Path(tempfile.mkdtemp(prefix="hyg-bench-crypto-", dir=cfg.workdir))
+    # gpg-agent's socket path must stay short: a home directly under /tmp.
+    gpg_home = Path(tempfile.mkdtemp(prefix="hyg-gpg-", dir="/tmp")) / "h"
+    gpg: Gpg | None = None
+    try:
+        vault_key = crypto.new_vault_key()
+        identity = crypto.generate_identity(EMAIL, vault_key)
+        signer = crypto.unlock(identity.locked_secret_key, vault_key)
+        gpg = tool = Gpg(
+            gpg_home,
+            crypto.export_secret_key(identity.locked_secret_key, vault_key, EXPORT_PASSPHRASE),
+        )
+        plain = random_file(work / "record.bin", cfg.crypto_bytes)
+        size = cfg.crypto_bytes
+        session_key = crypto.new_session_key()
+        sealed_path = work / "record.sealed"
+        last: dict[str, records.SealedFile | str] = {}
+
+        def seal(_: int) -> float:
+            start = time.perf_counter()
+            sealed, digest = records.seal_file(
+                plain, session_key=session_key, signer=signer, workdir=work
+            )
+            elapsed = time.perf_counter() - start
+            os.replace(sealed.path, sealed_path)
+            sealed.path = sealed_path
+            last.update(sealed=sealed, digest=digest)
+            return elapsed
+
+        def gpg_seal(_: int) -> float:
+            start = time.perf_counter()
+            tool.encrypt_sign(plain, work / "record.gpg")
+            return time.perf_counter() - start
+
+        figures = []
+        ours, base, ratios = paired_ratios(seal, gpg_seal, cfg.repeats)
+        if "seal_vs_gpg" in only:
+            figures.append(_ratio_figure("seal_vs_gpg", size, ours, base, ratios, 0.5))
+
+        if "open_vs_gpg" in only:
+            sealed_file = last["sealed"]
+            assert isinstance(sealed_file, records.SealedFile)
+            cid = sealed_file.cid
+            metadata = records.build_metadata(
+                plain,
+                sealed=sealed_file,
+                sha256=str(last["digest"]),
+                title=None,
+                record_type=None,
+                date=None,
+                provider=None,
+                tags=[],
+                media_type=None,
+            )
+            item = {
+                "id": RECORD_ID,
+                "cid": cid,
+                "size": sealed_file.size,
+                "segments": sealed_file.segments,
+                "created_at": "2026-01-01T00:00:00Z",
+                "pkesk": _b64(crypto.make_pkesk(session_key, signer.public_key)),
+                "sealed_metadata": _b64(
+                    crypto.seal_message(
+                        json.dumps(metadata).encode(),
+                        recipients=[signer.public_key],
+                        signer=signer,
+                    )
+                ),
+                "envelope": _b64(b"unused"),
+            }
+            session = LoggedIn(
+                token="t",
+                expires_at="",
+                account={"locked_secret_key": identity.locked_secret_key},
+                vault_key=vault_key,
+            )
+            api = _offline_client(item, sealed_path)
+            out = work / "record.out"
+
+            def open_(_: int) -> float:
+                start = time.perf_counter()
+                records.get(api, session, RECORD_ID, out)
+                return time.perf_counter() - start
+
+            def gpg_open(_: int) -> float:
+                start = time.perf_counter()
+                tool.decrypt_verify(work / "record.gpg", work / "record.gpg.out")
+                return time.perf_counter() - start
+
+            ours, base, ratios = paired_ratios(open_, gpg_open, cfg.repeats)
+            if out.stat().st_size != size or (work / "record.gpg.out").stat().st_size != size:
+                raise RuntimeError("decrypted sizes differ from the original")
+            figures.append(_ratio_figure("open_vs_gpg", size, ours, base, ratios, 0.5))
+        return figures
+    finally:
+        if gpg is not None:
+            gpg.close()
+        shutil.rmtree(gpg_home.parent, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _ratio_figure(
+    key: str, size: int, ours: list[float], base: list[float], ratios: list[float], low: float
+) -> Figure:
+    value = median(ratios)
+    return Figure(
+        key=key,
+        variant=None,
+        value=value,
+        unit="x",
+        target=f"≥ {low}",
+        ok=value >= low,
+        spread=spread(ratios),
+        detail={
+            "bytes": size,
+            "hygieia_mb_s": round(mb_per_s(size, median(ours)), 1),
+            "baseline_name": "gpg",
+            "baseline_mb_s": round(mb_per_s(size, median(base)), 1),
+            "hygieia_s": [round(t, 3) for t in ours],
+            "gpg_s": [round(t, 3) for t in base],
+        },
+    )

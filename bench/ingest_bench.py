@@ -1,0 +1,154 @@
+"""``ingest_vs_store``: server ingest (HTTP upload → pinned → indexed) ÷ bare ``BlobStore.put``.
+
+For each store, the same sealed records (one fresh record per repeat, so every put is
+cold) go once straight into a ``BlobStore.put`` and once through a real ``hygieia
+serve`` (multipart upload, framing/size/CID/PKESK checks, put, pin, DB commit). The
+local store's baseline writes into its own directory; the IPFS baseline talks to its
+own js-ipfs daemon, so neither side ever finds the other's blocks already there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any, cast
+
+from bench.common import Config, Figure, mb_per_s, median, paired_ratios, random_file, spread
+from bench.servers import hygieia_server, new_account
+from hygieia import crypto
+from hygieia.client import records
+from hygieia.client.account import LoggedIn, _b64
+from hygieia.client.sdk import HygieiaClient
+from hygieia.storage import BlobStore, KuboBlobStore, LocalBlobStore
+
+TARGET = 0.8
+
+
+def prepare_upload(
+    plain: Path, session: LoggedIn, work: Path
+) -> tuple[records.SealedFile, dict[str, Any]]:
+    """Seal a file and build the ``meta`` part exactly as ``records.put`` does."""
+    signer = session.unlock()
+    own = signer.public_key
+    session_key = crypto.new_session_key()
+    sealed, sha256 = records.seal_file(plain, session_key=session_key, signer=signer, workdir=work)
+    metadata = records.build_metadata(
+        plain,
+        sealed=sealed,
+        sha256=sha256,
+        title=None,
+        record_type=None,
+        date=None,
+        provider=None,
+        tags=[],
+        media_type=None,
+    )
+    meta = {
+        "cid": sealed.cid,
+        "size": sealed.size,
+        "segments": sealed.segments,
+        "pkesk": _b64(crypto.make_pkesk(session_key, own)),
+        "sealed_metadata": _b64(
+            crypto.seal_message(json.dumps(metadata).encode(), recipients=[own], signer=signer)
+        ),
+        "envelope": _b64(
+            crypto.seal_session_key_envelope(session_key, owner_public_key=own, signer=signer)
+        ),
+    }
+    return sealed, meta
+
+
+def upload(api: HygieiaClient, sealed: records.SealedFile, meta: dict[str, Any]) -> str:
+    """The upload request of ``records.put`` (streamed multipart); returns the CID."""
+    with open(sealed.path, "rb") as fh:
+        body = api.json(
+            "POST",
+            "/records",
+            data={"meta": json.dumps(meta)},
+            files={"content": (sealed.cid, cast(IO[bytes], fh), "application/octet-stream")},
+        )
+    return str(body["cid"])
+
+
+def run(cfg: Config, only: set[str]) -> list[Figure]:
+    work = Path(tempfile.mkdtemp(prefix="hyg-bench-ingest-", dir=cfg.workdir))
+    try:
+        figures = [_one_store(cfg, work, "local")]
+        figures.append(_one_store(cfg, work, "ipfs"))
+        return figures
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _one_store(cfg: Config, work: Path, kind: str) -> Figure:
+    from tests.support.ipfs_server import running_ipfs
+
+    base = work / kind
+    base.mkdir()
+    with ExitStack() as stack:
+        if kind == "ipfs":
+            bare_api = stack.enter_context(running_ipfs(base / "bare"))
+            server_api = stack.enter_context(running_ipfs(base / "server"))
+            bare: BlobStore = stack.enter_context(KuboBlobStore(bare_api, timeout=600))
+            server = stack.enter_context(
+                hygieia_server(base / "hyg", ipfs_api=server_api, ipfs_timeout="600")
+            )
+        else:
+            bare = LocalBlobStore(base / "bare")
+            server = stack.enter_context(hygieia_server(base / "hyg"))
+        api, session = new_account(server.url, f"ingest-{kind}@example.org")
+        stack.callback(api.close)
+        # One fresh record per repeat (+1 to warm up): every put below is cold.
+        uploads = []
+        for i in range(cfg.repeats + 1):
+            plain = random_file(base / f"plain{i}", cfg.ingest_bytes)
+            uploads.append(prepare_upload(plain, session, base))
+            plain.unlink()
+        size = uploads[0][0].size
+
+        def put(i: int) -> float:
+            sealed = uploads[i][0]
+            start = time.perf_counter()
+            with open(sealed.path, "rb") as fh:
+                cid = bare.put(fh)
+            elapsed = time.perf_counter() - start
+            if cid != sealed.cid:
+                raise RuntimeError("bare put computed another CID")
+            return elapsed
+
+        def ingest(i: int) -> float:
+            sealed, meta = uploads[i]
+            start = time.perf_counter()
+            cid = upload(api, sealed, meta)
+            elapsed = time.perf_counter() - start
+            if cid != sealed.cid:
+                raise RuntimeError("server stored another CID")
+            return elapsed
+
+        # Warm-up round (connections, imports, first writes), not counted.
+        last = cfg.repeats
+        put(last)
+        ingest(last)
+        ours, base_s, ratios = paired_ratios(ingest, put, cfg.repeats)
+    value = median(ratios)
+    return Figure(
+        key="ingest_vs_store",
+        variant=kind,
+        value=value,
+        unit="x",
+        target=f"≥ {TARGET}",
+        ok=value >= TARGET,
+        spread=spread(ratios),
+        detail={
+            "bytes": size,
+            "baseline_name": "put",
+            "hygieia_mb_s": round(mb_per_s(size, median(ours)), 1),
+            "baseline_mb_s": round(mb_per_s(size, median(base_s)), 1),
+            "ingest_s": [round(t, 3) for t in ours],
+            "put_s": [round(t, 3) for t in base_s],
+        },
+    )
