@@ -84,3 +84,110 @@ def assert_never_sent(web: PageHandle, secrets: dict[str, bytes | str]) -> None:
         for name, secret in secrets.items():
             for form in forms(secret):
                 assert form not in blob, f"{name} was sent in {r.method} {r.url}"
+
+
+# ---- records ----------------------------------------------------------------------
+
+WATCH_PROGRESS = """() => {
+  const bar = document.getElementById('up-progress');
+  window.__hygProgress = [];
+  new MutationObserver(() => window.__hygProgress.push(Number(bar.value)))
+    .observe(bar, { attributes: true, attributeFilter: ['value'] });
+}"""
+
+DROP_FILE = """({ target, name, type, b64 }) => {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type }));
+  const zone = document.getElementById(target);
+  for (const kind of ['dragenter', 'dragover', 'drop']) {
+    const init = { dataTransfer: data, bubbles: true, cancelable: true };
+    zone.dispatchEvent(new DragEvent(kind, init));
+  }
+}"""
+
+
+def drop_file(web: PageHandle, target: str, name: str, media_type: str, data: bytes) -> None:
+    """Drag and drop a file onto the element with id ``target`` (as a person would)."""
+    web.page.evaluate(
+        DROP_FILE,
+        {
+            "target": target,
+            "name": name,
+            "type": media_type,
+            "b64": base64.b64encode(data).decode(),
+        },
+    )
+
+
+def open_upload(web: PageHandle) -> None:
+    web.page.locator("#view-records").get_by_role("button", name="Upload").click()
+    web.page.wait_for_selector("#view-upload:not([hidden])")
+
+
+def fill_upload_form(
+    web: PageHandle,
+    *,
+    title: str,
+    record_type: str = "",
+    date: str = "",
+    provider: str = "",
+    tags: str = "",
+) -> None:
+    page = web.page
+    page.get_by_label("Title").fill(title)
+    page.locator("#up-type").fill(record_type)
+    page.locator("#up-date").fill(date)
+    page.get_by_label("Provider").fill(provider)
+    page.get_by_label("Tags").fill(tags)
+
+
+def submit_upload(web: PageHandle, *, timeout_ms: float = 60_000) -> dict[str, Any]:
+    """Click "Encrypt and upload"; return the server's RecordPublic; check the progress."""
+    page = web.page
+    page.evaluate(WATCH_PROGRESS)
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/records") and r.request.method == "POST",
+        timeout=timeout_ms,
+    ) as resp:
+        page.get_by_role("button", name="Encrypt and upload").click()
+    assert resp.value.status == 201, resp.value.text()
+    record = resp.value.json()
+    page.wait_for_selector("#view-records:not([hidden])", timeout=timeout_ms)
+    assert "Uploaded" in flash_text(web)
+    seen = page.evaluate("() => window.__hygProgress")
+    assert seen and max(seen) == 100, seen
+    steps = [v for v in seen if v]  # the bar is reset to 0 when the form is cleared
+    assert steps == sorted(steps), seen
+    return dict(record)
+
+
+def go_records(web: PageHandle) -> None:
+    web.page.locator("#nav").get_by_role("button", name="Records").click()
+    web.page.wait_for_selector("#view-records:not([hidden])")
+    web.page.wait_for_selector("#busy", state="hidden")
+
+
+def record_item(web: PageHandle, record_id: str) -> Any:
+    return web.page.locator(f'li.record[data-record-id="{record_id}"]')
+
+
+def shown_ids(web: PageHandle) -> list[str]:
+    return [
+        str(x)
+        for x in web.page.locator("#records-list li.record").evaluate_all(
+            "els => els.map(e => e.dataset.recordId)"
+        )
+    ]
+
+
+def download_record(web: PageHandle, record_id: str, *, timeout_ms: float = 60_000) -> bytes:
+    """Download from the list; return the saved file's bytes."""
+    page = web.page
+    with page.expect_download(timeout=timeout_ms) as dl:
+        record_item(web, record_id).get_by_role("button", name="Download").click()
+    path = dl.value.path()
+    with open(path, "rb") as fh:
+        return fh.read()
