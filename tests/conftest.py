@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import database
+from tests.support.ipfs_server import ipfs_api_fixture
 
 DB_KINDS = ["sqlite", "postgres"]
 
@@ -19,3 +20,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         request.applymarker(pytest.mark.postgres)
     with database(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ipfs_api() -> Iterator[str]:
+    """API URL of an offline js-ipfs daemon (skips locally, fails in CI, if it can't run)."""
+    yield from ipfs_api_fixture()

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from hygieia.storage import BlobStore, KuboBlobStore, LocalBlobStore, MemoryBlobStore
-from tests.support.ipfs_server import ipfs_api_fixture
 
 BACKENDS = ["memory", "local", pytest.param("kubo", marks=pytest.mark.ipfs)]
-
-
-@pytest.fixture(scope="session")
-def ipfs_api() -> Iterator[str]:
-    """API URL of an offline js-ipfs daemon (skips locally, fails in CI, if it can't run)."""
-    yield from ipfs_api_fixture()
 
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:

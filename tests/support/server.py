@@ -40,7 +40,16 @@ def wait_healthy(
 
 @contextmanager
 def running_server(data_dir: Path, log_path: Path | None = None, **env: str) -> Iterator[str]:
-    """Start ``python -m hygieia serve`` on a free port; yield its base URL.
+    """Start ``python -m hygieia serve`` on a free port; yield its base URL."""
+    with server_process(data_dir, log_path, **env) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def server_process(
+    data_dir: Path, log_path: Path | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like :func:`running_server`, yielding ``(base_url, process)``.
 
     ``env`` adds ``HYGIEIA_*`` variables (without the prefix, e.g. ``DATABASE_URL=...``).
     The server's stdout/stderr go to ``log_path`` (default ``data_dir/server.log``).
@@ -69,7 +78,7 @@ def running_server(data_dir: Path, log_path: Path | None = None, **env: str) -> 
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc=proc)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:

@@ -339,9 +339,9 @@ def list_records(
     if as_json:
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
         return
-    table = Table("id", "date", "type", "title", "provider", "tags", "size")
-    for it in items:
-        table.add_row(
+    columns = ("id", "date", "type", "title", "provider", "tags", "size")
+    rows = [
+        (
             it["id"],
             it["date"] or "",
             it["type"] or "",
@@ -350,6 +350,15 @@ def list_records(
             ", ".join(it["tags"]),
             str(it["size"]),
         )
+        for it in items
+    ]
+    if not out.is_terminal:  # piped: one tab-separated line per record, never truncated
+        for row in rows:
+            sys.stdout.write("\t".join(col.replace("\t", " ") for col in row) + "\n")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 

@@ -1,0 +1,195 @@
+"""Records through the CLI against a real server, on SQLite and PostgreSQL, with the
+embedded store and with the real IPFS RPC server; plus stock-gpg recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.client.conftest import Cli
+from tests.support.keys import gpg, gpg_home
+
+PW = "records cli password 77"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pdf_like(size: int = 300_000) -> bytes:
+    head = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    body = os.urandom(size - len(head) - 6)
+    return head + body + b"%%EOF\n"
+
+
+def put(cli: Cli, path: Path, *args: str) -> tuple[str, str]:
+    out = cli.run("put", str(path), *args, password=PW).stdout.strip().split()
+    return out[0], out[1]
+
+
+def test_round_trip(store_cli: Cli, tmp_path: Path) -> None:
+    cli = store_cli
+    cli.run("signup", "rt@example.org", password=PW)
+    files = {
+        "empty.bin": b"",
+        "one.bin": b"\x42",
+        "report.pdf": pdf_like(),
+        "big.bin": os.urandom(50 * 1024 * 1024),
+    }
+    ids = {}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        rid, cid = put(cli, tmp_path / name, "--title", f"title {name}", "--type", "lab")
+        assert re.fullmatch(r"baf[a-z2-7]+", cid)
+        ids[name] = (rid, cid)
+    listing = json.loads(cli.run("ls", "--json", password=PW).stdout)
+    assert {item["filename"] for item in listing} == set(files)
+    for item in listing:
+        assert {"id", "cid", "title", "type", "date", "size", "filename"} <= set(item)
+        assert item["size"] == len(files[item["filename"]])
+        assert (item["id"], item["cid"]) == ids[item["filename"]]
+    for name, (rid, _) in ids.items():
+        out = tmp_path / f"got-{name}"
+        cli.run("get", rid, "-o", str(out), password=PW)
+        assert out.read_bytes() == files[name], name
+    cli.run("rm", ids["one.bin"][0])
+    gone = cli.run("get", ids["one.bin"][0], "-o", str(tmp_path / "x"), password=PW, check=False)
+    assert gone.returncode == 1 and "not_found" in gone.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_ls_filters(cli: Cli, tmp_path: Path) -> None:
+    cli.run("signup", "ls@example.org", password=PW)
+    for name, args in {
+        "cbc.pdf": [
+            "--type",
+            "lab",
+            "--tag",
+            "blood",
+            "--date",
+            "2024-03-01",
+            "--provider",
+            "City Lab",
+        ],
+        "xray.png": ["--type", "imaging", "--tag", "chest", "--date", "2025-01-15"],
+        "letter.txt": [
+            "--type",
+            "letter",
+            "--tag",
+            "blood",
+            "--date",
+            "2026-06-30",
+            "--title",
+            "Discharge letter",
+        ],
+    }.items():
+        (tmp_path / name).write_bytes(name.encode())
+        put(cli, tmp_path / name, *args)
+
+    def names(*args: str) -> set[str]:
+        return {
+            i["filename"] for i in json.loads(cli.run("ls", "--json", *args, password=PW).stdout)
+        }
+
+    assert names("--type", "lab") == {"cbc.pdf"}
+    assert names("--tag", "blood") == {"cbc.pdf", "letter.txt"}
+    assert names("--since", "2025-01-01") == {"xray.png", "letter.txt"}
+    assert names("--until", "2025-01-15", "--since", "2025-01-15") == {"xray.png"}
+    assert names("--search", "discharge") == {"letter.txt"}
+    assert names("--search", "city lab") == {"cbc.pdf"}
+    table = cli.run("ls", password=PW).stdout
+    assert "Discharge letter" in table
+    bad = cli.run("ls", "--since", "yesterday", password=PW, check=False)
+    assert bad.returncode == 1
+
+
+def recipe_script(tmp_path: Path) -> Path:
+    """The stock-gpg recipe exactly as docs/protocol.md prints it."""
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    block = doc.split("<!-- gpg-recipe -->", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "open-record.sh"
+    script.write_text(block)
+    script.chmod(0o755)
+    return script
+
+
+def run_recipe(
+    script: Path, home: Path, record: Path, pkesk: Path, out: Path, passphrase: str
+) -> subprocess.CompletedProcess[bytes]:
+    # gpg asks for the passphrase; a loopback pinentry via gpg.conf keeps the recipe stock.
+    (home / "gpg.conf").write_text(f"pinentry-mode loopback\npassphrase {passphrase}\n")
+    return subprocess.run(
+        ["bash", str(script), str(record), str(pkesk), str(out)],
+        env={**os.environ, "GNUPGHOME": str(home)},
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def test_stock_gpg_opens_what_the_cli_stored(store_cli: Cli, tmp_path: Path) -> None:
+    cli = store_cli
+    cli.run("signup", "gpg-rec@example.org", password=PW)
+    data = os.urandom(9 * 1024 * 1024 + 123)  # three segments
+    (tmp_path / "scan.dcm").write_bytes(data)
+    rid, cid = put(cli, tmp_path / "scan.dcm")
+    raw = tmp_path / "record.bin"
+    cli.run("get", rid, "--raw", "-o", str(raw))
+    pkesk = tmp_path / "record.bin.pkesk"
+    assert pkesk.exists()
+
+    key = tmp_path / "key.asc"
+    cli.run("key", "export", "-o", str(key), password=PW)
+    home = gpg_home(tmp_path / "gnupg")
+    assert gpg(home, "--import", str(key)).returncode == 0
+    script = recipe_script(tmp_path)
+
+    out = tmp_path / "record.out"
+    proc = run_recipe(script, home, raw, pkesk, out, PW)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == data
+
+    # Straight from the IPFS server by CID, with Hygieia's server out of the picture.
+    if cli.store_env and cli.store_env.get("STORE") == "kubo":
+        fetched = tmp_path / "from-ipfs.bin"
+        with httpx.stream(
+            "POST", f"{cli.store_env['IPFS_API']}/api/v0/cat", params={"arg": cid}, timeout=120
+        ) as r:
+            assert r.status_code == 200
+            with open(fetched, "wb") as fh:
+                for chunk in r.iter_bytes():
+                    fh.write(chunk)
+        assert fetched.read_bytes() == raw.read_bytes()
+        out2 = tmp_path / "from-ipfs.out"
+        proc = run_recipe(script, home, fetched, pkesk, out2, PW)
+        assert proc.returncode == 0, proc.stderr
+        assert out2.read_bytes() == data
+
+    # A flipped byte: gpg fails, the recipe stops and leaves no output.
+    tampered = tmp_path / "tampered.bin"
+    blob = bytearray(raw.read_bytes())
+    blob[len(blob) // 2] ^= 0x20
+    tampered.write_bytes(bytes(blob))
+    out3 = tmp_path / "tampered.out"
+    proc = run_recipe(script, home, tampered, pkesk, out3, PW)
+    assert proc.returncode != 0
+    assert not out3.exists() and not (tmp_path / "tampered.out.part").exists()
+
+
+def test_get_refuses_a_file_whose_signature_fails(cli: Cli, tmp_path: Path) -> None:
+    """The server's stored blob is corrupted on disk: get fails and writes nothing."""
+    cli.run("signup", "corrupt@example.org", password=PW)
+    (tmp_path / "a.txt").write_bytes(b"important lab value: 42\n" * 1000)
+    rid, cid = put(cli, tmp_path / "a.txt")
+    blocks = [p for p in (cli.data_dir / "blocks" / "blocks").rglob(f"*{cid}*") if p.is_file()]
+    assert blocks, "blob not found on disk"
+    for block in blocks:
+        raw = bytearray(block.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        block.write_bytes(bytes(raw))
+    target = tmp_path / "out.txt"
+    proc = cli.run("get", rid, "-o", str(target), password=PW, check=False)
+    assert proc.returncode != 0
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".hygieia")] == []
