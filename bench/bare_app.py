@@ -1,9 +1,11 @@
 """The baseline for ``list_vs_bare``: a bare FastAPI JSON endpoint.
 
-It answers ``GET /bare`` with a fixed JSON body of the same bytes as a real page of
-records (captured from the server under test), from a plain ``def`` route like
-Hygieia's, served by uvicorn with the same options as ``hygieia serve``: the
-difference to the real endpoint is authentication, the query, the ORM and the schema.
+It answers ``GET /bare`` with the same page of records as the server under test (a
+page captured from it, held in memory), from a plain ``def`` route with the same
+response model (``RecordList``), so FastAPI validates and serializes the same bytes
+the same way; it is served by uvicorn with the same options as ``hygieia serve``.
+What the real endpoint does on top is its own cost: authentication, the queries,
+the ORM, building the schema objects.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ import argparse
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
+
+from hygieia.api.schemas import RecordList
 
 
 def make_app(payload: bytes) -> FastAPI:
     app = FastAPI()
+    page = RecordList.model_validate_json(payload)
 
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/bare")
-    def bare() -> Response:
-        return Response(payload, media_type="application/json")
+    def bare() -> RecordList:
+        return page
 
     return app
 

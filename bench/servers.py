@@ -49,8 +49,14 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path, health_url: str) -> 
 
 
 @contextmanager
-def hygieia_server(data_dir: Path, **settings: str) -> Iterator[Server]:
-    """``python -m hygieia serve`` on a free port; ``settings`` are ``HYGIEIA_*`` (no prefix)."""
+def hygieia_server(
+    data_dir: Path, *, command: list[str] | None = None, **settings: str
+) -> Iterator[Server]:
+    """``python -m hygieia serve`` on a free port; ``settings`` are ``HYGIEIA_*`` (no prefix).
+
+    ``command`` replaces ``python -m hygieia serve`` (to try a patched server while
+    profiling); it must honour the same environment.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYGIEIA_")}
@@ -67,7 +73,8 @@ def hygieia_server(data_dir: Path, **settings: str) -> Iterator[Server]:
     env.update({f"HYGIEIA_{k.upper()}": v for k, v in settings.items()})
     url = f"http://127.0.0.1:{port}"
     log = data_dir / "server.log"
-    with _spawn([sys.executable, "-m", "hygieia", "serve"], env, log, url) as pid:
+    argv = command or [sys.executable, "-m", "hygieia", "serve"]
+    with _spawn(argv, env, log, url) as pid:
         yield Server(url=url, pid=pid, log=log)
 
 
