@@ -1,5 +1,5 @@
-"""DESIGN §1.1: the server never receives the password, a derived key, the vault key or
-an unlocked private key. A real ``hygieia serve`` (subprocess, fresh data dir) is driven
+"""DESIGN §1.1: the server never receives the password, a derived key, the vault key,
+an unlocked private key, record metadata (title, file name, provider, tags) or content. A real ``hygieia serve`` (subprocess, fresh data dir) is driven
 through the SDK; every request body and URL, every DB row, every file in the data dir
 and the server log are then searched for those secrets.
 """
@@ -7,15 +7,23 @@ and the server log are then searched for those secrets.
 from __future__ import annotations
 
 import base64
+import os
 import unicodedata
 from pathlib import Path
 
 from hygieia import crypto
 from hygieia.client import account as acct
+from hygieia.client import records as recs
 from hygieia.client.sdk import HygieiaClient
 from tests.support.keys import secret_material
 from tests.support.server import running_server
 from tests.support.zk import RecordingTransport, Secrets, assert_nothing_leaks, files_under
+
+TITLE = "Zq7 Oncology Biopsy Result Title"
+FILENAME = "zq7-biopsy-report-private.pdf"
+PROVIDER = "Zq7 Saint Distinctive Clinic"
+TAG = "zq7-hiv-status-tag"
+CONTENT_MARKER = b"Zq7 PLAINTEXT MEDICAL CONTENT MARKER 0123456789"
 
 PASSWORDS = [
     "Zq7-distinctive-Pässwörd-#1-\u212b",
@@ -57,6 +65,26 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         me = api.me()
         assert after.vault_key == session.vault_key == recovered.vault_key
 
+        # Records: distinctive metadata and content go up, are listed and come back.
+        content = os.urandom(5 * 1024 * 1024) + CONTENT_MARKER
+        src = tmp_path / FILENAME
+        src.write_bytes(content)
+        rec = recs.put(
+            api,
+            after,
+            src,
+            title=TITLE,
+            record_type="lab",
+            provider=PROVIDER,
+            tags=[TAG],
+            date="2026-11-01",
+        )
+        listed = [r.meta for r in recs.iter_records(api, after.unlock())]
+        assert listed[0]["title"] == TITLE
+        back = tmp_path / "back.bin"
+        recs.get(api, after, rec["id"], back)
+        assert back.read_bytes() == content
+
         # Exporting the key is purely local: no request may carry it.
         exported = acct.export_key(after, PASSWORDS[2])
         assert "PRIVATE KEY" in exported
@@ -76,6 +104,17 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     for i, scalar in enumerate(material):
         secrets.add(f"secret_scalar{i}", scalar)
 
+    for name, value in {
+        "title": TITLE,
+        "filename": FILENAME,
+        "provider": PROVIDER,
+        "tag": TAG,
+        "content_marker": CONTENT_MARKER,
+    }.items():
+        secrets.add(name, value)
+    for i, start in enumerate((0, 1024 * 1024 + 7, len(content) - 64)):
+        secrets.add(f"content{i}", content[start : start + 48])
+
     log = (data_dir / "server.log").read_bytes()
     assert b"GET /api/v1/auth/prelogin" in log  # the log is real and was written
     scanned = assert_nothing_leaks(
@@ -86,6 +125,9 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         files=list(files_under(data_dir)),
     )
     assert scanned > 20
+    assert any(p.parts[-2:-1] and "blocks" in p.parts for p, _ in files_under(data_dir)), (
+        "no blob on disk was scanned"
+    )
     # The e-mail address is personal data: the log shows paths, not query strings.
     assert b"zk@example.org" not in log
     # Sanity: the scanner does find what was sent (auth_key is meant to be sent).

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from hygieia._memory import limit_malloc_arenas
 from hygieia.api import create_app
 from hygieia.config import Settings
 
@@ -24,6 +25,7 @@ def run(*, host: str | None = None, port: int | None = None) -> None:
     if port:
         settings.port = port
     configure_logging(settings.log_level)
+    limit_malloc_arenas()
     app = create_app(settings)
     # uvicorn's own access log prints query strings (prelogin carries an email): ours doesn't.
     uvicorn.run(

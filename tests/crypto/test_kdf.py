@@ -68,7 +68,7 @@ def test_nfkc_normalisation() -> None:
 
 
 def test_default_params() -> None:
-    assert DEFAULT_KDF.to_dict() == {"alg": "argon2id", "v": 19, "m": 65536, "t": 3, "p": 1}
+    assert DEFAULT_KDF.to_dict() == {"alg": "argon2id", "v": 19, "m": 47104, "t": 8, "p": 1}
     assert KdfParams.from_dict(DEFAULT_KDF.to_dict()) == DEFAULT_KDF
 
 

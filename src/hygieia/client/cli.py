@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from hygieia import crypto
+from hygieia._memory import limit_malloc_arenas
 from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client import session_store
@@ -435,4 +436,5 @@ def rm(record_id: str, server: ServerOpt = None) -> None:
 
 
 def main() -> None:
+    limit_malloc_arenas()
     app()

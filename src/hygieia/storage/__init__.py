@@ -6,19 +6,25 @@
 
 from __future__ import annotations
 
-from hygieia.config import Settings
+from typing import TYPE_CHECKING
+
 from hygieia.errors import StorageUnavailable
 from hygieia.storage._cid import CID, normalize_cid, parse_cid
+from hygieia.storage._unixfs import FileImporter
 from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, SupportsCarExport
 from hygieia.storage.kubo import KuboBlobStore
 from hygieia.storage.local import LocalBlobStore
 from hygieia.storage.memory import MemoryBlobStore
+
+if TYPE_CHECKING:  # the client imports this package; keep pydantic-settings out of it
+    from hygieia.config import Settings
 
 __all__ = [
     "CID",
     "BlobNotFound",
     "BlobSource",
     "BlobStore",
+    "FileImporter",
     "KuboBlobStore",
     "LocalBlobStore",
     "MemoryBlobStore",

@@ -2,7 +2,7 @@
 import { argon2id } from 'hash-wasm';
 import { randomBytes, utf8 } from './bytes.js';
 
-export const DEFAULT_KDF = Object.freeze({ alg: 'argon2id', v: 19, m: 65536, t: 3, p: 1 });
+export const DEFAULT_KDF = Object.freeze({ alg: 'argon2id', v: 19, m: 47104, t: 8, p: 1 });
 export const SALT_BYTES = 16;
 
 // Bounds accepted from the wire (the same as hygieia.crypto's KdfParams): low enough

@@ -1,0 +1,92 @@
+"""Peak memory while a 200 MB record goes up and comes back: server and CLI < 120 MB.
+
+Measured here in the test suite (not only in the bench), with the real server process
+(VmHWM from /proc, reset after sign-up so that it covers the transfer) and real CLI
+processes (ru_maxrss from wait4, whole process lifetime, which includes the 64 MiB
+Argon2id derivation at unlock). A design that held a record in memory would need
+well over 400 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import server_process
+
+LIMIT_MB = 120
+SIZE = 200 * 1024 * 1024
+PW = "memory test password"
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def run_cli(env: dict[str, str], *args: str) -> float:
+    """Run ``hygieia ARGS``; return its peak RSS in MB."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hygieia", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, (out, err)
+    return usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow
+def test_peak_memory_200mb(tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    with open(src, "wb") as fh:
+        for _ in range(SIZE // (1 << 20)):
+            fh.write(os.urandom(1 << 20))
+    data_dir = tmp_path / "server"
+    with server_process(data_dir) as (url, server):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HYGIEIA_")}
+        env.update(HYGIEIA_HOME=str(tmp_path / "home"), HYGIEIA_SERVER=url, HYGIEIA_PASSWORD=PW)
+        run_cli(env, "signup", "mem@example.org")
+        baseline_server = peak_rss_mb(server.pid)
+        # From here on, measure the transfer: reset the server's high-water mark to its
+        # current RSS (sign-up's Argon2 hashing is a separate, fixed cost).
+        Path(f"/proc/{server.pid}/clear_refs").write_text("5")
+        put_rss = run_cli(env, "put", str(src))
+        listing = subprocess.run(
+            [sys.executable, "-m", "hygieia", "ls", "--json"],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        import json
+
+        record_id = json.loads(listing.stdout)[0]["id"]
+        out = tmp_path / "out.bin"
+        get_rss = run_cli(env, "get", record_id, "-o", str(out))
+        server_rss = peak_rss_mb(server.pid)
+    print(
+        f"\npeak RSS: server {server_rss:.0f} MB during the transfer "
+        f"({baseline_server:.0f} MB through start-up and sign-up), "
+        f"CLI put {put_rss:.0f} MB, CLI get {get_rss:.0f} MB"
+    )
+    assert out.stat().st_size == SIZE
+    with open(src, "rb") as a, open(out, "rb") as b:
+        while True:
+            x, y = a.read(1 << 20), b.read(1 << 20)
+            assert x == y
+            if not x:
+                break
+    assert server_rss < LIMIT_MB
+    assert put_rss < LIMIT_MB
+    assert get_rss < LIMIT_MB
