@@ -9,7 +9,6 @@ well over 400 MB.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

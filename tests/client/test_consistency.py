@@ -1,0 +1,186 @@
+"""Nothing half-written, whatever fails: crashes, orphan pins, an unreachable or lossy store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from hygieia.client import account as acct
+from hygieia.client import records as recs
+from hygieia.client.sdk import ApiError, HygieiaClient
+from hygieia.db.models import PendingPin, Record
+from hygieia.storage import LocalBlobStore
+from tests.client.conftest import Cli
+from tests.support.server import free_port, running_server, server_process
+
+PW = "consistency password 9"
+
+
+def _engine(db_url: str):  # type: ignore[no-untyped-def]
+    return create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def counts(db_url: str) -> tuple[int, int]:
+    engine = _engine(db_url)
+    with Session(engine) as db:
+        result = (
+            db.scalar(select(func.count()).select_from(Record)) or 0,
+            db.scalar(select(func.count()).select_from(PendingPin)) or 0,
+        )
+    engine.dispose()
+    return result
+
+
+def test_orphan_pin_released_on_start_and_by_admin(db_url: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "server"
+    with running_server(data_dir, DATABASE_URL=db_url):
+        pass  # creates the schema
+    store = LocalBlobStore(data_dir / "blocks")
+
+    def crash_between_pin_and_commit(payload: bytes) -> str:
+        cid = store.put([payload])
+        engine = _engine(db_url)
+        with Session(engine) as db:
+            db.add(PendingPin(cid=cid, created_at=datetime.now(UTC)))
+            db.commit()
+        engine.dispose()
+        store.pin(cid)
+        return cid
+
+    cid = crash_between_pin_and_commit(b"orphan ciphertext 1")
+    assert cid in set(store.pins())
+    with running_server(data_dir, DATABASE_URL=db_url, RECONCILE_GRACE_SECONDS="0"):
+        assert cid not in set(store.pins())
+    assert counts(db_url) == (0, 0)
+
+    # The same, repaired by the admin command while the server is down.
+    cid2 = crash_between_pin_and_commit(b"orphan ciphertext 2")
+    cli = Cli(server="http://unused", home=tmp_path / "home", data_dir=data_dir)
+    proc = cli.run(
+        "admin",
+        "reconcile",
+        "--grace",
+        "0",
+        HYGIEIA_DATA_DIR=str(data_dir),
+        HYGIEIA_DATABASE_URL=db_url,
+    )
+    assert "released 1 orphan pin" in proc.stdout
+    assert cid2 not in set(store.pins())
+    # A young orphan (an upload on another replica, mid-commit) is left alone.
+    cid3 = crash_between_pin_and_commit(b"orphan ciphertext 3")
+    cli.run("admin", "reconcile", HYGIEIA_DATA_DIR=str(data_dir), HYGIEIA_DATABASE_URL=db_url)
+    assert cid3 in set(store.pins())
+
+
+def test_server_killed_mid_upload_leaves_nothing(db_url: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "server"
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(30 * 1024 * 1024))
+    with server_process(data_dir, DATABASE_URL=db_url) as (url, proc):
+        api = HygieiaClient(url)
+        acct.signup(api, "crash@example.org", PW)
+        session = acct.login(api, "crash@example.org", PW)
+        sent = 0
+
+        def kill_after_some_bytes(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if sent > 8 * 1024 * 1024 and proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+        with pytest.raises((ApiError, httpx.HTTPError)):
+            recs.put(api, session, src, upload_progress=kill_after_some_bytes)
+        assert proc.poll() is not None
+    with running_server(data_dir, DATABASE_URL=db_url, RECONCILE_GRACE_SECONDS="0") as url:
+        api = HygieiaClient(url)
+        session = acct.login(api, "crash@example.org", PW)
+        assert api.json("GET", "/records")["items"] == []
+        # And the account still works: an upload after the crash succeeds.
+        small = tmp_path / "small.txt"
+        small.write_bytes(b"after the crash")
+        rec = recs.put(api, session, small)
+        out = tmp_path / "out.txt"
+        recs.get(api, session, rec["id"], out)
+        assert out.read_bytes() == b"after the crash"
+    assert counts(db_url) == (1, 0)
+    assert len(list(LocalBlobStore(data_dir / "blocks").pins())) == 1
+
+
+def test_storage_unreachable_is_503_and_writes_nothing(db_url: str, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    data_dir = tmp_path / "server"
+    with running_server(data_dir, DATABASE_URL=db_url, STORE="kubo", IPFS_API=dead) as url:
+        api = HygieiaClient(url)
+        acct.signup(api, "down@example.org", PW)
+        session = acct.login(api, "down@example.org", PW)
+        src = tmp_path / "a.txt"
+        src.write_bytes(b"needs a store")
+        with pytest.raises(ApiError) as exc:
+            recs.put(api, session, src)
+        assert (exc.value.status, exc.value.code) == (503, "storage_unavailable")
+        assert api.json("GET", "/records")["items"] == []
+    assert counts(db_url) == (0, 0)
+    log = (data_dir / "server.log").read_text()
+    assert "a.txt" not in log and "needs a store" not in log
+
+
+def test_missing_content_is_reported_not_served(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    cli.run("signup", "lost@example.org", password=PW)
+    (tmp_path / "a.txt").write_bytes(b"will be lost")
+    rid, _cid = cli.run("put", str(tmp_path / "a.txt"), password=PW).stdout.split()
+    for block in (cli.data_dir / "blocks" / "blocks").rglob("*"):
+        if block.is_file():
+            block.unlink()
+    proc = cli.run("get", rid, "-o", str(tmp_path / "out"), password=PW, check=False)
+    assert proc.returncode == 1 and "content_missing" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    token = json.loads((cli.home / "session.json").read_text())["token"]
+    r = httpx.get(
+        f"{cli.server}/api/v1/records/{rid}/content", headers={"authorization": f"Bearer {token}"}
+    )
+    assert (r.status_code, r.json()["code"]) == (502, "content_missing")
+    report = cli.run(
+        "admin",
+        "reconcile",
+        HYGIEIA_DATA_DIR=str(cli.data_dir),
+        HYGIEIA_DATABASE_URL=db_url,
+        check=False,
+    )
+    assert report.returncode == 1
+    assert f"record {rid}: content missing" in report.stderr
+
+
+def test_concurrent_uploads_are_independent(cli: Cli, tmp_path: Path) -> None:
+    """Two uploads at once from two threads both land intact."""
+    api = HygieiaClient(cli.server)
+    acct.signup(api, "conc@example.org", PW)
+    session = acct.login(api, "conc@example.org", PW)
+    files = []
+    for i in range(2):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(os.urandom(6 * 1024 * 1024))
+        files.append(p)
+    results: dict[int, dict[str, object]] = {}
+
+    def go(i: int) -> None:
+        results[i] = recs.put(HygieiaClient(cli.server, token=session.token), session, files[i])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, p in enumerate(files):
+        out = tmp_path / f"out{i}"
+        recs.get(api, session, str(results[i]["id"]), out)
+        assert out.read_bytes() == p.read_bytes()
