@@ -200,3 +200,26 @@ def test_user_key_lookup(live: LiveApp) -> None:
     with pytest.raises(ApiError) as exc:
         live.client(s.token).user_key("nobody@example.org")
     assert exc.value.status == 404
+
+
+def test_audit_trail_records_security_events(live: LiveApp) -> None:
+    api = live.client()
+    acct.signup(api, "audit@example.org", PASSWORD)
+    with pytest.raises(ApiError):
+        acct.login(live.client(), "audit@example.org", "wrong password")
+    s = acct.login(live.client(), "audit@example.org", PASSWORD)
+    acct.change_password(live.client(s.token), PASSWORD, "another password 123")
+    events = [e["event"] for e in live.client(s.token).json("GET", "/audit")]
+    assert events[:4] == [
+        "auth.password_changed",
+        "auth.login",
+        "auth.login_failed",
+        "account.signup",
+    ]
+    # Someone else's trail is not visible.
+    acct.signup(api, "other-audit@example.org", PASSWORD)
+    o = acct.login(live.client(), "other-audit@example.org", PASSWORD)
+    assert [e["event"] for e in live.client(o.token).json("GET", "/audit")] == [
+        "auth.login",
+        "account.signup",
+    ]

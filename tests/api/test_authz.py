@@ -35,6 +35,7 @@ ROUTES = [
     ("POST", "/auth/logout"),
     ("POST", "/auth/password"),
     ("GET", "/users/alice@example.org/key"),
+    ("GET", "/audit"),
 ]
 
 

@@ -183,3 +183,9 @@ class RecordPublic(BaseModel):
 class RecordList(BaseModel):
     items: list[RecordPublic]
     next_cursor: str | None
+
+
+class AuditEventPublic(BaseModel):
+    event: str
+    at: datetime
+    address: str | None

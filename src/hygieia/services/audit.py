@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hygieia.db.models import AuditEvent
@@ -28,3 +29,14 @@ def record_event(
             detail=detail or {},
         )
     )
+
+
+def events_for(db: Session, *, user_id: str, limit: int = 100) -> list[AuditEvent]:
+    """The account's own audit trail, newest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.user_id == user_id)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(max(1, min(limit, 500)))
+    )
+    return list(db.scalars(stmt))

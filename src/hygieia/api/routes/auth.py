@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from hygieia.api.deps import AddressDep, AuthDep, CurrentUser, LimitsDep, SessionDep
 from hygieia.api.schemas import (
     AccountPublic,
+    AuditEventPublic,
     Email,
     LoginCreate,
     PasswordChange,
@@ -23,7 +24,7 @@ from hygieia.api.schemas import (
     b64,
 )
 from hygieia.db.models import User
-from hygieia.services import accounts
+from hygieia.services import accounts, audit
 
 router = APIRouter(tags=["accounts"])
 
@@ -160,6 +161,17 @@ def recover_complete(
         limits=limits,
     )
     return session_public(issued)
+
+
+@router.get("/audit", response_model=list[AuditEventPublic])
+def audit_trail(
+    user: CurrentUser, db: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[AuditEventPublic]:
+    """Your own audit trail (logins, failures, password changes, record events)."""
+    return [
+        AuditEventPublic(event=e.event, at=e.at, address=e.address)
+        for e in audit.events_for(db, user_id=user.id, limit=limit)
+    ]
 
 
 @router.get("/users/{email}/key", response_model=UserKeyPublic)
