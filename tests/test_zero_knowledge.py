@@ -1,7 +1,9 @@
 """DESIGN §1.1: the server never receives the password, a derived key, the vault key,
-an unlocked private key, record metadata (title, file name, provider, tags) or content. A real ``hygieia serve`` (subprocess, fresh data dir) is driven
-through the SDK; every request body and URL, every DB row, every file in the data dir
-and the server log are then searched for those secrets.
+an unlocked private key, record metadata (title, file name, provider, tags) or content.
+
+A real ``hygieia serve`` (subprocess, fresh data dir) is driven through the SDK; every
+request body and URL, every DB row, every file in the data dir (blobs included) and the
+server log are then searched for those secrets.
 """
 
 from __future__ import annotations
