@@ -37,7 +37,7 @@ def test_signup_login_password_change_recover_export(web, tmp_path):
         "locked_secret_key", "wrapped_vault_key", "recovery_wrapped_vault_key",
         "recovery_verifier",
     }  # fmt: skip
-    assert signup["kdf"] == {"alg": "argon2id", "v": 19, "m": 65536, "t": 3, "p": 1}
+    assert signup["kdf"] == crypto.DEFAULT_KDF.to_dict()  # the page and Python agree
     keys = crypto.derive_keys(PASSWORD, base64.b64decode(signup["salt"]))
     assert base64.b64decode(signup["auth_key"]) == keys.auth_key
     vault_key = crypto.unwrap_vault_key(

@@ -145,7 +145,7 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
 
     # The image, inline, decoded at its real size.
     page.locator("#view-record").get_by_role("button", name="Back to records").click()
-    page.wait_for_selector("#view-records:not([hidden])")
+    flows.list_ready(web)
     assert page.locator("#rec-viewer").inner_html() == ""  # the plaintext is let go
     page.get_by_role("button", name="Chest X-ray", exact=True).click()
     img = page.locator("#rec-viewer img[data-kind=image]")
@@ -175,7 +175,7 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
     flows.record_item(web, json_id).get_by_role("button", name="Delete").click()
     dialog.get_by_role("button", name="Delete").click()
     assert "Deleted “Vaccination bundle”" in flows.flash_text(web)
-    page.wait_for_selector("#busy", state="hidden")
+    flows.list_ready(web)
     assert flows.shown_ids(web) == [pdf_id, png_id]
     deletes = [r for r in web.requests if r.method == "DELETE"]
     assert [r.url.rsplit("/", 1)[1] for r in deletes] == [json_id]
@@ -185,7 +185,8 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
     page.wait_for_selector("#view-record:not([hidden])")
     page.locator("#rec-delete").click()
     dialog.get_by_role("button", name="Delete").click()
-    page.wait_for_selector("#view-records:not([hidden])")
+    assert "Deleted" in flows.flash_text(web)
+    flows.list_ready(web)
     assert flows.shown_ids(web) == [pdf_id]
     assert not web.problems, web.problems
 
@@ -241,7 +242,7 @@ def test_keyboard_only(web, tmp_path):
     page.keyboard.press("Tab")
     assert focused().split("|")[1] == "Back to records"
     page.keyboard.press("Enter")
-    page.wait_for_selector("#view-records:not([hidden])")
+    flows.list_ready(web)
 
     # Delete by keyboard: the dialog opens on Cancel; Escape cancels, Enter on Delete confirms.
     page.locator("#records-list li.record button.btn", has_text="Delete").first.focus()
@@ -259,7 +260,7 @@ def test_keyboard_only(web, tmp_path):
     page.keyboard.press("Enter")
     page.wait_for_selector("dialog#confirm:not([open])", state="attached")
     flows.flash_text(web)
-    page.wait_for_selector("#busy", state="hidden")
+    flows.list_ready(web)
     assert len(flows.shown_ids(web)) == 1
 
     # The upload drop zone opens the file chooser from the keyboard.
@@ -414,7 +415,7 @@ def test_tampered_content_is_refused(web, tmp_path, attack):
     flows.record_item(web, target).get_by_role("button", name="Download").click()
     message = flows.flash_text(web)
     assert "failed verification" in message, message
-    page.wait_for_selector("#busy", state="hidden")
+    page.wait_for_selector("#rec-progress-wrap", state="hidden")
     page.wait_for_timeout(300)
     assert downloads == []
     assert page.locator("#rec-viewer img, #rec-viewer iframe").count() == 0

@@ -129,7 +129,7 @@ def test_browser_record_read_by_cli_and_cli_record_opened_in_browser(web, server
     flows.go_records(web)
     flows.record_item(web, img_id).get_by_role("button", name="Delete").click()
     page.locator("dialog#confirm").get_by_role("button", name="Delete").click()
-    flows.flash_text(web)
+    assert "Deleted" in flows.flash_text(web)
     ids = {it["id"] for it in json.loads(_cli(home, server, "ls", "--json"))}
     assert ids == {rec["id"], cli_id}
 

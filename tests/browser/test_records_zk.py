@@ -80,11 +80,11 @@ def test_browser_records_session_sends_no_secret(relayed, tmp_path: Path):
     page.get_by_role("button", name="Lock").click()
     page.locator("#unlock-password").fill(PASSWORD)
     page.get_by_role("button", name="Unlock").click()
-    page.wait_for_selector("#view-records:not([hidden])")
+    flows.list_ready(web)
     flows.record_item(web, bin_rec["id"]).get_by_role("button", name="Delete").click()
     page.locator("dialog#confirm").get_by_role("button", name="Delete").click()
     flows.flash_text(web)
-    page.wait_for_selector("#busy", state="hidden")
+    flows.list_ready(web)
     assert not web.problems, web.problems
 
     # Every key there is, recomputed from what the test knows.

@@ -102,10 +102,13 @@ async function go(view) {
   if (view !== 'record') leaveRecord();
   if (view === 'records') {
     showView('records');
+    document.body.dataset.loading = 'records'; // set at once, so tests can wait on it
     try {
       await withBusy('Decrypting your records…', () => renderRecords(api));
     } catch (err) {
       flash(`Your records could not be loaded: ${message(err)}`);
+    } finally {
+      delete document.body.dataset.loading;
     }
   } else {
     showView(view);
