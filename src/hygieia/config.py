@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     #: be between its pin and its commit). Pin-to-commit takes milliseconds.
     reconcile_grace_seconds: int = Field(default=300, ge=0)
     log_level: str = "info"
+    #: Worker threads for blocking work (DB, storage). Each running upload holds one;
+    #: fewer threads contend less for the GIL under load.
+    worker_threads: int = Field(default=40, ge=2, le=1000)
 
     @field_validator("prelogin_secret")
     @classmethod

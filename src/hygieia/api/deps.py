@@ -1,11 +1,17 @@
-"""FastAPI dependencies: DB session, settings, current user, client address."""
+"""FastAPI dependencies: DB session, settings, current user, client address.
+
+Dependencies that never block are ``async def`` so that FastAPI calls them on the event
+loop instead of hopping to the thread pool for each one; only the DB lookup of the
+session token and the route itself run in worker threads.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from hygieia.config import Settings
@@ -16,25 +22,27 @@ from hygieia.services.accounts import Limits
 from hygieia.storage import BlobStore
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    # Creating a Session does no I/O (it connects on first use); closing it may return
+    # a connection to the pool, so that happens in a worker thread.
     db: Session = request.app.state.sessionmaker()
     try:
         yield db
     finally:
-        db.close()
+        await run_in_threadpool(db.close)
 
 
-def get_store(request: Request) -> BlobStore:
+async def get_store(request: Request) -> BlobStore:
     store: BlobStore = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     s: Settings = request.app.state.settings
     return Limits(
         session_ttl_seconds=s.session_ttl_seconds,
@@ -43,7 +51,7 @@ def get_limits(request: Request) -> Limits:
     )
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
@@ -54,7 +62,7 @@ LimitsDep = Annotated[Limits, Depends(get_limits)]
 AddressDep = Annotated[str, Depends(client_address)]
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized()
@@ -71,7 +79,9 @@ def current_session(
     return accounts.authenticate(db, token=token)
 
 
-def current_user(auth: Annotated[tuple[User, AuthSession], Depends(current_session)]) -> User:
+async def current_user(
+    auth: Annotated[tuple[User, AuthSession], Depends(current_session)],
+) -> User:
     return auth[0]
 
 

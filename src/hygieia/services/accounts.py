@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from hygieia import crypto
 from hygieia.db.models import AuthSession, ServerSecret, User
@@ -219,7 +219,11 @@ def login(
 
 
 def _live_session(db: Session, *, token: str, kind: str, now: Clock) -> AuthSession:
-    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    row = db.scalar(
+        select(AuthSession)
+        .options(joinedload(AuthSession.user))  # one query for the session and its user
+        .where(AuthSession.token_hash == token_hash(token))
+    )
     if row is None or row.kind != kind:
         raise InvalidToken()
     if row.revoked_at is not None:

@@ -200,7 +200,7 @@ def get(db: Session, *, owner: User, record_id: str) -> Record:
     return row
 
 
-def encode_cursor(record: Record) -> str:
+def encode_cursor(record: Record | RecordRow) -> str:
     raw = f"{record.created_at.isoformat()}|{record.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -214,18 +214,43 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed("cursor is invalid") from exc
 
 
+@dataclass(frozen=True)
+class RecordRow:
+    """A record as listed: plain values, no ORM identity (listing is the hot path)."""
+
+    id: str
+    cid: str
+    size: int
+    segments: int
+    created_at: datetime
+    owner_pkesk: bytes
+    sealed_metadata: bytes
+    session_key_envelope: bytes
+
+
+_ROW_COLUMNS = (
+    Record.id,
+    Record.cid,
+    Record.size,
+    Record.segments,
+    Record.created_at,
+    Record.owner_pkesk,
+    Record.sealed_metadata,
+    Record.session_key_envelope,
+)
+
+
 def list_page(
     db: Session, *, owner: User, limit: int, cursor: str | None
-) -> tuple[list[Record], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+) -> tuple[list[RecordRow], str | None]:
+    """Newest first, keyset-paginated on (created_at, id), served by one index."""
     limit = max(1, min(limit, MAX_PAGE))
-    stmt = select(Record).where(Record.owner_id == owner.id)
+    stmt = select(*_ROW_COLUMNS).where(Record.owner_id == owner.id)
     if cursor:
         at, record_id = _decode_cursor(cursor)
         stmt = stmt.where(tuple_(Record.created_at, Record.id) < tuple_(at, record_id))
-    rows = list(
-        db.scalars(stmt.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1))
-    )
+    stmt = stmt.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1)
+    rows = [RecordRow(*row) for row in db.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1]) if more and rows else None

@@ -17,7 +17,7 @@ from hygieia.services import records
 router = APIRouter(tags=["records"])
 
 
-def record_public(row: Record) -> RecordPublic:
+def record_public(row: Record | records.RecordRow) -> RecordPublic:
     return RecordPublic(
         id=row.id,
         cid=row.cid,
@@ -86,10 +86,12 @@ def list_records(
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=records.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> RecordList:
+) -> Response:
     """The caller's records, newest first (cursor pagination)."""
     rows, next_cursor = records.list_page(db, owner=user, limit=limit, cursor=cursor)
-    return RecordList(items=[record_public(r) for r in rows], next_cursor=next_cursor)
+    page = RecordList(items=[record_public(r) for r in rows], next_cursor=next_cursor)
+    # Serialised once here; FastAPI would otherwise validate the whole page again.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
