@@ -3,12 +3,14 @@
 Starlette's ``request.form()`` spools each file part to a temporary file before the
 route runs; records can be gigabytes, and we want the ciphertext to flow straight from
 the socket into the blob store. python-multipart's push parser does the parsing; this
-module only turns its callbacks into "next part" / "this part's data" pulls, and pulls
-body chunks from the ASGI ``receive`` channel from a worker thread.
+module only turns its callbacks into "next part" / "this part's data" pulls, fed by a
+:class:`BodyPump` that reads the ASGI ``receive`` channel ahead of the worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,13 +49,51 @@ async def _receive_batch(receive: Callable[[], Any]) -> tuple[bytes, bool]:
     return b"".join(parts), True
 
 
-def body_chunks(receive: Callable[[], Any]) -> Iterator[bytes]:
-    """The request body in ~1 MiB chunks, read from a threadpool worker."""
-    more = True
-    while more:
-        data, more = anyio.from_thread.run(_receive_batch, receive)
-        if data:
-            yield data
+class BodyPump:
+    """Reads the request body on the event loop *ahead* of the worker thread.
+
+    Without it, uvicorn stops reading the socket while the worker hashes and writes
+    the previous chunk, so network receive and storage run one after the other. The
+    pump keeps up to ``depth`` batches (~1 MiB each) in flight; the worker pulls them
+    with one thread hop per batch.
+    """
+
+    def __init__(self, receive: Callable[[], Any], depth: int = 8) -> None:
+        self._receive = receive
+        self._queue: asyncio.Queue[tuple[bytes, bool, BaseException | None]] = asyncio.Queue(
+            maxsize=depth
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BodyPump:
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _pump(self) -> None:
+        more = True
+        while more:
+            try:
+                data, more = await _receive_batch(self._receive)
+            except Exception as exc:
+                await self._queue.put((b"", False, exc))
+                return
+            await self._queue.put((data, more, None))
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, from a worker thread."""
+        more = True
+        while more:
+            data, more, error = anyio.from_thread.run(self._queue.get)
+            if error is not None:
+                raise error
+            if data:
+                yield data
 
 
 def boundary_of(content_type: str | None) -> bytes:

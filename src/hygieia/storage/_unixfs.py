@@ -90,13 +90,20 @@ class FileImporter:
             raise RuntimeError("importer already finished")
         view = memoryview(data).cast("B")
         self._size += len(view)
-        while view:
-            take = self._chunk_size - len(self._buffer)
+        chunk = self._chunk_size
+        if self._buffer:  # top up a partial chunk first
+            take = chunk - len(self._buffer)
             self._buffer += view[:take]
             view = view[take:]
-            if len(self._buffer) == self._chunk_size:
+            if len(self._buffer) == chunk:
                 self._add_leaf(bytes(self._buffer))
                 self._buffer.clear()
+        # Whole chunks straight from the input: one copy each, not two.
+        while len(view) >= chunk:
+            self._add_leaf(bytes(view[:chunk]))
+            view = view[chunk:]
+        if view:
+            self._buffer += view
 
     def finish(self) -> CID:
         if self._finished:

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from hygieia.api.deps import AddressDep, CurrentUser, SessionDep, SettingsDep, StoreDep
-from hygieia.api.multipart import MultipartReader, body_chunks, boundary_of
+from hygieia.api.multipart import BodyPump, MultipartReader, boundary_of
 from hygieia.api.schemas import RecordList, RecordPublic, b64
-from hygieia.db.models import Record
+from hygieia.config import Settings
+from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
 from hygieia.services import records
+from hygieia.storage import BlobStore
 
 router = APIRouter(tags=["records"])
 
@@ -54,7 +58,7 @@ UPLOAD_DOC = {
 
 
 @router.post("/records", response_model=RecordPublic, status_code=201, openapi_extra=UPLOAD_DOC)
-def upload(
+async def upload(
     request: Request,
     user: CurrentUser,
     db: SessionDep,
@@ -63,9 +67,33 @@ def upload(
     address: AddressDep,
 ) -> RecordPublic:
     """Upload a sealed record: parts ``meta`` (JSON) then ``content`` (ciphertext)."""
-    reader = MultipartReader(
-        body_chunks(request.receive), boundary_of(request.headers.get("content-type"))
-    )
+    boundary = boundary_of(request.headers.get("content-type"))
+    async with BodyPump(request.receive) as pump:
+        # Parsing, checking and storing block, so they run in a worker thread fed by
+        # the pump, which keeps reading the socket meanwhile.
+        return await run_in_threadpool(
+            _ingest,
+            pump,
+            boundary,
+            user=user,
+            db=db,
+            store=store,
+            settings=settings,
+            address=address,
+        )
+
+
+def _ingest(
+    pump: BodyPump,
+    boundary: bytes,
+    *,
+    user: User,
+    db: Session,
+    store: BlobStore,
+    settings: Settings,
+    address: str,
+) -> RecordPublic:
+    reader = MultipartReader(pump.chunks(), boundary)
     part = reader.next_part()
     if part is None or part.name != "meta":
         raise ValidationFailed("the first part must be 'meta'")
