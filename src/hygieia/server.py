@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 import uvicorn
@@ -37,3 +38,12 @@ def run(*, host: str | None = None, port: int | None = None) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+def serve_main(argv: list[str]) -> None:
+    """``hygieia serve [--host H] [--port P]`` (same options as the Typer command)."""
+    parser = argparse.ArgumentParser(prog="hygieia serve", description="Run the Hygieia server.")
+    parser.add_argument("--host", help="Bind address (HYGIEIA_HOST)")
+    parser.add_argument("--port", type=int, help="Port (HYGIEIA_PORT)")
+    args = parser.parse_args(argv)
+    run(host=args.host, port=args.port)

@@ -99,6 +99,7 @@ def test_ls_filters(cli: Cli, tmp_path: Path) -> None:
     assert names("--until", "2025-01-15", "--since", "2025-01-15") == {"xray.png"}
     assert names("--search", "discharge") == {"letter.txt"}
     assert names("--search", "city lab") == {"cbc.pdf"}
+    assert names("--search", "letter discharge") == {"letter.txt"}  # words, any order
     table = cli.run("ls", password=PW).stdout
     assert "Discharge letter" in table
     bad = cli.run("ls", "--since", "yesterday", password=PW, check=False)

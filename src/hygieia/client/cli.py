@@ -326,7 +326,9 @@ def list_records(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Has this tag")] = None,
     since: Annotated[str | None, typer.Option(help="Record date ≥ YYYY-MM-DD")] = None,
     until: Annotated[str | None, typer.Option(help="Record date ≤ YYYY-MM-DD")] = None,
-    search: Annotated[str | None, typer.Option(help="Text in title, provider, file, tags")] = None,
+    search: Annotated[
+        str | None, typer.Option(help="Words in title, provider, file name or tags")
+    ] = None,
     server: ServerOpt = None,
 ) -> None:
     """List your records (metadata decrypted here)."""
@@ -375,7 +377,7 @@ def filter_records(
     for bound in (since, until):
         if bound:
             dt.date.fromisoformat(bound)
-    needle = (text or "").casefold()
+    words = (text or "").casefold().split()  # every word, in any order (as the web app)
 
     def keep(it: dict[str, Any]) -> bool:
         if record_type and it["type"] != record_type:
@@ -386,11 +388,11 @@ def filter_records(
             return False
         if until and (not it["date"] or it["date"] > until):
             return False
-        if needle:
+        if words:
             hay = " ".join(
                 str(x) for x in (it["title"], it["provider"], it["filename"], *it["tags"]) if x
-            )
-            return needle in hay.casefold()
+            ).casefold()
+            return all(word in hay for word in words)
         return True
 
     return [it for it in items if keep(it)]

@@ -12,12 +12,23 @@ from hygieia.errors import StorageUnavailable
 from hygieia.storage._cid import CID, normalize_cid, parse_cid
 from hygieia.storage._unixfs import FileImporter
 from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, SupportsCarExport
-from hygieia.storage.kubo import KuboBlobStore
 from hygieia.storage.local import LocalBlobStore
 from hygieia.storage.memory import MemoryBlobStore
 
 if TYPE_CHECKING:  # the client imports this package; keep pydantic-settings out of it
     from hygieia.config import Settings
+    from hygieia.storage.kubo import KuboBlobStore
+
+
+def __getattr__(name: str) -> object:
+    # httpx (for Kubo) imports its own CLI stack (click, rich, pygments): a server on
+    # the embedded store never needs it, so it is loaded on first use.
+    if name == "KuboBlobStore":
+        from hygieia.storage.kubo import KuboBlobStore
+
+        return KuboBlobStore
+    raise AttributeError(name)
+
 
 __all__ = [
     "CID",
@@ -40,6 +51,8 @@ def make_store(settings: Settings) -> BlobStore:
     """The backend ``settings`` ask for: local (``data_dir/blocks``), kubo or memory."""
     kind = settings.resolved_store()
     if kind == "kubo":
+        from hygieia.storage.kubo import KuboBlobStore
+
         if not settings.ipfs_api:
             raise ValueError("store 'kubo' needs HYGIEIA_IPFS_API")
         return KuboBlobStore(
