@@ -54,8 +54,8 @@ class BodyPump:
 
     Without it, uvicorn stops reading the socket while the worker hashes and writes
     the previous chunk, so network receive and storage run one after the other. The
-    pump keeps up to ``depth`` batches (~1 MiB each) in flight (2: enough to overlap, little RSS); the worker pulls them
-    with one thread hop per batch.
+    pump keeps up to ``depth`` batches (~1 MiB each) in flight (two are enough to
+    overlap, at little RSS); the worker pulls them with one thread hop per batch.
     """
 
     def __init__(self, receive: Callable[[], Any], depth: int = 2) -> None:
