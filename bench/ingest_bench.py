@@ -9,69 +9,18 @@ own js-ipfs daemon, so neither side ever finds the other's blocks already there.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any, cast
 
 from bench.common import Config, Figure, mb_per_s, median, paired_ratios, random_file, spread
 from bench.servers import hygieia_server, new_account
-from hygieia import crypto
 from hygieia.client import records
-from hygieia.client.account import LoggedIn, _b64
-from hygieia.client.sdk import HygieiaClient
 from hygieia.storage import BlobStore, KuboBlobStore, LocalBlobStore
 
 TARGET = 0.8
-
-
-def prepare_upload(
-    plain: Path, session: LoggedIn, work: Path
-) -> tuple[records.SealedFile, dict[str, Any]]:
-    """Seal a file and build the ``meta`` part exactly as ``records.put`` does."""
-    signer = session.unlock()
-    own = signer.public_key
-    session_key = crypto.new_session_key()
-    sealed, sha256 = records.seal_file(plain, session_key=session_key, signer=signer, workdir=work)
-    metadata = records.build_metadata(
-        plain,
-        sealed=sealed,
-        sha256=sha256,
-        title=None,
-        record_type=None,
-        date=None,
-        provider=None,
-        tags=[],
-        media_type=None,
-    )
-    meta = {
-        "cid": sealed.cid,
-        "size": sealed.size,
-        "segments": sealed.segments,
-        "pkesk": _b64(crypto.make_pkesk(session_key, own)),
-        "sealed_metadata": _b64(
-            crypto.seal_message(json.dumps(metadata).encode(), recipients=[own], signer=signer)
-        ),
-        "envelope": _b64(
-            crypto.seal_session_key_envelope(session_key, owner_public_key=own, signer=signer)
-        ),
-    }
-    return sealed, meta
-
-
-def upload(api: HygieiaClient, sealed: records.SealedFile, meta: dict[str, Any]) -> str:
-    """The upload request of ``records.put`` (streamed multipart); returns the CID."""
-    with open(sealed.path, "rb") as fh:
-        body = api.json(
-            "POST",
-            "/records",
-            data={"meta": json.dumps(meta)},
-            files={"content": (sealed.cid, cast(IO[bytes], fh), "application/octet-stream")},
-        )
-    return str(body["cid"])
 
 
 def run(cfg: Config, only: set[str]) -> list[Figure]:
@@ -106,12 +55,12 @@ def _one_store(cfg: Config, work: Path, kind: str) -> Figure:
         uploads = []
         for i in range(cfg.repeats + 1):
             plain = random_file(base / f"plain{i}", cfg.ingest_bytes)
-            uploads.append(prepare_upload(plain, session, base))
+            uploads.append(records.prepare_upload(session, plain, workdir=base))
             plain.unlink()
-        size = uploads[0][0].size
+        size = uploads[0].sealed.size
 
         def put(i: int) -> float:
-            sealed = uploads[i][0]
+            sealed = uploads[i].sealed
             start = time.perf_counter()
             with open(sealed.path, "rb") as fh:
                 cid = bare.put(fh)
@@ -121,9 +70,9 @@ def _one_store(cfg: Config, work: Path, kind: str) -> Figure:
             return elapsed
 
         def ingest(i: int) -> float:
-            sealed, meta = uploads[i]
+            sealed = uploads[i].sealed
             start = time.perf_counter()
-            cid = upload(api, sealed, meta)
+            cid = records.upload(api, uploads[i])["cid"]
             elapsed = time.perf_counter() - start
             if cid != sealed.cid:
                 raise RuntimeError("server stored another CID")

@@ -156,8 +156,18 @@ class _ProgressFile:
         return self._raw.fileno()
 
 
-def put(
-    api: HygieiaClient,
+@dataclass
+class PreparedUpload:
+    """A sealed file on disk and the ``meta`` part that goes with it."""
+
+    sealed: SealedFile
+    meta: dict[str, Any]
+
+    def discard(self) -> None:
+        self.sealed.path.unlink(missing_ok=True)
+
+
+def prepare_upload(
     session: LoggedIn,
     source: Path,
     *,
@@ -168,10 +178,9 @@ def put(
     tags: list[str] | None = None,
     media_type: str | None = None,
     seal_progress: Progress = _noop,
-    upload_progress: Progress = _noop,
     workdir: Path | None = None,
-) -> dict[str, Any]:
-    """Seal and upload one file; returns the server's record (id, cid, …)."""
+) -> PreparedUpload:
+    """Seal ``source`` and its metadata, and wrap the session key for the owner."""
     signer = session.unlock()
     own_public = signer.public_key
     session_key = crypto.new_session_key()
@@ -208,23 +217,65 @@ def put(
                 )
             ),
         }
-        with open(sealed.path, "rb") as fh:
-            body = api.json(
-                "POST",
-                "/records",
-                data={"meta": json.dumps(meta)},
-                # The multipart file name is the CID, never the real file name.
-                files={
-                    "content": (
-                        sealed.cid,
-                        cast(IO[bytes], _ProgressFile(fh, upload_progress)),
-                        "application/octet-stream",
-                    )
-                },
-            )
-    finally:
+    except BaseException:
         sealed.path.unlink(missing_ok=True)
+        raise
+    return PreparedUpload(sealed=sealed, meta=meta)
+
+
+def upload(
+    api: HygieiaClient, prepared: PreparedUpload, *, progress: Progress = _noop
+) -> dict[str, Any]:
+    """Send a prepared upload (one streaming multipart request); returns the record."""
+    with open(prepared.sealed.path, "rb") as fh:
+        body = api.json(
+            "POST",
+            "/records",
+            data={"meta": json.dumps(prepared.meta)},
+            # The multipart file name is the CID, never the real file name.
+            files={
+                "content": (
+                    prepared.sealed.cid,
+                    cast(IO[bytes], _ProgressFile(fh, progress)),
+                    "application/octet-stream",
+                )
+            },
+        )
     return dict(body)
+
+
+def put(
+    api: HygieiaClient,
+    session: LoggedIn,
+    source: Path,
+    *,
+    title: str | None = None,
+    record_type: str | None = None,
+    date: str | None = None,
+    provider: str | None = None,
+    tags: list[str] | None = None,
+    media_type: str | None = None,
+    seal_progress: Progress = _noop,
+    upload_progress: Progress = _noop,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Seal and upload one file; returns the server's record (id, cid, …)."""
+    prepared = prepare_upload(
+        session,
+        source,
+        title=title,
+        record_type=record_type,
+        date=date,
+        provider=provider,
+        tags=tags,
+        media_type=media_type,
+        seal_progress=seal_progress,
+        workdir=workdir,
+    )
+    try:
+        return upload(api, prepared, progress=upload_progress)
+    finally:
+        prepared.discard()
 
 
 @dataclass

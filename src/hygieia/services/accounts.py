@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from hygieia import crypto
 from hygieia.db.models import AuthSession, ServerSecret, User
 from hygieia.errors import (
     EmailTaken,
+    HygieiaError,
     InvalidCredentials,
     InvalidKey,
     InvalidRecoveryCode,
@@ -180,35 +182,86 @@ def _issue(
     return token, at + ttl
 
 
-def login(
-    db: Session, *, email: str, auth_key: bytes, address: str, limits: Limits, now: Clock = utcnow
-) -> IssuedSession:
+@dataclass(frozen=True)
+class NewPassword:
+    """What a password change or a recovery installs: all of it made by the client."""
+
+    auth_key: bytes
+    salt: bytes
+    kdf: dict[str, Any]
+    wrapped_vault_key: bytes
+
+
+def _rate_limit(db: Session, *, account: str, address: str, limits: Limits, now: Clock) -> None:
     ratelimit.check(
         db,
-        account=email,
+        account=account,
         address=address,
         max_failures=limits.login_max_failures,
         window_seconds=limits.login_window_seconds,
         now=now,
     )
-    user = _find_user(db, email)
+
+
+def _prove(
+    db: Session,
+    *,
+    account: str,
+    user: User | None,
+    secret: bytes,
+    stored_hash: Callable[[User], str],
+    address: str,
+    failed_event: str,
+    error: HygieiaError,
+    now: Clock,
+) -> User:
+    """Check ``secret`` against the user's stored hash, or fail (counted, audited).
+
+    An unknown account costs one dummy verification, so timing reveals nothing.
+    """
     if user is None:
-        crypto.dummy_verify(auth_key)  # same cost as a real check: timing reveals nothing
+        crypto.dummy_verify(secret)
         ok = False
     else:
-        ok = crypto.verify_secret(user.auth_hash, auth_key)
+        ok = crypto.verify_secret(stored_hash(user), secret)
     if not ok:
-        ratelimit.record_failure(db, account=email, address=address, now=now)
+        ratelimit.record_failure(db, account=account, address=address, now=now)
         record_event(
-            db,
-            event="auth.login_failed",
-            user_id=user.id if user else None,
-            address=address,
-            now=now,
+            db, event=failed_event, user_id=user.id if user else None, address=address, now=now
         )
         db.commit()
-        raise InvalidCredentials()
+        raise error
     assert user is not None
+    return user
+
+
+def _install_password(user: User, new: NewPassword) -> None:
+    """Re-wrap: new KDF salt/params, new auth hash, new wrapped vault key. The locked
+    secret key, the vault key and the recovery material stay as they are."""
+    kdf = _check_kdf(new.kdf)
+    if new.salt == user.recovery_salt:
+        raise ValidationFailed("salt and recovery_salt must differ")
+    user.kdf = kdf
+    user.salt = new.salt
+    user.auth_hash = crypto.hash_secret(new.auth_key)
+    user.wrapped_vault_key = new.wrapped_vault_key
+
+
+def login(
+    db: Session, *, email: str, auth_key: bytes, address: str, limits: Limits, now: Clock = utcnow
+) -> IssuedSession:
+    _rate_limit(db, account=email, address=address, limits=limits, now=now)
+    user = _prove(
+        db,
+        account=email,
+        user=_find_user(db, email),
+        secret=auth_key,
+        stored_hash=lambda u: u.auth_hash,
+        address=address,
+        failed_event="auth.login_failed",
+        error=InvalidCredentials(),
+        now=now,
+    )
     ratelimit.clear_account(db, account=email)
     token, expires = _issue(
         db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
@@ -259,37 +312,25 @@ def change_password(
     user: User,
     session: AuthSession,
     auth_key: bytes,
-    new_auth_key: bytes,
-    new_salt: bytes,
-    new_kdf: dict[str, Any],
-    new_wrapped_vault_key: bytes,
+    new: NewPassword,
     address: str,
     limits: Limits,
     now: Clock = utcnow,
 ) -> None:
     """Re-wrap the vault key under a new password; the locked secret key never changes."""
-    new_kdf = _check_kdf(new_kdf)
-    ratelimit.check(
+    _rate_limit(db, account=user.email, address=address, limits=limits, now=now)
+    _prove(
         db,
         account=user.email,
+        user=user,
+        secret=auth_key,
+        stored_hash=lambda u: u.auth_hash,
         address=address,
-        max_failures=limits.login_max_failures,
-        window_seconds=limits.login_window_seconds,
+        failed_event="auth.password_change_failed",
+        error=InvalidCredentials("current password is wrong"),
         now=now,
     )
-    if not crypto.verify_secret(user.auth_hash, auth_key):
-        ratelimit.record_failure(db, account=user.email, address=address, now=now)
-        record_event(
-            db, event="auth.password_change_failed", user_id=user.id, address=address, now=now
-        )
-        db.commit()
-        raise InvalidCredentials("current password is wrong")
-    if new_salt == user.recovery_salt:
-        raise ValidationFailed("salt and recovery_salt must differ")
-    user.kdf = new_kdf
-    user.salt = new_salt
-    user.auth_hash = crypto.hash_secret(new_auth_key)
-    user.wrapped_vault_key = new_wrapped_vault_key
+    _install_password(user, new)
     _revoke_all(db, user_id=user.id, except_id=session.id, now=now)
     record_event(db, event="auth.password_changed", user_id=user.id, address=address, now=now)
     db.commit()
@@ -304,32 +345,18 @@ def start_recovery(
     limits: Limits,
     now: Clock = utcnow,
 ) -> RecoveryGrant:
-    ratelimit.check(
+    _rate_limit(db, account=email, address=address, limits=limits, now=now)
+    user = _prove(
         db,
         account=email,
+        user=_find_user(db, email),
+        secret=recovery_auth,
+        stored_hash=lambda u: u.recovery_hash,
         address=address,
-        max_failures=limits.login_max_failures,
-        window_seconds=limits.login_window_seconds,
+        failed_event="auth.recovery_failed",
+        error=InvalidRecoveryCode(),
         now=now,
     )
-    user = _find_user(db, email)
-    if user is None:
-        crypto.dummy_verify(recovery_auth)
-        ok = False
-    else:
-        ok = crypto.verify_secret(user.recovery_hash, recovery_auth)
-    if not ok:
-        ratelimit.record_failure(db, account=email, address=address, now=now)
-        record_event(
-            db,
-            event="auth.recovery_failed",
-            user_id=user.id if user else None,
-            address=address,
-            now=now,
-        )
-        db.commit()
-        raise InvalidRecoveryCode()
-    assert user is not None
     token, _ = _issue(db, user=user, kind="recovery", ttl=RECOVERY_TOKEN_TTL, now=now)
     record_event(db, event="auth.recovery_started", user_id=user.id, address=address, now=now)
     db.commit()
@@ -344,23 +371,14 @@ def complete_recovery(
     db: Session,
     *,
     recovery_token: str,
-    new_auth_key: bytes,
-    new_salt: bytes,
-    new_kdf: dict[str, Any],
-    new_wrapped_vault_key: bytes,
+    new: NewPassword,
     address: str,
     limits: Limits,
     now: Clock = utcnow,
 ) -> IssuedSession:
-    new_kdf = _check_kdf(new_kdf)
     grant = _live_session(db, token=recovery_token, kind="recovery", now=now)
     user = grant.user
-    if new_salt == user.recovery_salt:
-        raise ValidationFailed("salt and recovery_salt must differ")
-    user.kdf = new_kdf
-    user.salt = new_salt
-    user.auth_hash = crypto.hash_secret(new_auth_key)
-    user.wrapped_vault_key = new_wrapped_vault_key
+    _install_password(user, new)
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
     ratelimit.clear_account(db, account=user.email)
     token, expires = _issue(

@@ -44,6 +44,15 @@ def account_public(user: User) -> AccountPublic:
     )
 
 
+def new_password(body: PasswordChange | RecoverComplete) -> accounts.NewPassword:
+    return accounts.NewPassword(
+        auth_key=body.new_auth_key,
+        salt=body.new_salt,
+        kdf=body.new_kdf.model_dump(),
+        wrapped_vault_key=body.new_wrapped_vault_key,
+    )
+
+
 def session_public(issued: accounts.IssuedSession) -> SessionPublic:
     return SessionPublic(
         token=issued.token, expires_at=issued.expires_at, account=account_public(issued.user)
@@ -116,10 +125,7 @@ def change_password(
         user=user,
         session=session,
         auth_key=body.auth_key,
-        new_auth_key=body.new_auth_key,
-        new_salt=body.new_salt,
-        new_kdf=body.new_kdf.model_dump(),
-        new_wrapped_vault_key=body.new_wrapped_vault_key,
+        new=new_password(body),
         address=address,
         limits=limits,
     )
@@ -153,10 +159,7 @@ def recover_complete(
     issued = accounts.complete_recovery(
         db,
         recovery_token=body.recovery_token,
-        new_auth_key=body.new_auth_key,
-        new_salt=body.new_salt,
-        new_kdf=body.new_kdf.model_dump(),
-        new_wrapped_vault_key=body.new_wrapped_vault_key,
+        new=new_password(body),
         address=address,
         limits=limits,
     )
