@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.server import free_port, wait_healthy
+from tests.support.server import free_port, stop, wait_healthy
 
 from hygieia.client import account
 from hygieia.client.sdk import HygieiaClient
@@ -26,15 +26,6 @@ class Server:
     log: Path
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @contextmanager
 def _spawn(argv: list[str], env: dict[str, str], log: Path, health_url: str) -> Iterator[int]:
     with open(log, "ab") as out:
@@ -45,7 +36,7 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path, health_url: str) -> 
         wait_healthy(health_url, proc=proc)
         yield proc.pid
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @contextmanager

@@ -262,11 +262,18 @@ def login(
         error=InvalidCredentials(),
         now=now,
     )
-    ratelimit.clear_account(db, account=email)
+    return _open_session(db, user=user, event="auth.login", address=address, limits=limits, now=now)
+
+
+def _open_session(
+    db: Session, *, user: User, event: str, address: str, limits: Limits, now: Clock
+) -> IssuedSession:
+    """After a successful proof: clear the failure count, issue a token, audit, commit."""
+    ratelimit.clear_account(db, account=user.email)
     token, expires = _issue(
         db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
     )
-    record_event(db, event="auth.login", user_id=user.id, address=address, now=now)
+    record_event(db, event=event, user_id=user.id, address=address, now=now)
     db.commit()
     return IssuedSession(token=token, expires_at=expires, user=user)
 
@@ -380,13 +387,9 @@ def complete_recovery(
     user = grant.user
     _install_password(user, new)
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
-    ratelimit.clear_account(db, account=user.email)
-    token, expires = _issue(
-        db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
+    return _open_session(
+        db, user=user, event="auth.recovered", address=address, limits=limits, now=now
     )
-    record_event(db, event="auth.recovered", user_id=user.id, address=address, now=now)
-    db.commit()
-    return IssuedSession(token=token, expires_at=expires, user=user)
 
 
 def public_key_of(db: Session, *, email: str) -> User:
