@@ -73,6 +73,9 @@ async def bearer_token(request: Request) -> str:
     return token
 
 
+BearerDep = Annotated[str, Depends(bearer_token)]
+
+
 def current_session(
     db: SessionDep, token: Annotated[str, Depends(bearer_token)]
 ) -> tuple[User, AuthSession]:

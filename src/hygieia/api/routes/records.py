@@ -9,13 +9,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from hygieia.api.deps import AddressDep, CurrentUser, SessionDep, SettingsDep, StoreDep
+from hygieia.api.deps import (
+    AddressDep,
+    BearerDep,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from hygieia.api.multipart import BodyPump, MultipartReader, boundary_of
 from hygieia.api.schemas import RecordList, RecordPublic, b64
 from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
-from hygieia.services import records
+from hygieia.services import accounts, records
 from hygieia.storage import BlobStore
 
 router = APIRouter(tags=["records"])
@@ -109,17 +116,23 @@ def _ingest(
 
 
 @router.get("/records", response_model=RecordList)
-def list_records(
-    user: CurrentUser,
-    db: SessionDep,
+async def list_records(
+    request: Request,
+    token: BearerDep,
     limit: Annotated[int, Query(ge=1, le=records.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The caller's records, newest first (cursor pagination)."""
-    rows, next_cursor = records.list_page(db, owner=user, limit=limit, cursor=cursor)
-    page = RecordList(items=[record_public(r) for r in rows], next_cursor=next_cursor)
-    # Serialised once here; FastAPI would otherwise validate the whole page again.
-    return Response(page.model_dump_json(), media_type="application/json")
+
+    def page() -> bytes:
+        with request.app.state.sessionmaker() as db:
+            user, _ = accounts.authenticate(db, token=token)
+            rows, next_cursor = records.list_page(db, owner=user, limit=limit, cursor=cursor)
+        listing = RecordList(items=[record_public(r) for r in rows], next_cursor=next_cursor)
+        return listing.model_dump_json().encode()
+
+    # The hot path: authentication, query and serialisation in one worker-thread hop.
+    return Response(await run_in_threadpool(page), media_type="application/json")
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
