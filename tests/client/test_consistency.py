@@ -184,3 +184,32 @@ def test_concurrent_uploads_are_independent(cli: Cli, tmp_path: Path) -> None:
         out = tmp_path / f"out{i}"
         recs.get(api, session, str(results[i]["id"]), out)
         assert out.read_bytes() == p.read_bytes()
+
+
+def _blocks(data_dir: Path) -> set[str]:
+    return {p.name for p in (data_dir / "blocks" / "blocks").glob("*/*")}
+
+
+def test_deleted_ciphertext_leaves_the_disk_and_lost_pins_come_back(
+    cli: Cli, db_url: str, tmp_path: Path
+) -> None:
+    cli.run("signup", "gc@example.org", password=PW)
+    before = _blocks(cli.data_dir)
+    (tmp_path / "keep.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (tmp_path / "drop.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    keep_id, keep_cid = cli.run("put", str(tmp_path / "keep.bin"), password=PW).stdout.split()
+    with_keep = _blocks(cli.data_dir)
+    drop_id, drop_cid = cli.run("put", str(tmp_path / "drop.bin"), password=PW).stdout.split()
+    assert drop_cid in _blocks(cli.data_dir)
+    cli.run("rm", drop_id)
+    # A lost pin (e.g. a store restored from an older backup) must not cost a record.
+    (cli.data_dir / "blocks" / "pins" / keep_cid).unlink()
+
+    env = {"HYGIEIA_DATA_DIR": str(cli.data_dir), "HYGIEIA_DATABASE_URL": db_url}
+    out = cli.run("admin", "reconcile", "--grace", "0", **env).stdout
+    assert f"pinned again {keep_cid}" in out
+    assert _blocks(cli.data_dir) == with_keep and with_keep > before
+    assert drop_cid not in _blocks(cli.data_dir)
+    got = tmp_path / "got.bin"
+    cli.run("get", keep_id, "-o", str(got), password=PW)
+    assert got.read_bytes() == (tmp_path / "keep.bin").read_bytes()

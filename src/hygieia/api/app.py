@@ -140,8 +140,15 @@ def _reconcile(app: FastAPI) -> None:
         except StorageUnavailable:
             log.warning("reconcile skipped: blob store unavailable")
             return
-    if report.unpinned:
-        log.info("reconcile: released %d orphan pin(s)", len(report.unpinned))
+    if report.unpinned or report.repinned or report.collected:
+        log.info(
+            "reconcile: released %d orphan pin(s), re-pinned %d, deleted %d block file(s)",
+            len(report.unpinned),
+            len(report.repinned),
+            report.collected,
+        )
+    if report.missing:
+        log.error("reconcile: %d record(s) have no content in the store", len(report.missing))
 
 
 def _make_store(settings: Settings) -> Any:

@@ -160,6 +160,9 @@ def admin_reconcile(
         report = records.reconcile(db, store, grace=timedelta(seconds=seconds), check_content=True)
     engine.dispose()
     out.print(f"released {len(report.unpinned)} orphan pin(s)")
+    for cid in report.repinned:
+        out.print(f"  pinned again {cid} (its pin was lost)", highlight=False)
+    out.print(f"deleted {report.collected} unreferenced block file(s)")
     for cid in report.unpinned:
         out.print(f"  unpinned {cid}", highlight=False)
     if report.missing:

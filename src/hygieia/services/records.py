@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from hygieia.errors import (
 )
 from hygieia.services.audit import record_event
 from hygieia.services.common import Clock, utcnow
-from hygieia.storage import BlobNotFound, BlobStore, parse_cid
+from hygieia.storage import BlobNotFound, BlobStore, SupportsGarbageCollection, parse_cid
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +297,8 @@ class ReconcileReport:
     unpinned: list[str]
     kept: int
     missing: list[str]
+    repinned: list[str] = field(default_factory=list)
+    collected: int = 0
 
 
 def reconcile(
@@ -307,7 +309,16 @@ def reconcile(
     check_content: bool = False,
     now: Clock = utcnow,
 ) -> ReconcileReport:
-    """Unpin orphan pins older than ``grace``; optionally report rows whose blob is gone."""
+    """Bring store and index back in step (start-up and ``hygieia admin reconcile``).
+
+    1. Orphan pins (a crash between pin and commit, or during a delete) older than
+       ``grace`` are released.
+    2. Every indexed record must be pinned: a lost pin is taken again if the content
+       is there, and a record whose content is gone is reported (never served empty).
+       With ``check_content`` every record's content is checked, not only unpinned ones.
+    3. The store drops blocks no pin reaches (a deleted record's ciphertext), if it
+       collects garbage itself.
+    """
     report = ReconcileReport(unpinned=[], kept=0, missing=[])
     cutoff = now() - grace
     for pending in list(db.scalars(select(PendingPin).where(PendingPin.created_at <= cutoff))):
@@ -319,9 +330,18 @@ def reconcile(
             report.kept += 1
         db.execute(delete(PendingPin).where(PendingPin.id == pending.id))
         db.commit()
-    if check_content:
-        for record_id, cid in db.execute(select(Record.id, Record.cid)):
-            if not store.has(cid):
-                log.error("record %s: content %s missing from the store", record_id, cid)
-                report.missing.append(record_id)
+    pinned = set(store.pins())
+    for record_id, cid in db.execute(select(Record.id, Record.cid)).all():
+        if cid in pinned and not check_content:
+            continue
+        if not store.has(cid):
+            log.error("record %s: content %s missing from the store", record_id, cid)
+            report.missing.append(record_id)
+        elif cid not in pinned:
+            store.pin(cid)
+            pinned.add(cid)
+            report.repinned.append(cid)
+    if isinstance(store, SupportsGarbageCollection):
+        # Deleted records' ciphertext leaves the disk here, not only the index.
+        report.collected = store.collect_garbage(older_than=grace.total_seconds())
     return report

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 from hygieia.errors import StorageUnavailable
 from hygieia.storage._cid import CID, normalize_cid, parse_cid
 from hygieia.storage._unixfs import FileImporter
-from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, SupportsCarExport
+from hygieia.storage.base import (
+    BlobNotFound,
+    BlobSource,
+    BlobStore,
+    SupportsCarExport,
+    SupportsGarbageCollection,
+)
 from hygieia.storage.local import LocalBlobStore
 from hygieia.storage.memory import MemoryBlobStore
 
@@ -41,6 +47,7 @@ __all__ = [
     "MemoryBlobStore",
     "StorageUnavailable",
     "SupportsCarExport",
+    "SupportsGarbageCollection",
     "make_store",
     "normalize_cid",
     "parse_cid",

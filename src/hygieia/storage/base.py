@@ -40,6 +40,7 @@ __all__ = [
     "BlobStore",
     "StorageUnavailable",
     "SupportsCarExport",
+    "SupportsGarbageCollection",
 ]
 
 #: What ``put`` accepts: a binary file object, or an iterable of byte strings.
@@ -102,6 +103,16 @@ class SupportsCarExport(Protocol):
     """A store that can write a blob's DAG as a CARv1 archive (root first, DFS order)."""
 
     def export_car(self, cid: str, out: BinaryIO) -> None: ...
+
+
+@runtime_checkable
+class SupportsGarbageCollection(Protocol):
+    """A store that deletes, itself, the blocks no pin reaches any more.
+
+    (Kubo does this with its own ``repo gc``; the embedded store needs to be told.)
+    """
+
+    def collect_garbage(self, *, older_than: float) -> int: ...
 
 
 def iter_source(source: BlobSource) -> Iterator[bytes]:

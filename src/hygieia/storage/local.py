@@ -11,6 +11,8 @@ Every file is written to ``tmp/``, fsynced, moved into place with ``os.replace``
 its directory fsynced, so a crash leaves either the whole block (or pin) or nothing.
 The importer writes children before parents and the root last, so a root block on
 disk means the whole blob is there. Reads verify each block against its CID.
+``collect_garbage`` deletes the blocks no pin reaches any more (a deleted record's
+ciphertext); reconciliation runs it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from hygieia.errors import StorageUnavailable
 from hygieia.storage._blocks import BlockBlobStore
-from hygieia.storage._cid import CID, parse_cid
+from hygieia.storage._cid import CID, RAW, parse_cid
+from hygieia.storage._unixfs import decode_dag_pb
 
 __all__ = ["LocalBlobStore"]
 
@@ -115,3 +119,40 @@ class LocalBlobStore(BlockBlobStore):
                 yield str(parse_cid(name))
             except ValueError:
                 continue  # a stray file is not a pin
+
+    # -- garbage collection ----------------------------------------------------------
+    def _reachable(self) -> set[str]:
+        """Every block a pin reaches. Reads only the (small) dag-pb nodes, not leaves."""
+        seen: set[str] = set()
+        stack = [parse_cid(cid) for cid in self.pins()]
+        while stack:
+            cid = stack.pop()
+            name = str(cid)
+            if name in seen:
+                continue
+            seen.add(name)
+            if cid.codec == RAW:
+                continue
+            block = self._read_block(cid)
+            if block is not None:
+                stack.extend(decode_dag_pb(block).links)
+        return seen
+
+    def collect_garbage(self, *, older_than: float) -> int:
+        """Delete blocks no pin reaches and leftovers in ``tmp/``, if older than
+        ``older_than`` seconds (younger ones may belong to a put still in progress,
+        whose pin is not taken yet). Returns how many files were deleted."""
+        keep = self._reachable()
+        cutoff = time.time() - older_than
+        removed = 0
+        try:
+            candidates = [p for p in self._blocks.glob("*/*") if p.name not in keep]
+            candidates += list(self._tmp.iterdir())
+            for path in candidates:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime <= cutoff:
+                        path.unlink()
+                        removed += 1
+        except OSError as exc:
+            raise StorageUnavailable("cannot clean the local blob store") from exc
+        return removed
