@@ -23,7 +23,7 @@ from hygieia.api.routes import records as record_routes
 from hygieia.config import Settings
 from hygieia.db.engine import make_engine, migrate, session_factory
 from hygieia.errors import HygieiaError, RateLimited, StorageUnavailable
-from hygieia.services import records
+from hygieia.services import ratelimit, records
 
 log = logging.getLogger("hygieia")
 
@@ -93,7 +93,7 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         migrate(engine)
         app.state.store = store if store is not None else _make_store(settings)
         if settings.reconcile_on_start:
-            _reconcile(app)
+            _start_up_maintenance(app)
         yield
         close = getattr(app.state.store, "close", None)
         if close is not None:
@@ -130,9 +130,13 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     return app
 
 
-def _reconcile(app: FastAPI) -> None:
+def _start_up_maintenance(app: FastAPI) -> None:
+    """Prune stale rate-limit rows and reconcile store and index (see records.reconcile)."""
     settings: Settings = app.state.settings
     with app.state.sessionmaker() as db:
+        # Failed-login rows older than the window no longer count for anything.
+        ratelimit.prune(db, window_seconds=settings.login_window_seconds)
+        db.commit()
         try:
             report = records.reconcile(
                 db, app.state.store, grace=timedelta(seconds=settings.reconcile_grace_seconds)
