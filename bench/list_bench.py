@@ -30,6 +30,7 @@ from bench.loadgen import Load, run_load, tool
 from bench.servers import bare_server, hygieia_server, new_account
 from hygieia.db.engine import make_engine
 from hygieia.db.models import Record
+from hygieia.services.records import RecordRow, render_public
 from hygieia.storage import CID
 from hygieia.storage._cid import RAW
 
@@ -64,18 +65,18 @@ def insert_records(url: str, owner_id: str, count: int) -> None:
                 rows = []
                 for i in range(start, min(count, start + 1000)):
                     size = rnd.randint(20_000, 20_000_000)
+                    row = RecordRow(
+                        id=str(uuid.uuid4()),
+                        cid=str(CID.for_block(RAW, os.urandom(32))),
+                        size=size,
+                        segments=size // (4 * 1024 * 1024) + 1,
+                        created_at=now - dt.timedelta(minutes=i + 1),
+                        owner_pkesk=os.urandom(rnd.randint(88, 94)),
+                        sealed_metadata=os.urandom(rnd.randint(900, 1200)),
+                        session_key_envelope=os.urandom(rnd.randint(380, 420)),
+                    )
                     rows.append(
-                        {
-                            "id": str(uuid.uuid4()),
-                            "owner_id": owner_id,
-                            "cid": str(CID.for_block(RAW, os.urandom(32))),
-                            "size": size,
-                            "segments": size // (4 * 1024 * 1024) + 1,
-                            "owner_pkesk": os.urandom(rnd.randint(88, 94)),
-                            "session_key_envelope": os.urandom(rnd.randint(380, 420)),
-                            "sealed_metadata": os.urandom(rnd.randint(900, 1200)),
-                            "created_at": now - dt.timedelta(minutes=i + 1),
-                        }
+                        {"owner_id": owner_id, "listing": render_public(row), **row._asdict()}
                     )
                 conn.execute(insert(Record), rows)
     finally:

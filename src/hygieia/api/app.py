@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        app.state.read_limiter = anyio.CapacityLimiter(settings.read_threads)
         migrate(engine)
         app.state.store = store if store is not None else _make_store(settings)
         if settings.reconcile_on_start:

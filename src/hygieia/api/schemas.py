@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any
@@ -183,6 +184,12 @@ class RecordPublic(BaseModel):
 class RecordList(BaseModel):
     items: list[RecordPublic]
     next_cursor: str | None
+
+
+def render_record_list(items: list[str], next_cursor: str | None) -> bytes:
+    """``RecordList`` JSON from the records' stored renderings (``records.render_public``)."""
+    cursor = "null" if next_cursor is None else json.dumps(next_cursor)
+    return f'{{"items":[{",".join(items)}],"next_cursor":{cursor}}}'.encode()
 
 
 class AuditEventPublic(BaseModel):

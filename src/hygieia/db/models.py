@@ -145,6 +145,9 @@ class Record(Base):
     session_key_envelope: Mapped[bytes] = mapped_column(LargeBinary(8192))
     sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(65536))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The record as the API lists it (JSON), rendered once from the columns above at
+    # ingest: listing a page is then one column per row (services.records.render_public).
+    listing: Mapped[str] = mapped_column(Text)
 
 
 class PendingPin(Base):

@@ -16,14 +16,14 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Connection, String, bindparam, delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
-from hygieia.db.models import PendingPin, Record, User
+from hygieia.db.models import PendingPin, Record, User, UTCDateTime
 from hygieia.errors import (
     BadRequest,
     ContentMissing,
@@ -168,16 +168,17 @@ def create(
     db.add(pending)
     db.commit()  # the intent is durable before the pin exists
     store.pin(cid)
-    record = Record(
-        owner_id=owner.id,
+    row = RecordRow(
+        id=str(uuid.uuid4()),
         cid=cid,
         size=meta.size,
         segments=meta.segments,
-        owner_pkesk=meta.pkesk,
-        session_key_envelope=meta.envelope,
-        sealed_metadata=meta.sealed_metadata,
         created_at=now(),
+        owner_pkesk=meta.pkesk,
+        sealed_metadata=meta.sealed_metadata,
+        session_key_envelope=meta.envelope,
     )
+    record = Record(owner_id=owner.id, listing=render_public(row), **row._asdict())
     db.add(record)
     db.delete(pending)
     record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
@@ -200,8 +201,8 @@ def get(db: Session, *, owner: User, record_id: str) -> Record:
     return row
 
 
-def encode_cursor(record: Record | RecordRow) -> str:
-    raw = f"{record.created_at.isoformat()}|{record.id}".encode()
+def _cursor(created_at: datetime, record_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{record_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -214,8 +215,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed("cursor is invalid") from exc
 
 
-@dataclass(frozen=True)
-class RecordRow:
+class RecordRow(NamedTuple):
     """A record as listed: plain values, no ORM identity (listing is the hot path)."""
 
     id: str
@@ -240,20 +240,66 @@ _ROW_COLUMNS = (
 )
 
 
+_jstr = json.encoder.encode_basestring_ascii
+
+
+def _iso(at: datetime) -> str:
+    text = at.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def render_public(row: RecordRow) -> str:
+    """The record as the API shows it (``RecordPublic`` JSON), rendered once at ingest.
+
+    Listing is the server's hottest path. Rendering 50 records per request (base64 of
+    ~1.5 KB each, pydantic models) cost most of its CPU, and on SQLite every fetched
+    column hands the GIL to another thread; so each row stores its rendering in
+    ``records.listing`` and a page is one column joined. A test checks this against
+    pydantic's serialisation of the same values; a change of format needs a migration
+    that renders the rows again (as 0002 did first).
+    """
+    b64 = base64.b64encode
+    return (
+        f'{{"id":{_jstr(row.id)},"cid":{_jstr(row.cid)},"size":{int(row.size)},'
+        f'"segments":{int(row.segments)},"created_at":"{_iso(row.created_at)}",'
+        f'"pkesk":"{b64(row.owner_pkesk).decode()}",'
+        f'"sealed_metadata":"{b64(row.sealed_metadata).decode()}",'
+        f'"envelope":"{b64(row.session_key_envelope).decode()}"}}'
+    )
+
+
+_PAGE = (
+    select(Record.listing)
+    .where(Record.owner_id == bindparam("owner_id"))
+    .order_by(Record.created_at.desc(), Record.id.desc())
+    .limit(bindparam("limit"))
+)
+_PAGE_AFTER = _PAGE.where(
+    tuple_(Record.created_at, Record.id)
+    < tuple_(bindparam("at", type_=UTCDateTime()), bindparam("after_id", type_=String()))
+)
+
+
 def list_page(
-    db: Session, *, owner: User, limit: int, cursor: str | None
-) -> tuple[list[RecordRow], str | None]:
-    """Newest first, keyset-paginated on (created_at, id), served by one index."""
+    conn: Connection, *, owner_id: str, limit: int, cursor: str | None
+) -> tuple[list[str], str | None]:
+    """A page of the owner's records as rendered JSON objects, and the next cursor.
+
+    Newest first, keyset-paginated on (created_at, id), served by one index; the
+    statements are built once and rows come back through Core, one column each.
+    """
     limit = max(1, min(limit, MAX_PAGE))
-    stmt = select(*_ROW_COLUMNS).where(Record.owner_id == owner.id)
+    params: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1}
+    stmt = _PAGE
     if cursor:
-        at, record_id = _decode_cursor(cursor)
-        stmt = stmt.where(tuple_(Record.created_at, Record.id) < tuple_(at, record_id))
-    stmt = stmt.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1)
-    rows = [RecordRow(*row) for row in db.execute(stmt)]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None
+        params["at"], params["after_id"] = _decode_cursor(cursor)
+        stmt = _PAGE_AFTER
+    items: list[str] = list(conn.execute(stmt, params).scalars())
+    if len(items) <= limit:
+        return items, None
+    del items[limit:]
+    last = json.loads(items[-1])
+    return items, _cursor(datetime.fromisoformat(last["created_at"]), last["id"])
 
 
 def open_content(store: BlobStore, record: Record) -> Iterator[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -18,7 +19,7 @@ from hygieia.api.deps import (
     StoreDep,
 )
 from hygieia.api.multipart import BodyPump, MultipartReader, boundary_of
-from hygieia.api.schemas import RecordList, RecordPublic, b64
+from hygieia.api.schemas import RecordList, RecordPublic, b64, render_record_list
 from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
@@ -125,14 +126,18 @@ async def list_records(
     """The caller's records, newest first (cursor pagination)."""
 
     def page() -> bytes:
-        with request.app.state.sessionmaker() as db:
-            user, _ = accounts.authenticate(db, token=token)
-            rows, next_cursor = records.list_page(db, owner=user, limit=limit, cursor=cursor)
-        listing = RecordList(items=[record_public(r) for r in rows], next_cursor=next_cursor)
-        return listing.model_dump_json().encode()
+        # Core connection, no ORM session: this path reads two small results.
+        with request.app.state.engine.connect() as conn:
+            user_id = accounts.authenticated_user_id(conn, token=token)
+            items, next_cursor = records.list_page(
+                conn, owner_id=user_id, limit=limit, cursor=cursor
+            )
+        return render_record_list(items, next_cursor)
 
-    # The hot path: authentication, query and serialisation in one worker-thread hop.
-    return Response(await run_in_threadpool(page), media_type="application/json")
+    # The hot path: authentication, query and rendering in one worker-thread hop, on
+    # the few threads of the read limiter (see Settings.read_threads).
+    body = await anyio.to_thread.run_sync(page, limiter=request.app.state.read_limiter)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
