@@ -30,6 +30,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Three workers on two cores: most tests wait on subprocesses, browsers and fsyncs.
+# Whole files go to one worker, so module-wide servers and browsers start once.
+PYTEST_ARGS ?= -n 3 --dist loadfile --durations=15
+
 pytest: install web
 	$(BIN)/pytest $(PYTEST_ARGS)
 
