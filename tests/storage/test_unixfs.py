@@ -80,3 +80,38 @@ def test_inner_node_bytes() -> None:
     )
     unixfs = b"\x08\x02\x18\x07\x20\x03\x20\x03\x20\x01"
     assert node == link + b"\x0a" + bytes([len(unixfs)]) + unixfs
+
+
+def _import(pieces: list[bytes | bytearray | memoryview], chunk_size: int) -> tuple[CID, list]:
+    blocks: list[tuple[CID, bytes]] = []
+    importer = FileImporter(lambda c, b: blocks.append((c, b)), chunk_size=chunk_size)
+    for piece in pieces:
+        importer.write(piece)
+    return importer.finish(), blocks
+
+
+@pytest.mark.parametrize("sizes", [[1], [7], [10], [3, 3, 3, 3, 3], [16, 1, 15, 2], [64]])
+def test_leaves_do_not_depend_on_write_sizes(sizes: list[int]) -> None:
+    data = bytes(range(64))
+    pieces, at = [], 0
+    while at < len(data):
+        for n in sizes:
+            pieces.append(data[at : at + n])
+            at += n
+    expected = _import([data], 10)
+    assert _import([p for p in pieces if p], 10) == expected
+    assert [len(b) for c, b in expected[1] if c.codec == RAW] == [10] * 6 + [4]
+
+
+def test_mutable_input_may_be_reused_after_write() -> None:
+    """A caller's bytearray or memoryview is copied, not held: reusing it is safe."""
+    data = bytes(range(40))
+    expected = _import([data], 16)
+    blocks: list[tuple[CID, bytes]] = []
+    importer = FileImporter(lambda c, b: blocks.append((c, b)), chunk_size=16)
+    buf = bytearray(5)
+    for at in range(0, 40, 5):
+        buf[:] = data[at : at + 5]
+        importer.write(memoryview(buf) if at % 10 else buf)
+    buf[:] = b"\xff" * 5  # scribble over the last piece before the final leaf is made
+    assert (importer.finish(), blocks) == expected

@@ -33,7 +33,8 @@ class ClientDisconnected(BadRequest):
 BATCH = 1024 * 1024
 
 
-async def _receive_batch(receive: Callable[[], Any]) -> tuple[bytes, bool]:
+async def _receive_batch(receive: Callable[[], Any]) -> tuple[list[bytes], bool]:
+    # The ASGI messages as they came (not joined: the importer copies each byte once).
     parts: list[bytes] = []
     size = 0
     while size < BATCH:
@@ -45,8 +46,8 @@ async def _receive_batch(receive: Callable[[], Any]) -> tuple[bytes, bool]:
             parts.append(body)
             size += len(body)
         if not message.get("more_body", False):
-            return b"".join(parts), False
-    return b"".join(parts), True
+            return parts, False
+    return parts, True
 
 
 class BodyPump:
@@ -60,7 +61,7 @@ class BodyPump:
 
     def __init__(self, receive: Callable[[], Any], depth: int = 2) -> None:
         self._receive = receive
-        self._queue: asyncio.Queue[tuple[bytes, bool, BaseException | None]] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[list[bytes], bool, BaseException | None]] = asyncio.Queue(
             maxsize=depth
         )
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +82,7 @@ class BodyPump:
             try:
                 data, more = await _receive_batch(self._receive)
             except Exception as exc:
-                await self._queue.put((b"", False, exc))
+                await self._queue.put(([], False, exc))
                 return
             await self._queue.put((data, more, None))
 
@@ -89,11 +90,10 @@ class BodyPump:
         """The body, from a worker thread."""
         more = True
         while more:
-            data, more, error = anyio.from_thread.run(self._queue.get)
+            parts, more, error = anyio.from_thread.run(self._queue.get)
             if error is not None:
                 raise error
-            if data:
-                yield data
+            yield from parts
 
 
 def boundary_of(content_type: str | None) -> bytes:

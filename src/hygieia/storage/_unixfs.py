@@ -76,7 +76,11 @@ class FileImporter:
         self._emit = emit
         self._chunk_size = chunk_size
         self._max_links = max_links
-        self._buffer = bytearray()
+        # The chunk being filled, as pieces of the input: joined once when full, so each
+        # byte is copied once whatever the sizes of the writes (immutable ``bytes`` are
+        # held by reference; other buffers are copied, as their owner may reuse them).
+        self._pending: list[bytes | memoryview] = []
+        self._pending_len = 0
         self._levels: list[list[_Link]] = [[]]  # level 0 holds leaves
         self._size = 0
         self._finished = False
@@ -91,27 +95,30 @@ class FileImporter:
         view = memoryview(data).cast("B")
         self._size += len(view)
         chunk = self._chunk_size
-        if self._buffer:  # top up a partial chunk first
-            take = chunk - len(self._buffer)
-            self._buffer += view[:take]
-            view = view[take:]
-            if len(self._buffer) == chunk:
-                self._add_leaf(bytes(self._buffer))
-                self._buffer.clear()
-        # Whole chunks straight from the input: one copy each, not two.
-        while len(view) >= chunk:
-            self._add_leaf(bytes(view[:chunk]))
-            view = view[chunk:]
-        if view:
-            self._buffer += view
+        immutable = isinstance(data, bytes)
+        while view:
+            take = min(chunk - self._pending_len, len(view))
+            piece, view = view[:take], view[take:]
+            if take == chunk:  # a whole chunk straight from the input
+                self._add_leaf(bytes(piece))
+                continue
+            self._pending.append(piece if immutable else bytes(piece))
+            self._pending_len += take
+            if self._pending_len == chunk:
+                self._add_leaf(self._take_pending())
+
+    def _take_pending(self) -> bytes:
+        leaf = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_len = 0
+        return leaf
 
     def finish(self) -> CID:
         if self._finished:
             raise RuntimeError("importer already finished")
         self._finished = True
-        if self._buffer or not self._levels[0]:
-            self._add_leaf(bytes(self._buffer))  # last partial chunk, or the empty file
-            self._buffer.clear()
+        if self._pending or not self._levels[0]:
+            self._add_leaf(self._take_pending())  # last partial chunk, or the empty file
         level = 0
         while True:
             links = self._levels[level]
