@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.databases import database
 from tests.support.ipfs_server import ipfs_api_fixture
+from tests.support.keys import stop_gpg_agents
 
 DB_KINDS = ["sqlite", "postgres"]
 
@@ -26,3 +27,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def ipfs_api() -> Iterator[str]:
     """API URL of an offline js-ipfs daemon (skips locally, fails in CI, if it can't run)."""
     yield from ipfs_api_fixture()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_gpg_agents() -> Iterator[None]:
+    """Tests that run stock gpg leave no gpg-agent behind."""
+    yield
+    stop_gpg_agents()

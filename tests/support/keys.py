@@ -66,10 +66,27 @@ def gpg(home: Path, *args: str, input: bytes | None = None) -> subprocess.Comple
     )
 
 
+_HOMES: list[Path] = []
+
+
 def gpg_home(path: Path) -> Path:
+    """A throwaway GNUPGHOME; its gpg-agent is stopped after the test (tests/conftest.py)."""
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+    _HOMES.append(path)
     return path
+
+
+def stop_gpg_agents() -> None:
+    """Stop the agents that gpg started for the homes made by :func:`gpg_home`."""
+    while _HOMES:
+        home = _HOMES.pop()
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
 
 
 def gpg_unlocked_identity(home: Path, email: str) -> tuple[str, str]:

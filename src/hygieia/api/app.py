@@ -113,6 +113,9 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    # Reads that need no transaction (the listing): no BEGIN, and nothing to roll back
+    # when the connection goes back to the pool (a round trip each on PostgreSQL).
+    app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     app.state.sessionmaker = session_factory(engine)
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API)

@@ -126,8 +126,8 @@ async def list_records(
     """The caller's records, newest first (cursor pagination)."""
 
     def page() -> bytes:
-        # Core connection, no ORM session: this path reads two small results.
-        with request.app.state.engine.connect() as conn:
+        # Core connection, no ORM session, no transaction: two small reads.
+        with request.app.state.read_engine.connect() as conn:
             user_id = accounts.authenticated_user_id(conn, token=token)
             items, next_cursor = records.list_page(
                 conn, owner_id=user_id, limit=limit, cursor=cursor
