@@ -52,9 +52,9 @@ def test_0002_renders_existing_records(db_url: str) -> None:
 
     from sqlalchemy import MetaData, insert, select
 
-    from hygieia.api.routes.records import record_public
     from hygieia.db.models import Record
     from hygieia.services.records import RecordRow
+    from tests.support.rendering import record_public
 
     engine = make_engine(db_url)
     migrate(engine, "0001")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hygieia.api.routes.records import record_public
 from hygieia.api.schemas import RecordList, render_record_list
 from hygieia.services.records import RecordRow, render_public
+from tests.support.rendering import record_public
 
 rows = st.builds(
     RecordRow,

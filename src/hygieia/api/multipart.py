@@ -80,11 +80,11 @@ class BodyPump:
         more = True
         while more:
             try:
-                data, more = await _receive_batch(self._receive)
+                parts, more = await _receive_batch(self._receive)
             except Exception as exc:
                 await self._queue.put(([], False, exc))
                 return
-            await self._queue.put((data, more, None))
+            await self._queue.put((parts, more, None))
 
     def chunks(self) -> Iterator[bytes]:
         """The body, from a worker thread."""

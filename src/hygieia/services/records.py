@@ -228,18 +228,6 @@ class RecordRow(NamedTuple):
     session_key_envelope: bytes
 
 
-_ROW_COLUMNS = (
-    Record.id,
-    Record.cid,
-    Record.size,
-    Record.segments,
-    Record.created_at,
-    Record.owner_pkesk,
-    Record.sealed_metadata,
-    Record.session_key_envelope,
-)
-
-
 _jstr = json.encoder.encode_basestring_ascii
 
 

@@ -19,7 +19,7 @@ from hygieia.api.deps import (
     StoreDep,
 )
 from hygieia.api.multipart import BodyPump, MultipartReader, boundary_of
-from hygieia.api.schemas import RecordList, RecordPublic, b64, render_record_list
+from hygieia.api.schemas import RecordList, RecordPublic, render_record_list
 from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
@@ -29,17 +29,10 @@ from hygieia.storage import BlobStore
 router = APIRouter(tags=["records"])
 
 
-def record_public(row: Record | records.RecordRow) -> RecordPublic:
-    return RecordPublic(
-        id=row.id,
-        cid=row.cid,
-        size=row.size,
-        segments=row.segments,
-        created_at=row.created_at,
-        pkesk=b64(row.owner_pkesk),
-        sealed_metadata=b64(row.sealed_metadata),
-        envelope=b64(row.session_key_envelope),
-    )
+def _record_json(record: Record, status_code: int = 200) -> Response:
+    """A record as the API shows it: its rendering stored at ingest (``records.listing``),
+    the same bytes the listing serves, so there is one rendering of a record."""
+    return Response(record.listing, status_code=status_code, media_type="application/json")
 
 
 UPLOAD_DOC = {
@@ -73,13 +66,13 @@ async def upload(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
-) -> RecordPublic:
+) -> Response:
     """Upload a sealed record: parts ``meta`` (JSON) then ``content`` (ciphertext)."""
     boundary = boundary_of(request.headers.get("content-type"))
     async with BodyPump(request.receive) as pump:
         # Parsing, checking and storing block, so they run in a worker thread fed by
         # the pump, which keeps reading the socket meanwhile.
-        return await run_in_threadpool(
+        record = await run_in_threadpool(
             _ingest,
             pump,
             boundary,
@@ -89,6 +82,7 @@ async def upload(
             settings=settings,
             address=address,
         )
+    return _record_json(record, status_code=201)
 
 
 def _ingest(
@@ -100,7 +94,7 @@ def _ingest(
     store: BlobStore,
     settings: Settings,
     address: str,
-) -> RecordPublic:
+) -> Record:
     reader = MultipartReader(pump.chunks(), boundary)
     part = reader.next_part()
     if part is None or part.name != "meta":
@@ -113,7 +107,7 @@ def _ingest(
         raise ValidationFailed("the second part must be 'content'")
     row = records.create(db, store, owner=user, meta=meta, content=reader.data(), address=address)
     reader.expect_end()
-    return record_public(row)
+    return row
 
 
 @router.get("/records", response_model=RecordList)
@@ -141,9 +135,9 @@ async def list_records(
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
-def get_record(record_id: str, user: CurrentUser, db: SessionDep) -> RecordPublic:
+def get_record(record_id: str, user: CurrentUser, db: SessionDep) -> Response:
     """One record's sealed metadata, CID and key packets."""
-    return record_public(records.get(db, owner=user, record_id=record_id))
+    return _record_json(records.get(db, owner=user, record_id=record_id))
 
 
 @router.get(
