@@ -30,9 +30,8 @@ from bench.loadgen import Load, run_load, tool
 from bench.servers import bare_server, hygieia_server, new_account
 from hygieia.db.engine import make_engine
 from hygieia.db.models import Record
+from hygieia.ipfs import CID, RAW
 from hygieia.services.records import RecordRow, render_public
-from hygieia.storage import CID
-from hygieia.storage._cid import RAW
 
 P99_LIMIT_MS = 50.0
 RATIO_TARGET = 0.5

@@ -1,11 +1,10 @@
-"""The page's content CID (ipfs-unixfs-importer) equals the server's (hygieia.storage)."""
+"""The page's content CID (ipfs-unixfs-importer) equals the server's (hygieia.ipfs)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hygieia.storage._cid import parse_cid
-from hygieia.storage._unixfs import FileImporter
+from hygieia.ipfs import FileImporter, parse_cid
 
 pytestmark = pytest.mark.browser
 

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hygieia.storage import (
-    BlobNotFound,
-    BlobStore,
-    SupportsCarExport,
-    normalize_cid,
-    parse_cid,
-)
+from hygieia.ipfs import normalize_cid, parse_cid
+from hygieia.storage import BlobNotFound, BlobStore, SupportsCarExport
 from tests.storage.conftest import open_store
 
 MiB = 1024 * 1024
@@ -163,8 +158,7 @@ def test_same_cid_from_every_backend(
 
 
 def _absent_cid() -> str:
-    from hygieia.storage import CID
-    from hygieia.storage._cid import RAW
+    from hygieia.ipfs import CID, RAW
 
     return str(CID.for_block(RAW, b"hygieia: a block no store was given"))
 
@@ -180,8 +174,8 @@ def _to_base58btc(cid: str) -> str:
 
 
 def _read_car(car: bytes) -> tuple[list[str], list[str]]:
-    from hygieia.storage import CID
-    from hygieia.storage._cid import decode_varint
+    from hygieia.ipfs import CID
+    from hygieia.ipfs._cid import decode_varint
 
     length, pos = decode_varint(car, 0)
     header = car[pos : pos + length]

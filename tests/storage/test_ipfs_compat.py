@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hygieia.storage import LocalBlobStore, parse_cid
-from hygieia.storage._unixfs import FileImporter
+from hygieia.ipfs import FileImporter, parse_cid
+from hygieia.storage import LocalBlobStore
 from hygieia.storage.kubo import ADD_PARAMS
 
 pytestmark = pytest.mark.ipfs

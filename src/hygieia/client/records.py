@@ -27,7 +27,7 @@ from typing import IO, Any, BinaryIO, cast
 from hygieia import crypto
 from hygieia.client.account import LoggedIn, _b64, _unb64
 from hygieia.client.sdk import HygieiaClient
-from hygieia.storage import FileImporter, parse_cid
+from hygieia.ipfs import FileImporter, parse_cid
 
 Progress = Callable[[int], None]
 

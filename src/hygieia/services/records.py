@@ -32,9 +32,10 @@ from hygieia.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from hygieia.ipfs import parse_cid
 from hygieia.services.audit import record_event
 from hygieia.services.common import Clock, utcnow
-from hygieia.storage import BlobNotFound, BlobStore, SupportsGarbageCollection, parse_cid
+from hygieia.storage import BlobNotFound, BlobStore, SupportsGarbageCollection
 
 log = logging.getLogger(__name__)
 

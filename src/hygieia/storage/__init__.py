@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hygieia.errors import StorageUnavailable
-from hygieia.storage._cid import CID, normalize_cid, parse_cid
-from hygieia.storage._unixfs import FileImporter
 from hygieia.storage.base import (
     BlobNotFound,
     BlobSource,
@@ -21,7 +19,7 @@ from hygieia.storage.base import (
 from hygieia.storage.local import LocalBlobStore
 from hygieia.storage.memory import MemoryBlobStore
 
-if TYPE_CHECKING:  # the client imports this package; keep pydantic-settings out of it
+if TYPE_CHECKING:
     from hygieia.config import Settings
     from hygieia.storage.kubo import KuboBlobStore
 
@@ -37,11 +35,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "CID",
     "BlobNotFound",
     "BlobSource",
     "BlobStore",
-    "FileImporter",
     "KuboBlobStore",
     "LocalBlobStore",
     "MemoryBlobStore",
@@ -49,8 +45,6 @@ __all__ = [
     "SupportsCarExport",
     "SupportsGarbageCollection",
     "make_store",
-    "normalize_cid",
-    "parse_cid",
 ]
 
 

@@ -8,9 +8,15 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from hygieia.errors import StorageUnavailable
-from hygieia.storage._car import car_block_prefix, car_header
-from hygieia.storage._cid import CID, RAW, parse_cid
-from hygieia.storage._unixfs import FileImporter, decode_dag_pb
+from hygieia.ipfs import (
+    CID,
+    RAW,
+    FileImporter,
+    car_block_prefix,
+    car_header,
+    decode_dag_pb,
+    parse_cid,
+)
 from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, iter_source
 
 

@@ -30,14 +30,12 @@ from typing import Any, BinaryIO
 import httpx
 
 from hygieia.errors import HygieiaError, StorageUnavailable
-from hygieia.storage._car import car_block_prefix, car_header
-from hygieia.storage._cid import CID, RAW, parse_cid
-from hygieia.storage._unixfs import CHUNK_SIZE, FileImporter
+from hygieia.ipfs import CHUNK_SIZE, CID, RAW, FileImporter, car_block_prefix, car_header, parse_cid
 from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, iter_source
 
 __all__ = ["KuboBlobStore"]
 
-#: ``ipfs add`` parameters for the CIDs of ``hygieia.storage._unixfs``, on a node whose
+#: ``ipfs add`` parameters for the CIDs of :mod:`hygieia.ipfs`, on a node whose
 #: balanced layout takes 1024 links per node (files up to 174 MiB match on any node).
 ADD_PARAMS: dict[str, str] = {
     "cid-version": "1",

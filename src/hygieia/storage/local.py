@@ -25,9 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hygieia.errors import StorageUnavailable
+from hygieia.ipfs import CID, RAW, decode_dag_pb, parse_cid
 from hygieia.storage._blocks import BlockBlobStore
-from hygieia.storage._cid import CID, RAW, parse_cid
-from hygieia.storage._unixfs import decode_dag_pb
 
 __all__ = ["LocalBlobStore"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from hygieia.ipfs import CID
 from hygieia.storage._blocks import BlockBlobStore
-from hygieia.storage._cid import CID
 
 __all__ = ["MemoryBlobStore"]
 

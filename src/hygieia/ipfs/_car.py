@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hygieia.storage._cid import CID, encode_varint
+from hygieia.ipfs._cid import CID, encode_varint
 
 
 def car_header(root: CID) -> bytes:

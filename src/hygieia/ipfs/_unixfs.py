@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from hygieia.storage._cid import CID, DAG_PB, RAW, decode_varint, encode_varint
+from hygieia.ipfs._cid import CID, DAG_PB, RAW, decode_varint, encode_varint
 
 CHUNK_SIZE = 1024 * 1024
 MAX_LINKS = 1024
@@ -153,13 +153,6 @@ class FileImporter:
             len(block) + sum(c.tsize for c in children),
             sum(c.filesize for c in children),
         )
-
-
-def import_chunks(chunks: Iterator[bytes], emit: EmitBlock) -> CID:
-    importer = FileImporter(emit)
-    for chunk in chunks:
-        importer.write(chunk)
-    return importer.finish()
 
 
 # -- reading ---------------------------------------------------------------------------

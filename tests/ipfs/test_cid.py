@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hygieia.storage import normalize_cid, parse_cid
+from hygieia.ipfs import normalize_cid, parse_cid
 
 EMPTY_RAW = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 

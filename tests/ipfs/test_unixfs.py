@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hygieia.storage._cid import CID, DAG_PB, RAW
-from hygieia.storage._unixfs import MAX_LINKS, FileImporter, decode_dag_pb
+from hygieia.ipfs import CID, DAG_PB, MAX_LINKS, RAW, FileImporter, decode_dag_pb
 
 Tree = list["Tree"] | None  # an inner node is its children; a leaf is None
 
