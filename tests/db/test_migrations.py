@@ -1,13 +1,29 @@
-"""Migrations on both databases: upgrade, idempotence, downgrade, and the head constant."""
+"""Migrations on both databases: upgrade, idempotence, downgrade, and the head constant;
+and migrations frozen in time: they import nothing of the application."""
 
 from __future__ import annotations
 
+import ast
+import datetime as dt
+import importlib.util
+from types import ModuleType
+
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from hygieia.db.engine import SCHEMA_HEAD, alembic_config, current_revision, make_engine, migrate
+from hygieia.db.engine import (
+    MIGRATIONS,
+    SCHEMA_HEAD,
+    alembic_config,
+    current_revision,
+    make_engine,
+    migrate,
+)
 from hygieia.db.models import Base
+
+VERSIONS = MIGRATIONS / "versions"
 
 
 def test_head_constant_matches_alembic(db_url: str) -> None:
@@ -46,14 +62,13 @@ def test_models_match_migrations(db_url: str) -> None:
 
 def test_0002_renders_existing_records(db_url: str) -> None:
     """Rows stored before 0002 get the same rendering the API gives them now."""
-    import datetime as dt
     import json
     import uuid
 
     from sqlalchemy import MetaData, insert, select
 
     from hygieia.db.models import Record
-    from hygieia.services.records import RecordRow
+    from hygieia.services.records import RecordRow, render_public
     from tests.support.rendering import record_public
 
     engine = make_engine(db_url)
@@ -98,3 +113,97 @@ def test_0002_renders_existing_records(db_url: str) -> None:
     engine.dispose()
     for row in rows:
         assert json.loads(stored[row.id]) == json.loads(record_public(row).model_dump_json())
+        assert stored[row.id] == render_public(row)  # byte for byte: the listing joins them
+
+
+# -- frozen in time ------------------------------------------------------------------------
+
+
+def _load_migration(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", VERSIONS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: Version 1 of a record's rendering, as 0002 must write it forever (whatever the API's
+#: rendering becomes later): offsets become UTC with a ``Z``, strings ASCII-escaped.
+V1_VECTORS = [
+    (
+        {
+            "id": "0f5c1e2a-7d3b-4c1e-9a55-3b2c1d0e9f8a",
+            "cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+            "size": 1234567,
+            "segments": 3,
+            "created_at": dt.datetime(
+                2026, 3, 1, 13, 30, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=1))
+            ),
+            "owner_pkesk": bytes(range(10)),
+            "sealed_metadata": b"\xff\xfe\x00meta",
+            "session_key_envelope": b"env",
+        },
+        '{"id":"0f5c1e2a-7d3b-4c1e-9a55-3b2c1d0e9f8a",'
+        '"cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",'
+        '"size":1234567,"segments":3,"created_at":"2026-03-01T12:30:05.123456Z",'
+        '"pkesk":"AAECAwQFBgcICQ==","sealed_metadata":"//4AbWV0YQ==","envelope":"ZW52"}',
+    ),
+    (
+        {
+            "id": 'a"\\\u00e9',
+            "cid": "bafkrei0",
+            "size": 0,
+            "segments": 1,
+            "created_at": dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC),
+            "owner_pkesk": b"",
+            "sealed_metadata": b"m",
+            "session_key_envelope": b"ev",
+        },
+        '{"id":"a\\"\\\\\\u00e9","cid":"bafkrei0","size":0,"segments":1,'
+        '"created_at":"2026-03-01T12:00:00Z","pkesk":"","sealed_metadata":"bQ==",'
+        '"envelope":"ZXY="}',
+    ),
+]
+
+
+@pytest.mark.parametrize(("row", "expected"), V1_VECTORS)
+def test_0002_renders_version_1(row: dict[str, object], expected: str) -> None:
+    assert _load_migration("0002_record_listing")._render_v1(row) == expected
+
+
+def app_imports(source: str) -> list[str]:
+    """The modules of the application (``hygieia``, or relative) that ``source`` imports."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = ["." * node.level + (node.module or "")]
+        else:
+            continue
+        found += [n for n in names if n.startswith(".") or n.split(".")[0] == "hygieia"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from hygieia.services.records import render_public",
+        "import hygieia.api.schemas",
+        "import sqlalchemy as sa, hygieia.services as s",
+        "from hygieia import services",
+        "def upgrade():\n    from hygieia.api import create_app",
+        "from ..models import Record",
+    ],
+)
+def test_app_imports_are_caught(source: str) -> None:
+    assert app_imports(source)
+
+
+def test_migrations_import_nothing_of_the_application() -> None:
+    """A migration runs the same forever, so it must not import code that changes: not
+    the services or the API, and not the models either (0001 spells its tables out)."""
+    files = sorted(VERSIONS.glob("*.py"))
+    assert len(files) >= 2
+    offenders = {f.name: app_imports(f.read_text()) for f in files}
+    assert {name: found for name, found in offenders.items() if found} == {}
