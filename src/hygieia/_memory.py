@@ -15,21 +15,21 @@ MMAP_THRESHOLD = 2 * 1024 * 1024
 TRIM_THRESHOLD = 8 * 1024 * 1024
 
 
-def limit_malloc_arenas() -> None:
-    """Keep glibc from hoarding freed memory, without churning it either.
+def tune_glibc_malloc() -> None:
+    """Fix glibc malloc's mmap and trim thresholds and cap it at two arenas.
 
-    glibc's mmap threshold grows after each large free (Argon2's work area, a 4 MiB
-    record segment), after which such buffers come from the heap and fragment it
-    instead of going back to the OS; and the server's worker threads each get an arena
-    of their own. A fixed threshold and two arenas keep RSS close to what is in use,
-    which keeps memory flat across multi-GB transfers.
+    Left to itself, glibc raises its mmap threshold after each large free (Argon2's
+    work area, a 4 MiB record segment); such buffers then come from the heap and
+    fragment it instead of going back to the OS, and every worker thread of the server
+    gets an arena of its own. A fixed threshold and two arenas keep RSS close to what
+    is in use, flat across multi-GB transfers.
 
     The threshold sits at 2 MiB, not 1: at 1 MiB every chunk and receive batch of a
     transfer was a fresh mmap, page-faulted in, zeroed and unmapped again (a fifth of
     the server's ingest CPU in ``perf``); from the heap they are reused, and the trim
     threshold keeps the top of the heap from being handed back and faulted in again
-    each time. Measured: local ingest 0.65-0.72x -> 0.79-1.03x a bare ``put``, peak
-    RSS +2 MB (bench ``ingest_vs_store``, ``server_rss_mb``). No-op off glibc.
+    each time. ``make bench`` measures the effect (``ingest_vs_store``,
+    ``server_rss_mb``, ``client_rss_mb``). A no-op off glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -1,15 +1,22 @@
-"""``hygieia serve``: logging set-up and uvicorn around ``create_app``."""
+"""The server's commands: ``hygieia serve``, ``hygieia db upgrade``, ``hygieia admin …``.
+
+``hygieia.__main__`` hands these commands here, so the client CLI never imports server
+code, and the server never imports the client's UI libraries (Typer, Rich: ~11 MB of
+RSS for the server's lifetime); hence plain ``argparse``. Every command opens the
+database through :func:`hygieia.db.engine.open_database` (``serve`` through
+``create_app``), so they all migrate it the same way.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from datetime import timedelta
 
-import uvicorn
-
-from hygieia._memory import limit_malloc_arenas
-from hygieia.api import create_app
+from hygieia._memory import tune_glibc_malloc
 from hygieia.config import Settings
+from hygieia.db.engine import open_database, session_factory
 
 
 def configure_logging(level: str) -> None:
@@ -19,14 +26,19 @@ def configure_logging(level: str) -> None:
     )
 
 
-def run(*, host: str | None = None, port: int | None = None) -> None:
+def serve(*, host: str | None = None, port: int | None = None) -> None:
+    """Run the server until it is stopped (SIGINT/SIGTERM)."""
+    import uvicorn
+
+    from hygieia.api import create_app
+
     settings = Settings()
     if host:
         settings.host = host
     if port:
         settings.port = port
     configure_logging(settings.log_level)
-    limit_malloc_arenas()
+    tune_glibc_malloc()
     app = create_app(settings)
     # uvicorn's own access log prints query strings (prelogin carries an email): ours doesn't.
     uvicorn.run(
@@ -40,10 +52,74 @@ def run(*, host: str | None = None, port: int | None = None) -> None:
     )
 
 
-def serve_main(argv: list[str]) -> None:
-    """``hygieia serve [--host H] [--port P]`` (same options as the Typer command)."""
-    parser = argparse.ArgumentParser(prog="hygieia serve", description="Run the Hygieia server.")
-    parser.add_argument("--host", help="Bind address (HYGIEIA_HOST)")
-    parser.add_argument("--port", type=int, help="Port (HYGIEIA_PORT)")
-    args = parser.parse_args(argv)
-    run(host=args.host, port=args.port)
+def db_upgrade() -> None:
+    """Apply the database migrations, and nothing else."""
+    open_database(Settings()).dispose()
+    print("database is up to date")
+
+
+def admin_reconcile(*, grace: int | None = None) -> int:
+    """Release orphan pins and report records whose content is missing; the exit code."""
+    from hygieia.services import records
+    from hygieia.storage import make_store
+
+    settings = Settings()
+    seconds = settings.reconcile_grace_seconds if grace is None else grace
+    engine = open_database(settings)
+    try:
+        with session_factory(engine)() as db, make_store(settings) as store:
+            report = records.reconcile(
+                db, store, grace=timedelta(seconds=seconds), check_content=True
+            )
+    finally:
+        engine.dispose()
+    print(f"released {len(report.unpinned)} orphan pin(s)")
+    for cid in report.repinned:
+        print(f"  pinned again {cid} (its pin was lost)")
+    print(f"deleted {report.collected} unreferenced block file(s)")
+    for cid in report.unpinned:
+        print(f"  unpinned {cid}")
+    if report.missing:
+        for record_id in report.missing:
+            print(f"record {record_id}: content missing from the store", file=sys.stderr)
+        return 1
+    print("every record's content is present")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hygieia", description="Hygieia server commands (see `hygieia --help` for the rest)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve_cmd = commands.add_parser("serve", help="Run the Hygieia server.")
+    serve_cmd.add_argument("--host", help="Bind address (HYGIEIA_HOST)")
+    serve_cmd.add_argument("--port", type=int, help="Port (HYGIEIA_PORT)")
+
+    db_cmd = commands.add_parser("db", help="Database maintenance")
+    db_commands = db_cmd.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands.add_parser("upgrade", help="Apply database migrations.")
+
+    admin_cmd = commands.add_parser("admin", help="Server administration")
+    admin_commands = admin_cmd.add_subparsers(
+        dest="admin_command", required=True, metavar="COMMAND"
+    )
+    reconcile = admin_commands.add_parser(
+        "reconcile", help="Release orphan pins and report records whose content is missing."
+    )
+    reconcile.add_argument(
+        "--grace", type=int, help="Seconds an orphan pin is left alone (default: config)"
+    )
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """Run the server command in ``argv`` (without the program name)."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        serve(host=args.host, port=args.port)
+    elif args.command == "db":
+        db_upgrade()
+    else:
+        sys.exit(admin_reconcile(grace=args.grace))

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,14 +21,14 @@ from hygieia.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddlewar
 from hygieia.api.routes import auth, meta
 from hygieia.api.routes import records as record_routes
 from hygieia.config import Settings
-from hygieia.db.engine import make_engine, migrate, session_factory
+from hygieia.db.engine import open_database, session_factory
 from hygieia.errors import HygieiaError, RateLimited, StorageUnavailable
 from hygieia.services import ratelimit, records
+from hygieia.web import STATIC_DIR
 
 log = logging.getLogger("hygieia")
 
 API = "/api/v1"
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def _error(
@@ -84,23 +83,32 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
-    """Build the app. ``store`` overrides the configured blob store (tests)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
+    """Build the app. ``store`` overrides the configured blob store (tests).
+
+    Nothing is opened here: the database (migrated on the way) and the blob store are
+    opened when the server starts (the lifespan) and closed when it stops.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         app.state.read_limiter = anyio.CapacityLimiter(settings.read_threads)
-        migrate(engine)
-        app.state.store = store if store is not None else _make_store(settings)
-        if settings.reconcile_on_start:
-            _start_up_maintenance(app)
-        yield
-        close = getattr(app.state.store, "close", None)
-        if close is not None:
-            close()
-        engine.dispose()
+        engine = open_database(settings)
+        app.state.engine = engine
+        # Reads that need no transaction (the listing): no BEGIN, and nothing to roll
+        # back when the connection goes back to the pool (a round trip each on PostgreSQL).
+        app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.sessionmaker = session_factory(engine)
+        try:
+            app.state.store = store if store is not None else _make_store(settings)
+            if settings.reconcile_on_start:
+                _start_up_maintenance(app)
+            yield
+            close = getattr(app.state.store, "close", None)
+            if close is not None:
+                close()
+        finally:
+            engine.dispose()
 
     app = FastAPI(
         title="Hygieia",
@@ -112,11 +120,6 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine
-    # Reads that need no transaction (the listing): no BEGIN, and nothing to roll back
-    # when the connection goes back to the pool (a round trip each on PostgreSQL).
-    app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    app.state.sessionmaker = session_factory(engine)
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API)
     app.include_router(auth.router, prefix=API)
@@ -128,8 +131,8 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
             return settings.max_record_bytes + 512 * 1024
         return settings.max_json_bytes
 
-    if STATIC.is_dir():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="web")
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

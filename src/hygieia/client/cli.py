@@ -1,4 +1,7 @@
-"""The ``hygieia`` command line: server, accounts and records (Typer + Rich).
+"""The ``hygieia`` command line of the client: accounts, keys and records (Typer + Rich).
+
+The server's commands (``serve``, ``db upgrade``, ``admin reconcile``) share the
+``hygieia`` name but live in :mod:`hygieia.server`; ``hygieia.__main__`` dispatches.
 
 Passwords come from a hidden prompt or, for scripts, ``HYGIEIA_PASSWORD`` /
 ``HYGIEIA_NEW_PASSWORD`` / ``HYGIEIA_RECOVERY_CODE``. They are never echoed or logged.
@@ -28,19 +31,20 @@ from rich.progress import (
 from rich.table import Table
 
 from hygieia import crypto
-from hygieia._memory import limit_malloc_arenas
+from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client import session_store
 from hygieia.client.sdk import ApiError, HygieiaClient
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hygieia medical-record vault")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Hygieia medical-record vault",
+    epilog="Server commands: hygieia serve | db upgrade | admin reconcile (each with --help).",
+)
 key_app = typer.Typer(no_args_is_help=True, help="Your OpenPGP key")
-db_app = typer.Typer(no_args_is_help=True, help="Database maintenance")
-admin_app = typer.Typer(no_args_is_help=True, help="Server administration")
 app.add_typer(key_app, name="key")
-app.add_typer(db_app, name="db")
-app.add_typer(admin_app, name="admin")
 
 out = Console()
 err = Console(stderr=True)
@@ -109,67 +113,6 @@ def _remember(api: HygieiaClient, email: str, session: acct.LoggedIn) -> None:
             server=api.server, email=email, token=session.token, expires_at=session.expires_at
         )
     )
-
-
-# --- server -----------------------------------------------------------------------------
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (HYGIEIA_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (HYGIEIA_PORT)")] = None,
-) -> None:
-    """Run the Hygieia server."""
-    from hygieia.server import run
-
-    run(host=host, port=port)
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply database migrations."""
-    from hygieia.config import Settings
-    from hygieia.db.engine import make_engine, migrate
-
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
-    migrate(engine)
-    engine.dispose()
-    out.print("database is up to date")
-
-
-@admin_app.command("reconcile")
-def admin_reconcile(
-    grace: Annotated[
-        int | None, typer.Option(help="Seconds an orphan pin is left alone (default: config)")
-    ] = None,
-) -> None:
-    """Release orphan pins and report records whose content is missing."""
-    from datetime import timedelta
-
-    from hygieia.config import Settings
-    from hygieia.db.engine import make_engine, migrate, session_factory
-    from hygieia.services import records
-    from hygieia.storage import make_store
-
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
-    migrate(engine)
-    with session_factory(engine)() as db, make_store(settings) as store:
-        seconds = settings.reconcile_grace_seconds if grace is None else grace
-        report = records.reconcile(db, store, grace=timedelta(seconds=seconds), check_content=True)
-    engine.dispose()
-    out.print(f"released {len(report.unpinned)} orphan pin(s)")
-    for cid in report.repinned:
-        out.print(f"  pinned again {cid} (its pin was lost)", highlight=False)
-    out.print(f"deleted {report.collected} unreferenced block file(s)")
-    for cid in report.unpinned:
-        out.print(f"  unpinned {cid}", highlight=False)
-    if report.missing:
-        for record_id in report.missing:
-            err.print(f"record {record_id}: content missing from the store", highlight=False)
-        raise typer.Exit(1)
-    out.print("every record's content is present")
 
 
 # --- accounts ---------------------------------------------------------------------------
@@ -441,5 +384,5 @@ def rm(record_id: str, server: ServerOpt = None) -> None:
 
 
 def main() -> None:
-    limit_malloc_arenas()
+    tune_glibc_malloc()
     app()

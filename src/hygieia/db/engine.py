@@ -1,4 +1,5 @@
-"""Engine and session factory; migrations run through Alembic (``migrate``)."""
+"""The server's database: ``open_database(settings)``, the engine and session factory,
+and migrations through Alembic (``migrate``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,28 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from hygieia.config import Settings
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration; a test checks it against Alembic's head.
 SCHEMA_HEAD = "0002"
+
+
+def open_database(settings: Settings) -> Engine:
+    """The database ``settings`` name, its schema brought to the head: how every server
+    command (``serve``, ``db upgrade``, ``admin …``) and ``create_app`` open it.
+
+    The caller disposes of the engine. The data directory is created first, as the
+    default SQLite file lives in it.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def make_engine(url: str) -> Engine:
