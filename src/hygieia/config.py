@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,9 +41,6 @@ class Settings(BaseSettings):
     #: Browser auto-lock after this many seconds without activity.
     idle_lock_seconds: int = Field(default=900, gt=0)
 
-    #: Secret that makes fake prelogin parameters stable per email. Generated and kept
-    #: in ``data_dir`` when empty.
-    prelogin_secret: str = ""
     #: Reconcile orphan pins on start-up.
     reconcile_on_start: bool = True
     #: Orphan pins younger than this are left alone (an upload on another replica may
@@ -58,13 +55,6 @@ class Settings(BaseSettings):
     #: (SQLite's driver drops it for every column of every row): under load, two serve
     #: ~1.8x the requests of forty, with a third of the p99 (bench list_vs_bare).
     read_threads: int = Field(default=2, ge=1, le=1000)
-
-    @field_validator("prelogin_secret")
-    @classmethod
-    def _no_placeholder(cls, v: str) -> str:
-        if v.lower() in {"changeme", "change-me", "secret", "changethis"}:
-            raise ValueError("HYGIEIA_PRELOGIN_SECRET is a placeholder; set a random value")
-        return v
 
     def resolved_database_url(self) -> str:
         if self.database_url:
