@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--payload", type=Path, required=True)
     args = parser.parse_args()
     app = make_app(args.payload.read_bytes())
-    # The same options as hygieia.server.run (one process, h11 or whatever uvicorn picks).
+    # The same options as hygieia.server.serve (one process, h11 or whatever uvicorn picks).
     uvicorn.run(
         app,
         host="127.0.0.1",
