@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from hygieia import crypto
-from hygieia.crypto._framing import fixed_header, read_new_format_packet
+from hygieia.crypto._framing import fixed_header, read_packet
 
 MAX = 1 << 16
 
@@ -85,11 +85,11 @@ def test_checker_stays_failed_and_limits_segments() -> None:
         checker.finish()
 
 
-def test_read_new_format_packet_joins_partial_chunks() -> None:
+def test_read_packet_joins_partial_chunks() -> None:
     body = bytes(range(256)) * 5  # 1280 bytes: 512 + 512 partial, then 256 fixed
     framed = b"\xd2\xe9" + body[:512] + b"\xe9" + body[512:1024] + b"\xc0\x40" + body[1024:]
-    tag, got, end = read_new_format_packet(framed + b"next")
+    tag, got, end = read_packet(framed + b"next")
     assert (tag, got, end) == (18, body, len(framed))
     assert fixed_header(18, len(body)) == b"\xd2\xff\x00\x00\x05\x00"
     with pytest.raises(crypto.InvalidFraming):
-        read_new_format_packet(framed[:-1])
+        read_packet(framed[:-1])

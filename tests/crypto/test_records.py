@@ -26,10 +26,15 @@ def seal(person: Person, data: bytes, session_key: bytes, segment_size: int = SM
     )
 
 
-def open_all(person: Person, blob: bytes, session_key: bytes) -> bytes:
+def open_all(
+    person: Person, blob: bytes, session_key: bytes, segment_size: int = SMALL
+) -> bytes:
     return b"".join(
         crypto.open_segments(
-            io.BytesIO(blob), session_key=session_key, signer_public_key=person.identity.public_key
+            io.BytesIO(blob),
+            session_key=session_key,
+            signer_public_key=person.identity.public_key,
+            segment_size=segment_size,
         )
     )
 
@@ -63,7 +68,7 @@ def test_default_segment_size_and_large_packets_are_fixed_length(alice: Person) 
     assert len(segments) == 2
     assert all(s[:2] == b"\xd2\xff" for s in segments)
     assert len(segments[0]) - 6 <= crypto.max_segment_packet()
-    assert open_all(alice, b"".join(segments), session_key) == data
+    assert open_all(alice, b"".join(segments), session_key, crypto.SEGMENT_SIZE) == data
 
 
 def test_size_mismatch(alice: Person) -> None:
@@ -156,6 +161,7 @@ def test_open_with_pkesk(
             pkesk=pkesk,
             key=bob.key,
             signer_public_key=alice.identity.public_key,
+            segment_size=SMALL,
         )
     )
     assert opened == data
@@ -166,6 +172,7 @@ def test_open_with_pkesk(
                 pkesk=pkesk,
                 key=alice.key,  # the PKESK is for bob
                 signer_public_key=alice.identity.public_key,
+                segment_size=SMALL,
             )
         )
     with pytest.raises(ValueError):

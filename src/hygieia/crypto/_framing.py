@@ -5,8 +5,10 @@ segment that is followed by another one must carry a fixed length or stock gpg
 reads past it (research/openpgp.md, "Segments and stock gpg"); and no library
 offers a streaming, bounded-memory check of a concatenation of packets that the
 server can run on an upload without keys. The format is tiny (a tag byte and a
-length), so the code here only re-frames a packet rPGP produced and validates
-segment streams; it never touches packet contents beyond the version byte.
+length), so the code here only parses packet headers (the package's one parser of
+them: re-framing rPGP's output, splitting keys for re-locking, checking the packets
+inside a decrypted message) and validates segment streams; it never interprets
+packet contents beyond the version byte.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ __all__ = [
     "fixed_header",
     "iter_packets",
     "max_segment_packet",
-    "read_new_format_packet",
+    "packet_spans",
+    "read_packet",
 ]
 
 SEGMENT_SIZE = 4 * 1024 * 1024
@@ -55,20 +58,39 @@ def fixed_header(tag: int, length: int) -> bytes:
     return bytes([0xC0 | tag, 0xFF]) + struct.pack(">I", length)
 
 
-def read_new_format_packet(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
-    """Parse one new-format packet at ``offset``: ``(tag, body, next_offset)``.
+def packet_spans(
+    data: bytes, offset: int = 0, *, old_format: bool = False
+) -> tuple[int, list[tuple[int, int]], int]:
+    """Parse the header(s) of the packet at ``offset``: ``(tag, spans, next_offset)``.
 
-    Partial body lengths are joined, so the body can be re-emitted with
-    :func:`fixed_header`. Raises :class:`InvalidFraming` on anything malformed.
+    ``spans`` are the ``[start, end)`` ranges of ``data`` that make up the body:
+    one, or several when the body uses partial lengths. Old-format headers
+    (RFC 4880 §4.2.1) are accepted only with ``old_format`` (keys may carry them;
+    nothing Hygieia frames does). The one parser of packet lengths in the package:
+    callers that want the body joined use :func:`read_packet`. Raises
+    :class:`InvalidFraming` on anything malformed or truncated.
     """
     if offset >= len(data):
         raise InvalidFraming("truncated packet header")
     first = data[offset]
-    if first & 0xC0 != 0xC0:
-        raise InvalidFraming("not a new-format OpenPGP packet")
-    tag = first & 0x3F
+    if first & 0x80 == 0:
+        raise InvalidFraming("not an OpenPGP packet")
     pos = offset + 1
-    parts: list[bytes] = []
+    if first & 0x40 == 0:
+        if not old_format:
+            raise InvalidFraming("not a new-format OpenPGP packet")
+        kind = first & 3
+        if kind == 3:
+            raise InvalidFraming("indeterminate packet length")
+        size = 1 << kind
+        if pos + size > len(data):
+            raise InvalidFraming("truncated packet length")
+        length = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+        if pos + length > len(data):
+            raise InvalidFraming("truncated packet body")
+        return (first >> 2) & 0x0F, [(pos, pos + length)], pos + length
+    spans: list[tuple[int, int]] = []
     while True:
         if pos >= len(data):
             raise InvalidFraming("truncated packet length")
@@ -89,10 +111,25 @@ def read_new_format_packet(data: bytes, offset: int = 0) -> tuple[int, bytes, in
             length, pos, partial = 1 << (octet & 0x1F), pos + 1, True
         if pos + length > len(data):
             raise InvalidFraming("truncated packet body")
-        parts.append(data[pos : pos + length])
+        spans.append((pos, pos + length))
         pos += length
         if not partial:
-            return tag, b"".join(parts), pos
+            return first & 0x3F, spans, pos
+
+
+def read_packet(
+    data: bytes, offset: int = 0, *, old_format: bool = False, partial: bool = True
+) -> tuple[int, bytes, int]:
+    """Parse one packet at ``offset``: ``(tag, body, next_offset)``.
+
+    Partial body lengths are joined (so the body can be re-emitted with
+    :func:`fixed_header`), or refused with ``partial=False``; ``old_format`` as in
+    :func:`packet_spans`. Raises :class:`InvalidFraming` on anything malformed.
+    """
+    tag, spans, end = packet_spans(data, offset, old_format=old_format)
+    if len(spans) > 1 and not partial:
+        raise InvalidFraming("partial body lengths not allowed here")
+    return tag, b"".join(data[start:stop] for start, stop in spans), end
 
 
 def _parse_segment_header(header: bytes, max_packet: int) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias, TypeVar
 
 import openpgp
 from openpgp.composed import (
@@ -24,6 +25,7 @@ from openpgp.composed import (
     SignedSecretKey,
     SubkeyParamsBuilder,
 )
+from openpgp.packet import PublicSubkey, SecretSubkey
 from openpgp.types import S2kParams, StringToKey
 
 from ._errors import DecryptionError, InvalidKeyMaterial
@@ -47,6 +49,10 @@ VAULT_S2K_COUNT_BYTE = 96
 _PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _PRIVATE_BLOCK = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
 _EMAIL = re.compile(r"[^<>\s@]+@[^<>\s@]+")
+_Key = TypeVar("_Key", SignedPublicKey, SignedSecretKey)
+_Subkey: TypeAlias = PublicSubkey | SecretSubkey
+# (key id, fingerprint, public packet body, X25519 scalar) of the encryption subkey
+DecryptionKey: TypeAlias = tuple[bytes, bytes, bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +83,13 @@ class UnlockedKey:
     Opaque on purpose: pass it to ``seal_*``/``open_*``; it never prints secrets.
     """
 
-    __slots__ = ("_passphrase", "_secret")
+    __slots__ = ("_decryption", "_passphrase", "_secret")
 
     def __init__(self, secret: SignedSecretKey, passphrase: str) -> None:
         self._secret = secret
         self._passphrase = passphrase
+        # The encryption subkey unlocked once, filled in by ._opening on first use.
+        self._decryption: DecryptionKey | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -161,74 +169,56 @@ def _armored_text(value: object, what: str) -> str:
     return value
 
 
-def load_public_key(armored: object) -> SignedPublicKey:
-    """Parse one armored public key of the profile; :class:`InvalidKeyMaterial` otherwise."""
-    text = _armored_text(armored, "public key")
-    if _PRIVATE_BLOCK in text:
-        raise InvalidKeyMaterial(
-            "invalid_key", "a secret key was given where the public key belongs"
-        )
+def _parse_one(
+    armored: object, parse: Callable[[str], tuple[list[_Key], object]], what: str, other: str
+) -> _Key:
+    """The one key of kind ``what`` in ``armored`` with valid bindings; else InvalidKeyMaterial.
+
+    ``other`` is the armor line of the other kind, refused by name: swapped
+    arguments are the likeliest mistake and deserve a clear message.
+    """
+    text = _armored_text(armored, what)
+    if other in text:
+        kind = "public" if what == "secret key" else "secret"
+        raise InvalidKeyMaterial("invalid_key", f"a {kind} key was given where the {what} belongs")
     try:
-        keys, _ = SignedPublicKey.from_armor_many(text)
+        keys, _ = parse(text)
         if len(keys) != 1:
-            raise InvalidKeyMaterial("invalid_key", "expected exactly one public key")
+            raise InvalidKeyMaterial("invalid_key", f"expected exactly one {what}")
         key = keys[0]
         key.verify_bindings()
     except InvalidKeyMaterial:
         raise
     except Exception:  # the library raises assorted errors on hostile input
-        raise InvalidKeyMaterial("invalid_key", "public key could not be parsed") from None
-    _check_profile(
-        key.version,
-        key.public_key_algorithm,
-        key.public_params.curve,
-        [
-            (s.key.version, s.key.public_key_algorithm, s.key.public_params.curve)
-            for s in key.public_subkeys
-        ],
-    )
+        raise InvalidKeyMaterial("invalid_key", f"{what} could not be parsed") from None
+    return key
+
+
+def load_public_key(armored: object) -> SignedPublicKey:
+    """Parse one armored public key of the profile; :class:`InvalidKeyMaterial` otherwise."""
+    key = _parse_one(armored, SignedPublicKey.from_armor_many, "public key", _PRIVATE_BLOCK)
+    _check_profile(key, [s.key for s in key.public_subkeys])
     return key
 
 
 def _load_secret_key(armored: object) -> SignedSecretKey:
-    text = _armored_text(armored, "secret key")
-    if _PUBLIC_BLOCK in text:
-        raise InvalidKeyMaterial(
-            "invalid_key", "a public key was given where the secret key belongs"
-        )
-    try:
-        keys, _ = SignedSecretKey.from_armor_many(text)
-        if len(keys) != 1:
-            raise InvalidKeyMaterial("invalid_key", "expected exactly one secret key")
-        key = keys[0]
-        key.verify_bindings()
-    except InvalidKeyMaterial:
-        raise
-    except Exception:
-        raise InvalidKeyMaterial("invalid_key", "secret key could not be parsed") from None
+    key = _parse_one(armored, SignedSecretKey.from_armor_many, "secret key", _PUBLIC_BLOCK)
     if key.public_subkey_count:
         raise InvalidKeyMaterial("invalid_key", "secret key has public-only subkeys")
-    _check_profile(
-        key.version,
-        key.public_key_algorithm,
-        key.public_params.curve,
-        [
-            (s.key.version, s.key.public_key_algorithm, s.key.public_params.curve)
-            for s in key.secret_subkeys
-        ],
-    )
+    _check_profile(key, [s.key for s in key.secret_subkeys])
     return key
 
 
-def _check_profile(
-    version: int,
-    algorithm: str,
-    curve: str | None,
-    subkeys: list[tuple[int, str, str | None]],
-) -> None:
-    if version != 4 or algorithm != "eddsa-legacy" or curve != "ed25519":
+def _check_profile(primary: _Key, subkeys: Sequence[_Subkey]) -> None:
+    if (
+        primary.version != 4
+        or primary.public_key_algorithm != "eddsa-legacy"
+        or primary.public_params.curve != "ed25519"
+    ):
         raise InvalidKeyMaterial("invalid_key", "primary key must be v4 Ed25519 (legacy EdDSA)")
-    if subkeys != [(4, "ecdh", "curve25519")]:
+    if [(s.version, s.public_key_algorithm, s.public_params.curve) for s in subkeys] != [
+        (4, "ecdh", "curve25519")
+    ]:
         raise InvalidKeyMaterial("invalid_key", "expected exactly one v4 cv25519 ECDH subkey")
 
 

@@ -2,9 +2,10 @@
 
 A sealed message is a standard binary OpenPGP message (one PKESK per recipient,
 SEIPDv1/AES-256, a one-pass-signed literal, no compression) that ``gpg -d``
-opens. The session-key envelope is such a message to the record's owner whose
-literal is ``{"v":1,"alg":"aes256","key":"<base64>"}``: sharing opens it instead
-of taking a PKESK apart, which rPGP can't do (research/openpgp.md).
+opens; readers refuse anything else inside it, compression above all. The
+session-key envelope is such a message to the record's owner whose literal is
+``{"v":1,"alg":"aes256","key":"<base64>"}``: sharing opens it instead of taking a
+PKESK apart, which rPGP can't do (research/openpgp.md).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import base64
 import binascii
 import json
 
-from openpgp.composed import Message, MessageBuilder
+from openpgp.composed import MessageBuilder
 
 from ._errors import DecryptionError, InvalidKeyMaterial
 from ._identity import UnlockedKey, load_public_key
+from ._opening import open_signed
 from ._records import SESSION_KEY_SIZE
 
 __all__ = [
@@ -48,22 +50,18 @@ def seal_message(data: bytes, *, recipients: list[str], signer: UnlockedKey) -> 
 
 
 def open_message(msg: bytes, *, key: UnlockedKey, signer_public_key: str) -> bytes:
-    """Decrypt with ``key`` and verify the one signature by ``signer_public_key``."""
+    """Decrypt with ``key`` and verify the one signature by ``signer_public_key``.
+
+    The decrypted packets must be a one-pass signed literal without compression
+    (checked before anything is inflated: :mod:`._opening`).
+    """
     if len(msg) > MAX_MESSAGE_SIZE + 64 * 1024:
         raise DecryptionError()
     try:
         signer = load_public_key(signer_public_key)
     except InvalidKeyMaterial:
         raise DecryptionError() from None
-    try:
-        message = Message.from_bytes(msg).decrypt(key._passphrase, key._secret)
-        if message.signature_count() != 1:
-            raise DecryptionError()
-        data = message.as_data_vec()
-        message.verify(signer)
-    except Exception:
-        raise DecryptionError() from None
-    return data
+    return open_signed(msg, signer, key=key, max_literal=MAX_MESSAGE_SIZE)
 
 
 def seal_session_key_envelope(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import openpgp
-from openpgp.composed import Message, MessageBuilder, SignedPublicKey
+from openpgp.composed import MessageBuilder, SignedPublicKey
 
 from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial
 from ._framing import (
@@ -25,9 +25,10 @@ from ._framing import (
     fixed_header,
     iter_packets,
     max_segment_packet,
-    read_new_format_packet,
+    read_packet,
 )
 from ._identity import UnlockedKey, load_public_key
+from ._opening import open_signed, session_key_from_pkesk
 
 __all__ = [
     "MAX_SEGMENT_OVERHEAD",
@@ -76,7 +77,7 @@ def _seal_one(plaintext: bytes, session_key: bytes, signer: UnlockedKey) -> byte
         .to_vec()
     )
     # rPGP frames large packets with partial lengths; re-frame with a fixed length.
-    tag, body, end = read_new_format_packet(packet)
+    tag, body, end = read_packet(packet)
     if tag != _TAG_SEIPD or end != len(packet):
         raise RuntimeError("unexpected output from the OpenPGP library")  # pragma: no cover
     return fixed_header(_TAG_SEIPD, len(body)) + body
@@ -139,15 +140,19 @@ def open_segments(
     pkesk: bytes | None = None,
     key: UnlockedKey | None = None,
     max_packet: int | None = None,
+    segment_size: int = SEGMENT_SIZE,
 ) -> Iterator[bytes]:
     """Decrypt and verify a record's segments; yield each plaintext chunk in order.
 
     Pass either ``session_key``, or ``pkesk`` (the reader's PKESK) with ``key``
     (the reader's unlocked key). Every segment must be signed by
-    ``signer_public_key`` and carry the right index and total; anything wrong
-    (tampering, a dropped, duplicated, reordered or foreign segment, truncation)
-    raises :class:`DecryptionError`, possibly after earlier chunks were yielded,
-    so callers must discard their output when it does (as with ``gpg -d``).
+    ``signer_public_key``, carry the right index and total, hold no compressed
+    packet, and hold exactly ``segment_size`` bytes of chunk (at most that for the
+    last one); a segment whose literal is longer is refused before rPGP reads it.
+    Anything wrong (tampering, a dropped, duplicated, reordered or foreign
+    segment, truncation) raises :class:`DecryptionError`, possibly after earlier
+    chunks were yielded, so callers must discard their output when it does (as
+    with ``gpg -d``).
     """
     if (session_key is None) == (pkesk is None and key is None):
         raise ValueError("pass either session_key, or pkesk and key")
@@ -155,12 +160,14 @@ def open_segments(
         _check_session_key(session_key)
     elif pkesk is None or key is None:
         raise ValueError("pkesk and key go together")
+    if segment_size <= 0:
+        raise ValueError("segment_size must be > 0")
     try:
         signer = load_public_key(signer_public_key)
     except InvalidKeyMaterial:
         raise DecryptionError() from None
-    limit = max_packet if max_packet is not None else max_segment_packet()
-    return _open_segments(source, signer, session_key, pkesk, key, limit)
+    limit = max_packet if max_packet is not None else max_segment_packet(segment_size)
+    return _open_segments(source, signer, session_key, pkesk, key, limit, segment_size)
 
 
 def _open_segments(
@@ -170,12 +177,23 @@ def _open_segments(
     pkesk: bytes | None,
     key: UnlockedKey | None,
     limit: int,
+    segment_size: int,
 ) -> Iterator[bytes]:
     expected_total: int | None = None
     index = 0
     try:
+        if session_key is None:
+            assert pkesk is not None and key is not None
+            tag, body, end = read_packet(pkesk)
+            if tag != _TAG_PKESK or end != len(pkesk):
+                raise DecryptionError()
+            session_key = session_key_from_pkesk([body], key)
         for packet in iter_packets(source, max_packet=limit):
-            plaintext = _open_one(packet, signer, session_key, pkesk, key)
+            plaintext = open_signed(
+                packet, signer, session_key=session_key, max_literal=_HEADER.size + segment_size
+            )
+            if len(plaintext) < _HEADER.size:
+                raise DecryptionError()
             magic, got_index, total = _HEADER.unpack_from(plaintext)
             if expected_total is None:
                 expected_total = total
@@ -183,36 +201,17 @@ def _open_segments(
                 raise DecryptionError()
             if index >= total:
                 raise DecryptionError()
+            chunk_size = len(plaintext) - _HEADER.size
+            # Every segment but the last is full; only the first may be empty (empty file).
+            short = chunk_size != segment_size and (index != total - 1 or chunk_size == 0 < index)
+            if chunk_size > segment_size or short:
+                raise DecryptionError()
             index += 1
             yield plaintext[_HEADER.size :]
     except InvalidFraming:
         raise DecryptionError() from None
     if expected_total is None or index != expected_total:
         raise DecryptionError()
-
-
-def _open_one(
-    packet: bytes,
-    signer: SignedPublicKey,
-    session_key: bytes | None,
-    pkesk: bytes | None,
-    key: UnlockedKey | None,
-) -> bytes:
-    try:
-        if session_key is not None:
-            message = Message.from_bytes(packet).decrypt_with_session_key(session_key, "aes256")
-        else:
-            assert pkesk is not None and key is not None
-            message = Message.from_bytes(pkesk + packet).decrypt(key._passphrase, key._secret)
-        if message.signature_count() != 1 or message.one_pass_signature_count() != 1:
-            raise DecryptionError()
-        plaintext = message.as_data_vec()
-        message.verify(signer)
-    except Exception:
-        raise DecryptionError() from None
-    if len(plaintext) < _HEADER.size:
-        raise DecryptionError()
-    return plaintext
 
 
 def make_pkesk(session_key: bytes, public_key_armored: str) -> bytes:
@@ -231,7 +230,7 @@ def make_pkesk(session_key: bytes, public_key_armored: str) -> bytes:
 def pkesk_key_id(pkesk: bytes) -> str:
     """The recipient key id (16 upper-case hex) named by a v3 PKESK packet."""
     try:
-        tag, _, end = read_new_format_packet(pkesk)
+        tag, _, end = read_packet(pkesk)
     except InvalidFraming:
         raise InvalidFraming("not a PKESK packet") from None
     if tag != _TAG_PKESK or end != len(pkesk):

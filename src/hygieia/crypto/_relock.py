@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
 from collections.abc import Callable
 
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-from ._errors import DecryptionError, InvalidKeyMaterial
-from ._framing import fixed_header
+from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial
+from ._framing import fixed_header, read_packet
 
-__all__ = ["EXPORT_S2K_COUNT_BYTE", "relock_secret_key_packets", "s2k_iterated_sha256"]
+__all__ = [
+    "EXPORT_S2K_COUNT_BYTE",
+    "relock_secret_key_packets",
+    "s2k_iterated_sha256",
+    "unlock_secret_part",
+]
 
 _TAG_SECRET_KEY, _TAG_SECRET_SUBKEY = 5, 7
 _ALGO_ECDH, _ALGO_EDDSA_LEGACY = 18, 22
@@ -32,6 +36,7 @@ _SYM_AES256 = 9
 _S2K_ITERATED_SALTED = 3
 _HASH_SHA256 = 8
 EXPORT_S2K_COUNT_BYTE = 255
+_PROTECTION = bytes([_USAGE_SHA1_CHECK, _SYM_AES256, _S2K_ITERATED_SALTED, _HASH_SHA256])
 
 
 def s2k_iterated_sha256(passphrase: bytes, salt: bytes, count_byte: int) -> bytes:
@@ -72,24 +77,33 @@ def _public_part_end(body: bytes) -> int:
     return pos
 
 
-def _relock_body(body: bytes, old: bytes, new: bytes, randbytes: Callable[[int], bytes]) -> bytes:
+def unlock_secret_part(body: bytes, passphrase: bytes) -> tuple[int, bytes]:
+    """``(offset of the secret part, secret MPIs + SHA-1 checksum)`` of a profile key packet.
+
+    Raises :class:`InvalidKeyMaterial` if the packet is not of the profile and
+    :class:`DecryptionError` if ``passphrase`` does not open it (SHA-1 checksum).
+    """
     pos = _public_part_end(body)
-    head = body[pos : pos + 4]
-    if head != bytes([_USAGE_SHA1_CHECK, _SYM_AES256, _S2K_ITERATED_SALTED, _HASH_SHA256]):
+    if body[pos : pos + 4] != _PROTECTION:
         raise InvalidKeyMaterial("invalid_key", "secret key protection is not the profile's")
     salt, count_byte = body[pos + 4 : pos + 12], body[pos + 12]
     iv, sealed = body[pos + 13 : pos + 29], body[pos + 29 :]
     if len(iv) != 16 or len(sealed) <= 20:
         raise InvalidKeyMaterial("invalid_key", "truncated key packet")
-    plain = _cfb(s2k_iterated_sha256(old, salt, count_byte), iv, sealed, encrypt=False)
+    plain = _cfb(s2k_iterated_sha256(passphrase, salt, count_byte), iv, sealed, encrypt=False)
     secret, checksum = plain[:-20], plain[-20:]
     if not hmac.compare_digest(hashlib.sha1(secret).digest(), checksum):  # noqa: S324 (RFC 4880 format)
         raise DecryptionError()
+    return pos, plain
+
+
+def _relock_body(body: bytes, old: bytes, new: bytes, randbytes: Callable[[int], bytes]) -> bytes:
+    pos, plain = unlock_secret_part(body, old)
     new_salt, new_iv = randbytes(8), randbytes(16)
     key = s2k_iterated_sha256(new, new_salt, EXPORT_S2K_COUNT_BYTE)
     return (
         body[:pos]
-        + head
+        + _PROTECTION
         + new_salt
         + bytes([EXPORT_S2K_COUNT_BYTE])
         + new_iv
@@ -101,32 +115,12 @@ def _split_packets(data: bytes) -> list[tuple[int, bytes]]:
     """(tag, body) for each packet of a transferable key, old or new header format."""
     packets: list[tuple[int, bytes]] = []
     pos = 0
-    while pos < len(data):
-        first = data[pos]
-        if first & 0x80 == 0:
-            raise InvalidKeyMaterial("invalid_key", "not an OpenPGP packet")
-        if first & 0x40:
-            tag, pos = first & 0x3F, pos + 1
-            octet = data[pos]
-            if octet < 192:
-                length, pos = octet, pos + 1
-            elif octet < 224:
-                length, pos = ((octet - 192) << 8) + data[pos + 1] + 192, pos + 2
-            elif octet == 255:
-                length, pos = struct.unpack_from(">I", data, pos + 1)[0], pos + 5
-            else:
-                raise InvalidKeyMaterial("invalid_key", "partial lengths in a key")
-        else:
-            tag, kind, pos = (first >> 2) & 0x0F, first & 3, pos + 1
-            if kind == 3:
-                raise InvalidKeyMaterial("invalid_key", "indeterminate length in a key")
-            size = 1 << kind
-            length = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
-        if pos + length > len(data):
-            raise InvalidKeyMaterial("invalid_key", "truncated packet")
-        packets.append((tag, data[pos : pos + length]))
-        pos += length
+    try:
+        while pos < len(data):
+            tag, body, pos = read_packet(data, pos, old_format=True, partial=False)
+            packets.append((tag, body))
+    except InvalidFraming as exc:
+        raise InvalidKeyMaterial("invalid_key", f"malformed key: {exc}") from None
     return packets
 
 
