@@ -11,6 +11,7 @@ import json
 import pytest
 
 from hygieia import crypto
+from tests.crypto.forgery import forged_message, forged_segment
 
 pytestmark = pytest.mark.browser
 
@@ -120,3 +121,112 @@ def test_python_sealed_record_opens_in_browser(web):
     import hashlib
 
     assert got == {"n": size, "sha": hashlib.sha256(data).hexdigest(), "dropped": "DecryptionError"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_browser_refuses_compressed_packets_unread(web):
+    """Issue 9, finding 6: compressed metadata, envelopes and segments are refused.
+
+    The forgeries are validly signed by the reader's own key, so only the packet
+    check can stop them. Failed before the change: OpenPGP.js inflated each bomb
+    (256 MiB for the metadata and the envelope, taking seconds) and accepted the
+    segment as one 64 MiB chunk.
+    """
+    web.goto()
+    vault_key = crypto.new_vault_key()
+    ident = crypto.generate_identity("bomb@example.org", vault_key)
+    key = crypto.unlock(ident.locked_secret_key, vault_key)
+    session_key = crypto.new_session_key()
+    got = web.crypto(
+        """async (c, a) => {
+          const key = await c.unlockIdentity(a.locked, c.fromB64(a.vault));
+          const pub = await c.readPublicKey(a.pub);
+          const message = c.fromB64(a.message);
+          const opens = {
+            metadata: () => c.openMetadata(message, { privateKey: key, verificationKeys: pub }),
+            envelope: () => c.openEnvelope(message, { privateKey: key, verificationKeys: pub }),
+            segment: () => c.openSegment({ bytes: c.fromB64(a.segment), index: 0, count: 1,
+                                           sessionKey: c.fromB64(a.sk), verificationKeys: pub }),
+          };
+          const out = {};
+          for (const [name, open] of Object.entries(opens)) {
+            const t0 = performance.now();
+            let result;
+            try { const r = await open(); result = `opened ${r.length ?? ''}`; }
+            catch (e) { result = e.name; }
+            out[name] = { result, ms: performance.now() - t0 };
+          }
+          return out;
+        }""",
+        {
+            "locked": ident.locked_secret_key,
+            "vault": _b64(vault_key),
+            "pub": ident.public_key,
+            "sk": _b64(session_key),
+            "message": _b64(forged_message(key, ident.public_key, 256 * MIB)),
+            "segment": _b64(forged_segment(key, session_key, 64 * MIB)),
+        },
+    )
+    for name in ("metadata", "envelope", "segment"):
+        assert got[name]["result"] == "DecryptionError", (name, got)
+        assert got[name]["ms"] < 1000, (name, got)
+
+
+def test_browser_refuses_segments_of_the_wrong_size(web):
+    """Every segment holds exactly segment_size bytes, the last one at most that.
+
+    Failed before the change: openSegment took no size and accepted all three.
+    """
+    web.goto()
+    vault_key = crypto.new_vault_key()
+    ident = crypto.generate_identity("size@example.org", vault_key)
+    key = crypto.unlock(ident.locked_secret_key, vault_key)
+    session_key = crypto.new_session_key()
+
+    def seal(size: int, segment_size: int) -> list[str]:
+        data = bytes(size)
+        segments = crypto.seal_segments(
+            io.BytesIO(data),
+            session_key=session_key,
+            signer=key,
+            size=size,
+            segment_size=segment_size,
+        )
+        return [_b64(s) for s in segments]
+
+    got = web.crypto(
+        """async (c, a) => {
+          const pub = await c.readPublicKey(a.pub);
+          const out = {};
+          for (const [name, segs] of Object.entries(a.cases)) {
+            try {
+              for (let i = 0; i < segs.length; i++) {
+                await c.openSegment({ bytes: c.fromB64(segs[i]), index: i, count: segs.length,
+                                      sessionKey: c.fromB64(a.sk), verificationKeys: pub,
+                                      segmentSize: 1000 });
+              }
+              out[name] = 'opened';
+            } catch (e) { out[name] = e.name; }
+          }
+          return out;
+        }""",
+        {
+            "pub": ident.public_key,
+            "sk": _b64(session_key),
+            "cases": {
+                "exact": seal(2500, 1000),
+                "lone one byte long": seal(1001, 1001),
+                "middle one byte short": seal(2997, 999),
+                "three in one": seal(3000, 3000),
+            },
+        },
+    )
+    assert got == {
+        "exact": "opened",
+        "lone one byte long": "DecryptionError",
+        "middle one byte short": "DecryptionError",
+        "three in one": "DecryptionError",
+    }

@@ -26,9 +26,7 @@ def seal(person: Person, data: bytes, session_key: bytes, segment_size: int = SM
     )
 
 
-def open_all(
-    person: Person, blob: bytes, session_key: bytes, segment_size: int = SMALL
-) -> bytes:
+def open_all(person: Person, blob: bytes, session_key: bytes, segment_size: int = SMALL) -> bytes:
     return b"".join(
         crypto.open_segments(
             io.BytesIO(blob),

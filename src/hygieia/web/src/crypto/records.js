@@ -14,6 +14,10 @@ import { PGP_CONFIG } from './pgp.js';
 
 export const SEGMENT_SIZE = 4 * 1024 * 1024;
 export const SEGMENT_HEADER_BYTES = 16;
+// Bytes a segment packet's body may have beyond its plaintext (SEIPD prefix and
+// MDC, one-pass and literal headers, a signature): hygieia.crypto's
+// MAX_SEGMENT_OVERHEAD, which the server enforces on upload too.
+export const MAX_SEGMENT_OVERHEAD = 4096;
 const MAGIC = utf8('HYGSEG01');
 const SEIPD_TAG = 18;
 const SESSION_KEY = (data) => ({ data, algorithm: 'aes256' });
@@ -100,7 +104,10 @@ export function fixedLengthSeipd(bytes) {
  * packets, each with its fixed 6-byte header, holding at most one segment in memory.
  * Network chunks are collected and joined once per segment (not re-copied per chunk).
  */
-export async function* splitSegments(chunks, { maxPacket = SEGMENT_SIZE + 64 * 1024 } = {}) {
+export async function* splitSegments(
+  chunks,
+  { maxPacket = SEGMENT_HEADER_BYTES + SEGMENT_SIZE + MAX_SEGMENT_OVERHEAD } = {},
+) {
   let pending = []; // chunks not yet consumed, in order
   let have = 0; // bytes in `pending`
   const take = (n) => {
@@ -141,8 +148,10 @@ export async function* splitSegments(chunks, { maxPacket = SEGMENT_SIZE + 64 * 1
         if (head[0] !== (0xc0 | SEIPD_TAG) || head[1] !== 0xff) {
           throw new DecryptionError('segment without a fixed-length SEIPD header');
         }
-        want = 6 + new DataView(head.buffer).getUint32(2, false);
-        if (want > maxPacket) throw new DecryptionError('segment larger than allowed');
+        const body = new DataView(head.buffer).getUint32(2, false);
+        // Refused from its header, before the oversized packet is buffered.
+        if (body > maxPacket) throw new DecryptionError('segment larger than allowed');
+        want = 6 + body;
       }
       if (have < want) break;
       yield take(want);
@@ -178,8 +187,23 @@ export async function sealSegment({ index, count, chunk, sessionKey, signingKey,
   return fixedLengthSeipd(out);
 }
 
-/** Open one segment, check its signature, index and count; return the chunk. */
-export async function openSegment({ bytes, index, count, sessionKey, verificationKeys }) {
+/**
+ * Open one segment, check its signature, index, count and size; return the chunk.
+ * Every segment but the last holds exactly `segmentSize` bytes, the last at most
+ * that (protocol §3); a compressed packet inside is refused unread (PGP_CONFIG).
+ */
+export async function openSegment({
+  bytes,
+  index,
+  count,
+  sessionKey,
+  verificationKeys,
+  segmentSize = SEGMENT_SIZE,
+}) {
+  // The plaintext can't be longer than the packet now that nothing is inflated.
+  if (bytes.length > 6 + SEGMENT_HEADER_BYTES + segmentSize + MAX_SEGMENT_OVERHEAD) {
+    throw new DecryptionError('segment larger than allowed');
+  }
   let data;
   try {
     const message = await readMessage({ binaryMessage: bytes, config: PGP_CONFIG });
@@ -203,6 +227,11 @@ export async function openSegment({ bytes, index, count, sessionKey, verificatio
     view.getUint32(12, false) !== count
   ) {
     throw new DecryptionError('segment out of place');
+  }
+  const size = data.length - SEGMENT_HEADER_BYTES;
+  const last = index === count - 1;
+  if (size > segmentSize || (!last && size !== segmentSize) || (size === 0 && index > 0)) {
+    throw new DecryptionError('segment of the wrong size');
   }
   return data.subarray(SEGMENT_HEADER_BYTES);
 }

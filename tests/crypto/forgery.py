@@ -1,0 +1,71 @@
+"""Messages a hostile writer could make: compressed, yet validly signed (issue 9, finding 6).
+
+Shared by the Python reader tests (tests/crypto/test_compression.py) and the browser
+ones (tests/browser/test_record_format.py). rPGP builds them from a streamed source,
+so a bomb of hundreds of MiB costs a fraction of a second and no memory to make.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+from openpgp.composed import MessageBuilder
+
+from hygieia import crypto
+from hygieia.crypto._framing import fixed_header, read_packet
+from hygieia.crypto._identity import load_public_key
+
+__all__ = ["forged_message", "forged_segment"]
+
+
+class _Zeros(io.RawIOBase):
+    """``prefix`` then zeros, ``size`` bytes in all, without holding them."""
+
+    def __init__(self, size: int, prefix: bytes = b"") -> None:
+        self._left = size
+        self._prefix = prefix
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._left)
+        head = self._prefix[:n]
+        buffer[: len(head)] = head
+        buffer[len(head) : n] = bytes(n - len(head))
+        self._prefix = self._prefix[len(head) :]
+        self._left -= n
+        return n
+
+
+def _compressed(size: int, prefix: bytes = b"") -> MessageBuilder:
+    """A literal of ``size`` mostly-zero bytes, zlib-compressed (about 1000:1)."""
+    source = io.BufferedReader(_Zeros(size, prefix))
+    return MessageBuilder.from_reader("", source).compression("zlib")  # type: ignore[arg-type]
+
+
+def forged_message(signer: crypto.UnlockedKey, recipient_public_key: str, size: int) -> bytes:
+    """Sealed metadata or an envelope whose literal of ``size`` zeros is compressed."""
+    recipient = load_public_key(recipient_public_key)
+    return (
+        _compressed(size)
+        .seipd_v1("aes256")
+        .sign(signer._secret, signer._passphrase, "sha256")
+        .encrypt_to_key(recipient.public_subkeys[0])
+        .to_vec()
+    )
+
+
+def forged_segment(signer: crypto.UnlockedKey, session_key: bytes, chunk: int) -> bytes:
+    """Segment 0 of 1 holding ``chunk`` zeros, compressed, with the fixed-length header."""
+    header = struct.pack(">8sII", b"HYGSEG01", 0, 1)
+    packet = (
+        _compressed(16 + chunk, header)
+        .seipd_v1("aes256")
+        .set_session_key(session_key)
+        .sign(signer._secret, signer._passphrase, "sha256")
+        .to_vec()
+    )
+    tag, body, _ = read_packet(packet)
+    return fixed_header(tag, len(body)) + body
