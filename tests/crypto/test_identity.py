@@ -14,6 +14,7 @@ from openpgp.composed import (
 )
 
 from hygieia import crypto
+from hygieia.crypto._identity import generate_secret_key
 
 from .conftest import Gpg, Person, make_person
 
@@ -137,24 +138,8 @@ def test_inspect_swapped_arguments(alice: Person) -> None:
 
 
 def test_inspect_wrong_algorithms() -> None:
-    key = (
-        SecretKeyParamsBuilder()
-        .version(4)
-        .key_type(KeyType.ed25519())
-        .can_certify(True)
-        .can_sign(True)
-        .primary_user_id("<new@example.org>")
-        .passphrase("pw")
-        .subkey(
-            SubkeyParamsBuilder()
-            .version(4)
-            .key_type(KeyType.x25519())
-            .can_encrypt(EncryptionCaps.all())
-            .passphrase("pw")
-            .build()
-        )
-        .generate()
-    )
+    # The profile's shape, with RFC 9580 Ed25519/X25519 instead of the legacy ids.
+    key = generate_secret_key("<new@example.org>", "pw", KeyType.ed25519(), KeyType.x25519())
     public, secret = key.to_public_key().to_armored(), key.to_armored()
     assert reason(lambda: crypto.inspect_keys(public, secret)) == "invalid_key"
 

@@ -173,8 +173,46 @@ def test_open_with_pkesk(
                 segment_size=SMALL,
             )
         )
+    # The session key is unwrapped by hand (hygieia.crypto._opening): any change to
+    # the PKESK's ephemeral point or wrapped key must fail, never yield another key.
+    for offset in (12, 20, len(pkesk) - 9, len(pkesk) - 1):
+        bad = bytearray(pkesk)
+        bad[offset] ^= 1
+        with pytest.raises(crypto.DecryptionError):
+            b"".join(
+                crypto.open_segments(
+                    io.BytesIO(b"".join(segments)),
+                    pkesk=bytes(bad),
+                    key=bob.key,
+                    signer_public_key=alice.identity.public_key,
+                    segment_size=SMALL,
+                )
+            )
     with pytest.raises(ValueError):
         crypto.open_segments(io.BytesIO(b""), signer_public_key=alice.identity.public_key)
+
+
+@pytest.mark.parametrize(
+    ("written", "size"),
+    [
+        (SMALL + 1, SMALL + 1),  # a lone segment one byte too long
+        (SMALL + 1, 3 * SMALL + 3),  # every segment one byte too long
+        (SMALL - 1, 3 * SMALL - 3),  # middle segments one byte short
+        (3 * SMALL, 3 * SMALL),  # one segment holding three
+    ],
+)
+def test_segments_of_the_wrong_size_are_refused(alice: Person, written: int, size: int) -> None:
+    """Each segment holds 16 + segment_size bytes, the last one at most that.
+
+    Issue 9, finding 6: failed before the change, when a reader accepted any
+    segment its framing limit let through (a compressed one inflated without bound).
+    """
+    session_key = crypto.new_session_key()
+    data = os.urandom(size)
+    blob = b"".join(seal(alice, data, session_key, written))
+    assert open_all(alice, blob, session_key, written) == data  # well-formed at its own size
+    with pytest.raises(crypto.DecryptionError):
+        open_all(alice, blob, session_key)
 
 
 def test_pkesk_key_id_rejects_other_packets(alice: Person) -> None:

@@ -110,27 +110,21 @@ def _s2k() -> S2kParams:
     return S2kParams.cfb("aes256", StringToKey.iterated("sha256", VAULT_S2K_COUNT_BYTE))
 
 
-def generate_identity(email: str, vault_key: bytes) -> Identity:
-    """Generate a key pair for ``email`` (user id ``<email>``), locked with ``vault_key``."""
-    if not _EMAIL.fullmatch(email):
-        raise ValueError("email must look like local@domain")
-    passphrase = vault_passphrase(vault_key)
-    subkey = (
-        SubkeyParamsBuilder()
-        .version(4)
-        .key_type(KeyType.ecdh("curve25519"))
-        .can_encrypt(EncryptionCaps.all())
-        .passphrase(passphrase)
-        .s2k(_s2k())
-        .build()
-    )
-    secret = (
+def generate_secret_key(
+    user_id: str, passphrase: str, primary: KeyType, subkey: KeyType
+) -> SignedSecretKey:
+    """A v4 key of the profile's shape (certify + sign primary, one encryption subkey).
+
+    The algorithms are parameters so tests can make keys of the wrong ones;
+    :func:`generate_identity` passes the profile's.
+    """
+    return (
         SecretKeyParamsBuilder()
         .version(4)
-        .key_type(KeyType.ed25519_legacy())
+        .key_type(primary)
         .can_certify(True)
         .can_sign(True)
-        .primary_user_id(f"<{email}>")
+        .primary_user_id(user_id)
         .passphrase(passphrase)
         .s2k(_s2k())
         .feature_seipd_v1(True)
@@ -138,8 +132,28 @@ def generate_identity(email: str, vault_key: bytes) -> Identity:
         .preferred_symmetric_algorithms(["aes256"])
         .preferred_hash_algorithms(["sha256", "sha512"])
         .preferred_compression_algorithms(["uncompressed"])
-        .subkey(subkey)
+        .subkey(
+            SubkeyParamsBuilder()
+            .version(4)
+            .key_type(subkey)
+            .can_encrypt(EncryptionCaps.all())
+            .passphrase(passphrase)
+            .s2k(_s2k())
+            .build()
+        )
         .generate()
+    )
+
+
+def generate_identity(email: str, vault_key: bytes) -> Identity:
+    """Generate a key pair for ``email`` (user id ``<email>``), locked with ``vault_key``."""
+    if not _EMAIL.fullmatch(email):
+        raise ValueError("email must look like local@domain")
+    secret = generate_secret_key(
+        f"<{email}>",
+        vault_passphrase(vault_key),
+        KeyType.ed25519_legacy(),
+        KeyType.ecdh("curve25519"),
     )
     salts = [secret.primary_secret_s2k(), *secret.secret_subkey_s2ks()]
     if len({(s.iv, s.string_to_key.salt if s.string_to_key else None) for s in salts}) != 2:

@@ -14,9 +14,9 @@ import { PGP_CONFIG } from './pgp.js';
 
 export const SEGMENT_SIZE = 4 * 1024 * 1024;
 export const SEGMENT_HEADER_BYTES = 16;
-// Bytes a segment packet's body may have beyond its plaintext (SEIPD prefix and
-// MDC, one-pass and literal headers, a signature): hygieia.crypto's
-// MAX_SEGMENT_OVERHEAD, which the server enforces on upload too.
+// Bytes a segment packet's body may have beyond its chunk (SEIPD prefix and MDC,
+// one-pass and literal headers, the 16-byte segment header, a signature):
+// hygieia.crypto's MAX_SEGMENT_OVERHEAD, which the server enforces on upload too.
 export const MAX_SEGMENT_OVERHEAD = 4096;
 const MAGIC = utf8('HYGSEG01');
 const SEIPD_TAG = 18;
@@ -106,7 +106,7 @@ export function fixedLengthSeipd(bytes) {
  */
 export async function* splitSegments(
   chunks,
-  { maxPacket = SEGMENT_HEADER_BYTES + SEGMENT_SIZE + MAX_SEGMENT_OVERHEAD } = {},
+  { maxPacket = SEGMENT_SIZE + MAX_SEGMENT_OVERHEAD } = {},
 ) {
   let pending = []; // chunks not yet consumed, in order
   let have = 0; // bytes in `pending`
@@ -201,7 +201,7 @@ export async function openSegment({
   segmentSize = SEGMENT_SIZE,
 }) {
   // The plaintext can't be longer than the packet now that nothing is inflated.
-  if (bytes.length > 6 + SEGMENT_HEADER_BYTES + segmentSize + MAX_SEGMENT_OVERHEAD) {
+  if (bytes.length > 6 + segmentSize + MAX_SEGMENT_OVERHEAD) {
     throw new DecryptionError('segment larger than allowed');
   }
   let data;
