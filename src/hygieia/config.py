@@ -6,11 +6,14 @@ Nothing reads the environment at import time: ``Settings()`` is built by the cal
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hygieia.services.hashing import default_slots
 
 
 class Settings(BaseSettings):
@@ -35,9 +38,26 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=256 * 1024, gt=0)
 
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0)
-    #: Failed logins allowed per window, per account and per client address.
+    #: Failed logins allowed per account *and client address* before each further
+    #: attempt from that pair must wait (recovery and password checks count apart).
     login_max_failures: int = Field(default=10, gt=0)
+    #: Failed logins allowed per client address over all accounts (password spraying).
+    login_address_max_failures: int = Field(default=100, gt=0)
+    #: The first wait past a limit; it doubles with each further attempt.
+    login_delay_seconds: int = Field(default=30, gt=0)
+    #: A counter left alone this long starts over; also the longest wait.
     login_window_seconds: int = Field(default=900, gt=0)
+    #: Sign-ups per client address and hour before delays start.
+    signup_max_per_address: int = Field(default=20, gt=0)
+    #: Public-key lookups per hour, per client address and per session.
+    key_lookup_max: int = Field(default=60, gt=0)
+    #: Server-side Argon2id hashes run at once (login, sign-up, recovery), and requests
+    #: that may wait for one; past that the answer is 503 ``server_busy``.
+    hash_concurrency: int = Field(default_factory=default_slots, ge=1, le=256)
+    hash_queue: int = Field(default=16, ge=0, le=10_000)
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed (IPs or CIDRs, comma
+    #: separated). The client address is the right-most one not in this list.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Browser auto-lock after this many seconds without activity.
     idle_lock_seconds: int = Field(default=900, gt=0)
 
@@ -55,6 +75,17 @@ class Settings(BaseSettings):
     #: (SQLite's driver drops it for every column of every row): under load, two serve
     #: ~1.8x the requests of forty, with a third of the p99 (bench list_vs_bare).
     read_threads: int = Field(default=2, ge=1, le=1000)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, v: object) -> list[str]:
+        items = v.replace(",", " ").split() if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            raise ValueError("a comma-separated list of IP addresses or networks")
+        try:
+            return [str(ipaddress.ip_network(str(i).strip(), strict=False)) for i in items]
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {exc}") from exc
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -71,7 +71,13 @@ class Conflict(HygieiaError):
 
 
 class EmailTaken(Conflict):
-    code, detail = "email_taken", "an account with this email exists"
+    # One answer whichever unique value clashed (email or key), so that sign-up can't
+    # tell an existing email from anything else (security review, finding 3).
+    code, detail = "email_taken", "an account with this email or key exists"
+
+
+class SaltChanged(ValidationFailed):
+    code, detail = "salt_changed", "a password change keeps the account's salt"
 
 
 class PayloadTooLarge(HygieiaError):
@@ -86,6 +92,14 @@ class RateLimited(HygieiaError):
     code, status, detail = "rate_limited", 429, "too many attempts; try again later"
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ServerBusy(HygieiaError):
+    code, status, detail = "server_busy", 503, "server is busy; try again shortly"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
 

@@ -97,7 +97,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def threaded_server(app: object) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a thread (real HTTP, same process)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
+    # proxy_headers off, as in `hygieia serve`: the app alone decides whom to believe
+    # about X-Forwarded-For (HYGIEIA_TRUSTED_PROXIES).
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

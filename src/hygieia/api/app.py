@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +23,9 @@ from hygieia.api.routes import auth, meta
 from hygieia.api.routes import records as record_routes
 from hygieia.config import Settings
 from hygieia.db.engine import open_database, session_factory
-from hygieia.errors import HygieiaError, RateLimited, StorageUnavailable
+from hygieia.errors import HygieiaError, StorageUnavailable
 from hygieia.services import ratelimit, records
+from hygieia.services.hashing import HashLimiter
 from hygieia.web import STATIC_DIR
 
 log = logging.getLogger("hygieia")
@@ -54,7 +56,8 @@ def _validation_detail(exc: RequestValidationError) -> tuple[int, str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HygieiaError)
     async def _hygieia(_: Request, exc: HygieiaError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        retry_after = getattr(exc, "retry_after", None)  # RateLimited, ServerBusy
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         if exc.status >= 500:
             log.warning("request failed: %s", exc.code)
         return _error(exc.status, exc.code, exc.detail, headers)
@@ -120,6 +123,10 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.trusted_proxies = [ipaddress.ip_network(n) for n in settings.trusted_proxies]
+    # Server-side Argon2id work of every account route shares these slots (per process:
+    # they bound this machine's CPU).
+    app.state.hash_limiter = HashLimiter(slots=settings.hash_concurrency, queue=settings.hash_queue)
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API)
     app.include_router(auth.router, prefix=API)
@@ -142,8 +149,8 @@ def _start_up_maintenance(app: FastAPI) -> None:
     """Prune stale rate-limit rows and reconcile store and index (see records.reconcile)."""
     settings: Settings = app.state.settings
     with app.state.sessionmaker() as db:
-        # Failed-login rows older than the window no longer count for anything.
-        ratelimit.prune(db, window_seconds=settings.login_window_seconds)
+        # Throttle buckets untouched for longer than any window count for nothing.
+        ratelimit.prune(db, older_than_seconds=max(settings.login_window_seconds, ratelimit.HOUR))
         db.commit()
         try:
             report = records.reconcile(

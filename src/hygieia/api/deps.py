@@ -7,7 +7,8 @@ session token and the route itself run in worker threads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import ipaddress
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,6 +20,7 @@ from hygieia.db.models import AuthSession, User
 from hygieia.errors import InvalidToken, Unauthorized
 from hygieia.services import accounts
 from hygieia.services.accounts import Limits
+from hygieia.services.ratelimit import HOUR, Policy
 from hygieia.storage import BlobStore
 
 
@@ -43,16 +45,71 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_limits(request: Request) -> Limits:
+    # Read per request (cheap): tests adjust the settings of a running app.
     s: Settings = request.app.state.settings
+
+    def per(free: int, window: int) -> Policy:
+        return Policy(free=free, delay_seconds=s.login_delay_seconds, window_seconds=window)
+
     return Limits(
         session_ttl_seconds=s.session_ttl_seconds,
-        login_max_failures=s.login_max_failures,
-        login_window_seconds=s.login_window_seconds,
+        login=per(s.login_max_failures, s.login_window_seconds),
+        login_address=per(s.login_address_max_failures, s.login_window_seconds),
+        signup=per(s.signup_max_per_address, HOUR),
+        key_lookup=per(s.key_lookup_max, HOUR),
+        hashing=request.app.state.hash_limiter,
     )
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def resolve_client_address(
+    peer: str, forwarded_for: Iterable[str], trusted: Sequence[Network]
+) -> str:
+    """The client's address: the peer's, or what trusted proxies say it is.
+
+    ``X-Forwarded-For`` is only believed from a peer in ``trusted``. Each proxy appends
+    the address it saw, so the list is read from the right: the first address that is
+    not a trusted proxy is the client (anything left of it was written by the client
+    and proves nothing). If every hop is trusted the left-most is the client; an entry
+    that is not an address ends the walk at the last hop that is known to be honest.
+    """
+
+    def is_trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return ip is not None and any(ip in net for net in trusted)
+
+    current = _ip(peer)
+    if not is_trusted(current):
+        return str(current) if current is not None else peer
+    hops = [h for header in forwarded_for for h in header.split(",") if h.strip()]
+    for hop in reversed(hops):
+        ip = _ip(hop)
+        if ip is None:
+            break
+        current = ip
+        if not is_trusted(ip):
+            break
+    return str(current)
+
+
 async def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client address for rate limits and the audit trail (HYGIEIA_TRUSTED_PROXIES)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted: Sequence[Network] = request.app.state.trusted_proxies
+    if not trusted:
+        return peer
+    return resolve_client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 SessionDep = Annotated[Session, Depends(get_db)]

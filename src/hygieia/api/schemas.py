@@ -154,6 +154,10 @@ class RecoverComplete(Strict):
     new_wrapped_vault_key: Wrapped
 
 
+class UserKeyLookup(Strict):
+    email: Email
+
+
 class UserKeyPublic(BaseModel):
     email: str
     fingerprint: str

@@ -39,8 +39,9 @@ class LoggedIn:
         return crypto.unlock(self.account["locked_secret_key"], self.vault_key)
 
 
-def _new_password_material(password: str, vault_key: bytes) -> dict[str, Any]:
-    salt = crypto.new_salt()
+def _new_password_material(password: str, vault_key: bytes, salt: bytes) -> dict[str, Any]:
+    # The account keeps its salt for good (the server refuses another): a salt that
+    # changed would show prelogin probers that the email has an account.
     params = crypto.DEFAULT_KDF
     keys = crypto.derive_keys(password, salt, params)
     return {
@@ -104,7 +105,10 @@ def change_password(api: HygieiaClient, old_password: str, new_password: str) ->
     old = crypto.derive_keys(old_password, _unb64(account["salt"]), params)
     # A wrong password fails here already (AES-GCM), before anything is sent.
     vault_key = crypto.unwrap_vault_key(_unb64(account["wrapped_vault_key"]), old.wrap_key)
-    body = {"auth_key": _b64(old.auth_key), **_new_password_material(new_password, vault_key)}
+    body = {
+        "auth_key": _b64(old.auth_key),
+        **_new_password_material(new_password, vault_key, _unb64(account["salt"])),
+    }
     api.change_password(body)
 
 
@@ -117,7 +121,7 @@ def recover(api: HygieiaClient, email: str, recovery_code: str, new_password: st
     answer = api.recover_complete(
         {
             "recovery_token": grant["recovery_token"],
-            **_new_password_material(new_password, vault_key),
+            **_new_password_material(new_password, vault_key, _unb64(pre["salt"])),
         }
     )
     api.token = answer["token"]

@@ -125,7 +125,8 @@ class HygieiaClient:
         return dict(self.json("POST", "/auth/recover/complete", json=body))
 
     def user_key(self, email: str) -> dict[str, Any]:
-        return dict(self.json("GET", f"/users/{email}/key"))
+        """Another account's public key (a stable stand-in if the email has none)."""
+        return dict(self.json("POST", "/users/key", json={"email": email}))
 
     def config(self) -> dict[str, Any]:
         return dict(self.json("GET", "/config"))

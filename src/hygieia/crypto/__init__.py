@@ -5,6 +5,7 @@ argon2 or HKDF directly, and every failure to decrypt or verify raises the one
 opaque :class:`DecryptionError`. Formats are specified in ``docs/protocol.md``.
 """
 
+from ._decoy import DecoyKey, decoy_public_key
 from ._errors import CryptoError, DecryptionError, InvalidFraming, InvalidKeyMaterial
 from ._framing import SegmentFramingChecker, iter_packets
 from ._identity import (
@@ -49,6 +50,7 @@ __all__ = [
     "MAX_ARMORED_KEY_SIZE",
     "SEGMENT_SIZE",
     "CryptoError",
+    "DecoyKey",
     "DecryptionError",
     "DerivedKeys",
     "Identity",
@@ -59,6 +61,7 @@ __all__ = [
     "RecoveryKeys",
     "SegmentFramingChecker",
     "UnlockedKey",
+    "decoy_public_key",
     "derive_keys",
     "derive_master",
     "derive_recovery_keys",

@@ -95,16 +95,21 @@ class AuthSession(Base):
     user: Mapped[User] = relationship(back_populates="sessions")
 
 
-class LoginFailure(Base):
-    """Failed login/recovery attempts, for rate limiting across replicas."""
+class Throttle(Base):
+    """Attempt counters for rate limiting across replicas (``services.ratelimit``).
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_scope_key_at", "scope", "key", "at"),)
+    One row per bucket (e.g. failed logins of one account from one client address);
+    ``version`` makes each claim a compare-and-swap.
+    """
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    scope: Mapped[str] = mapped_column(String(16))  # "account" | "address"
-    key: Mapped[str] = mapped_column(String(64))  # SHA-256 of the email or address
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    __tablename__ = "throttle"
+    __table_args__ = (Index("ix_throttle_last_at", "last_at"),)
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the parties
+    count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class AuditEvent(Base):
@@ -128,6 +133,20 @@ class ServerSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class DecoyKey(Base):
+    """When the decoy public key shown for an unknown email was "created".
+
+    The key itself is derived from a server secret and the email on every lookup
+    (``services.accounts.public_key_of``); only its creation time, picked once at the
+    first lookup, is kept so that repeated lookups give the same key.
+    """
+
+    __tablename__ = "decoy_keys"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # HMAC of the email
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Record(Base):

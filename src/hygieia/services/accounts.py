@@ -3,6 +3,15 @@
 The server only ever sees ``auth_key`` (a KDF output; stored as an Argon2id hash), the
 recovery verifier (likewise), wrapped vault keys, the public key and the vault-key-locked
 secret key. It can't unlock anything it holds (DESIGN §3).
+
+Abuse (security review, findings 2-4 and 9; docs/security.md):
+
+- every check of a secret is throttled per (account, client address) with growing
+  delays, claimed atomically before the check; the login, recovery and password-change
+  counters are separate, so guessing one never blocks another;
+- no answer tells whether an email has an account: prelogin and key lookups answer
+  for unknown emails with stable stand-ins, sign-up conflicts all look alike;
+- the server's own Argon2id work goes through one bounded :class:`HashLimiter`.
 """
 
 from __future__ import annotations
@@ -15,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from hygieia import crypto
-from hygieia.db.models import AuthSession, ServerSecret, User
+from hygieia.db.models import AuthSession, DecoyKey, ServerSecret, User
 from hygieia.errors import (
     EmailTaken,
     HygieiaError,
@@ -29,7 +38,7 @@ from hygieia.errors import (
     InvalidRecoveryCode,
     InvalidToken,
     KeyMismatch,
-    NotFound,
+    SaltChanged,
     TokenExpired,
     TokenRevoked,
     UnlockedSecretKey,
@@ -37,7 +46,9 @@ from hygieia.errors import (
 )
 from hygieia.services import ratelimit
 from hygieia.services.audit import record_event
-from hygieia.services.common import Clock, new_token, token_hash, utcnow
+from hygieia.services.common import Clock, new_token, rowcount, token_hash, utcnow
+from hygieia.services.hashing import HashLimiter
+from hygieia.services.ratelimit import Bucket, Policy, client_key
 
 RECOVERY_TOKEN_TTL = timedelta(minutes=10)
 SALT_BYTES = 16
@@ -45,9 +56,18 @@ SALT_BYTES = 16
 
 @dataclass(frozen=True)
 class Limits:
+    """What bounds the account routes: session lifetime, throttles, hashing."""
+
     session_ttl_seconds: int
-    login_max_failures: int
-    login_window_seconds: int
+    #: Per (account, client address): logins, recoveries, password checks (apart).
+    login: Policy
+    #: Per client address over all accounts: logins, recoveries (apart).
+    login_address: Policy
+    #: Per client address: sign-ups.
+    signup: Policy
+    #: Per client address and per session: public-key lookups.
+    key_lookup: Policy
+    hashing: HashLimiter
 
 
 @dataclass(frozen=True)
@@ -125,6 +145,7 @@ def signup(
     recovery_wrapped_vault_key: bytes,
     recovery_verifier: bytes,
     address: str,
+    limits: Limits,
     now: Clock = utcnow,
 ) -> User:
     kdf = _check_kdf(kdf)
@@ -137,16 +158,31 @@ def signup(
             "unlocked_secret_key": UnlockedSecretKey,
             "key_mismatch": KeyMismatch,
         }.get(exc.reason, InvalidKey)() from exc
-    if _find_user(db, email) is not None:
+    per_address = ratelimit.bucket("signup", limits.signup, client_key(address))
+    ratelimit.check(db, [per_address], now=now)
+    with limits.hashing.slot():
+        ratelimit.claim(db, [per_address], now=now)
+        # Uniqueness first, then the same two hashes whether or not anything clashed:
+        # an existing email, an existing key and a lost race all answer alike, after
+        # the same work (security review, finding 3). The hashing limiter and the
+        # per-address throttle bound what that work can cost (finding 4).
+        taken = db.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(or_(User.email == email, User.fingerprint == info.fingerprint))
+        )
+        auth_hash = crypto.hash_secret(auth_key)
+        recovery_hash = crypto.hash_secret(recovery_verifier)
+    if taken:
         raise EmailTaken()
     user = User(
         email=email,
         created_at=now(),
         kdf=kdf,
         salt=salt,
-        auth_hash=crypto.hash_secret(auth_key),
+        auth_hash=auth_hash,
         recovery_salt=recovery_salt,
-        recovery_hash=crypto.hash_secret(recovery_verifier),
+        recovery_hash=recovery_hash,
         public_key=public_key,
         locked_secret_key=locked_secret_key,
         fingerprint=info.fingerprint,
@@ -159,7 +195,7 @@ def signup(
         db.flush()
     except IntegrityError as exc:
         db.rollback()
-        raise EmailTaken("an account with this email or key exists") from exc
+        raise EmailTaken() from exc
     record_event(db, event="account.signup", user_id=user.id, address=address, now=now)
     db.commit()
     return user
@@ -192,40 +228,34 @@ class NewPassword:
     wrapped_vault_key: bytes
 
 
-def _rate_limit(db: Session, *, account: str, address: str, limits: Limits, now: Clock) -> None:
-    ratelimit.check(
-        db,
-        account=account,
-        address=address,
-        max_failures=limits.login_max_failures,
-        window_seconds=limits.login_window_seconds,
-        now=now,
-    )
-
-
 def _prove(
     db: Session,
     *,
-    account: str,
+    buckets: list[Bucket],
     user: User | None,
     secret: bytes,
     stored_hash: Callable[[User], str],
     address: str,
     failed_event: str,
     error: HygieiaError,
+    limits: Limits,
     now: Clock,
 ) -> User:
-    """Check ``secret`` against the user's stored hash, or fail (counted, audited).
+    """Check ``secret`` against the user's stored hash, or fail (throttled, audited).
 
-    An unknown account costs one dummy verification, so timing reveals nothing.
+    The attempt is claimed in ``buckets`` (committed) before the hash is checked, so
+    parallel guesses can't outrun the limit; the caller forgives it on success. An
+    unknown account costs one dummy verification, so timing reveals nothing.
     """
-    if user is None:
-        crypto.dummy_verify(secret)
-        ok = False
-    else:
-        ok = crypto.verify_secret(stored_hash(user), secret)
+    ratelimit.check(db, buckets, now=now)  # a throttled client doesn't queue for a slot
+    with limits.hashing.slot():
+        ratelimit.claim(db, buckets, now=now)
+        if user is None:
+            crypto.dummy_verify(secret)
+            ok = False
+        else:
+            ok = crypto.verify_secret(stored_hash(user), secret)
     if not ok:
-        ratelimit.record_failure(db, account=account, address=address, now=now)
         record_event(
             db, event=failed_event, user_id=user.id if user else None, address=address, now=now
         )
@@ -235,41 +265,59 @@ def _prove(
     return user
 
 
-def _install_password(user: User, new: NewPassword) -> None:
-    """Re-wrap: new KDF salt/params, new auth hash, new wrapped vault key. The locked
-    secret key, the vault key and the recovery material stay as they are."""
-    kdf = _check_kdf(new.kdf)
-    if new.salt == user.recovery_salt:
-        raise ValidationFailed("salt and recovery_salt must differ")
+def _check_salt(user: User, new: NewPassword) -> None:
+    """The salt stays the account's for good.
+
+    Prelogin shows it to anyone, and a salt that changed would tell that the email
+    has an account, since the stand-in salt of an unknown email never changes
+    (security review, finding 3; docs/security.md).
+    """
+    if not hmac.compare_digest(new.salt, user.salt):
+        raise SaltChanged()
+
+
+def _install_password(user: User, new: NewPassword, kdf: dict[str, Any], auth_hash: str) -> None:
+    """Re-wrap: new KDF params, new auth hash, new wrapped vault key. The salt, the
+    locked secret key, the vault key and the recovery material stay as they are."""
     user.kdf = kdf
-    user.salt = new.salt
-    user.auth_hash = crypto.hash_secret(new.auth_key)
+    user.auth_hash = auth_hash
     user.wrapped_vault_key = new.wrapped_vault_key
+
+
+def _login_buckets(limits: Limits, *, email: str, address: str) -> tuple[Bucket, Bucket]:
+    ck = client_key(address)
+    return (
+        ratelimit.bucket("login", limits.login, email, ck),
+        ratelimit.bucket("login-address", limits.login_address, ck),
+    )
 
 
 def login(
     db: Session, *, email: str, auth_key: bytes, address: str, limits: Limits, now: Clock = utcnow
 ) -> IssuedSession:
-    _rate_limit(db, account=email, address=address, limits=limits, now=now)
+    pair, per_address = _login_buckets(limits, email=email, address=address)
     user = _prove(
         db,
-        account=email,
+        buckets=[pair, per_address],
         user=_find_user(db, email),
         secret=auth_key,
         stored_hash=lambda u: u.auth_hash,
         address=address,
         failed_event="auth.login_failed",
         error=InvalidCredentials(),
+        limits=limits,
         now=now,
     )
+    ratelimit.refund(db, per_address)
     return _open_session(db, user=user, event="auth.login", address=address, limits=limits, now=now)
 
 
 def _open_session(
     db: Session, *, user: User, event: str, address: str, limits: Limits, now: Clock
 ) -> IssuedSession:
-    """After a successful proof: clear the failure count, issue a token, audit, commit."""
-    ratelimit.clear_account(db, account=user.email)
+    """After a successful proof: end the login streak, issue a token, audit, commit."""
+    pair, _ = _login_buckets(limits, email=user.email, address=address)
+    ratelimit.forgive(db, pair)
     token, expires = _issue(
         db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
     )
@@ -348,20 +396,30 @@ def change_password(
     limits: Limits,
     now: Clock = utcnow,
 ) -> None:
-    """Re-wrap the vault key under a new password; the locked secret key never changes."""
-    _rate_limit(db, account=user.email, address=address, limits=limits, now=now)
+    """Re-wrap the vault key under a new password; the locked secret key never changes.
+
+    Throttled on its own counter: failed logins never block a signed-in user here.
+    """
+    kdf = _check_kdf(new.kdf)
+    attempt = ratelimit.bucket("password", limits.login, user.id, client_key(address))
     _prove(
         db,
-        account=user.email,
+        buckets=[attempt],
         user=user,
         secret=auth_key,
         stored_hash=lambda u: u.auth_hash,
         address=address,
         failed_event="auth.password_change_failed",
         error=InvalidCredentials("current password is wrong"),
+        limits=limits,
         now=now,
     )
-    _install_password(user, new)
+    ratelimit.forgive(db, attempt)
+    db.commit()  # the proof succeeded, whatever becomes of the change
+    _check_salt(user, new)  # after the proof: a wrong password learns nothing else
+    with limits.hashing.slot():
+        auth_hash = crypto.hash_secret(new.auth_key)
+    _install_password(user, new, kdf, auth_hash)
     _revoke_all(db, user_id=user.id, except_id=session.id, now=now)
     record_event(db, event="auth.password_changed", user_id=user.id, address=address, now=now)
     db.commit()
@@ -376,18 +434,24 @@ def start_recovery(
     limits: Limits,
     now: Clock = utcnow,
 ) -> RecoveryGrant:
-    _rate_limit(db, account=email, address=address, limits=limits, now=now)
+    """Prove the recovery code. Its own counters: failed logins never block recovery."""
+    ck = client_key(address)
+    pair = ratelimit.bucket("recover", limits.login, email, ck)
+    per_address = ratelimit.bucket("recover-address", limits.login_address, ck)
     user = _prove(
         db,
-        account=email,
+        buckets=[pair, per_address],
         user=_find_user(db, email),
         secret=recovery_auth,
         stored_hash=lambda u: u.recovery_hash,
         address=address,
         failed_event="auth.recovery_failed",
         error=InvalidRecoveryCode(),
+        limits=limits,
         now=now,
     )
+    ratelimit.forgive(db, pair)
+    ratelimit.refund(db, per_address)
     token, _ = _issue(db, user=user, kind="recovery", ttl=RECOVERY_TOKEN_TTL, now=now)
     record_event(db, event="auth.recovery_started", user_id=user.id, address=address, now=now)
     db.commit()
@@ -409,15 +473,98 @@ def complete_recovery(
 ) -> IssuedSession:
     grant = _live_session(db, token=recovery_token, kind="recovery", now=now)
     user = grant.user
-    _install_password(user, new)
+    kdf = _check_kdf(new.kdf)
+    _check_salt(user, new)
+    with limits.hashing.slot():
+        auth_hash = crypto.hash_secret(new.auth_key)
+    # Consume the grant with a conditional update that must change exactly one row:
+    # of several requests racing with one grant, only the first gets past this line
+    # (the others wait for its row lock, then find it used). Security review, finding 9.
+    at = now()
+    consumed = db.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == grant.id,
+            AuthSession.kind == "recovery",
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > at,
+        )
+        .values(revoked_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(consumed) != 1:
+        db.rollback()
+        raise TokenRevoked()
+    _install_password(user, new, kdf, auth_hash)
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
     return _open_session(
         db, user=user, event="auth.recovered", address=address, limits=limits, now=now
     )
 
 
-def public_key_of(db: Session, *, email: str) -> User:
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    email: str
+    fingerprint: str
+    public_key: str
+
+
+def _decoy_created(db: Session, *, key: str, seed: bytes, now: Clock) -> datetime:
+    """The decoy's creation time: picked once, at the first lookup, then kept.
+
+    Uniform between the oldest account and now (as a real account's would be), so a
+    prober who looks up a fresh address doesn't see a key "made just now".
+    """
+    row = db.get(DecoyKey, key)
+    if row is not None:
+        return row.created_at
+    at = now()
+    oldest = db.scalar(select(func.min(User.created_at))) or at
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=at.tzinfo)
+    fraction = int.from_bytes(seed[:8], "big") / 2**64
+    created = oldest + (at - oldest) * fraction
+    try:
+        with db.begin_nested():
+            db.add(DecoyKey(key=key, created_at=created))
+        db.commit()
+    except IntegrityError:  # a concurrent first lookup: keep the time it chose
+        db.rollback()
+    row = db.get(DecoyKey, key)
+    assert row is not None
+    return row.created_at
+
+
+def public_key_of(
+    db: Session,
+    *,
+    email: str,
+    session_id: str,
+    address: str,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> PublicKeyInfo:
+    """Another account's public key (for sharing), throttled per address and session.
+
+    An unknown email gets a decoy in the same shape, the same on every lookup
+    (``crypto.decoy_public_key``): the answer never tells whether an account exists.
+    """
+    ratelimit.claim(
+        db,
+        [
+            ratelimit.bucket("key-lookup-address", limits.key_lookup, client_key(address)),
+            ratelimit.bucket("key-lookup-session", limits.key_lookup, session_id),
+        ],
+        now=now,
+    )
+    # The decoy is made whether or not the account exists: the same work either way.
+    seed = hmac.new(server_secret(db, "decoy-key"), email.encode("utf-8"), hashlib.sha256).digest()
+    key = hashlib.sha256(b"decoy-key\x00" + seed).hexdigest()
+    created = _decoy_created(db, key=key, seed=seed, now=now)
+    decoy = crypto.decoy_public_key(seed, email, int(created.timestamp()))
     user = _find_user(db, email)
-    if user is None:
-        raise NotFound("no such user")
-    return user
+    if user is not None:
+        return PublicKeyInfo(
+            email=user.email, fingerprint=user.fingerprint, public_key=user.public_key
+        )
+    return PublicKeyInfo(email=email, fingerprint=decoy.fingerprint, public_key=decoy.public_key)

@@ -6,6 +6,9 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result
 
 Clock = Callable[[], datetime]
 
@@ -27,3 +30,8 @@ def token_hash(token: str) -> str:
 
 def ident_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT/UPDATE changed (``Session.execute`` is typed as any ``Result``)."""
+    return int(cast(CursorResult[Any], result).rowcount)

@@ -20,6 +20,7 @@ from hygieia.api.schemas import (
     SessionPublic,
     SignupCreate,
     SignupPublic,
+    UserKeyLookup,
     UserKeyPublic,
     b64,
 )
@@ -67,7 +68,9 @@ def prelogin(db: SessionDep, email: Annotated[Email, Query()]) -> PreloginPublic
 
 
 @router.post("/auth/signup", response_model=SignupPublic, status_code=201)
-def signup(body: SignupCreate, db: SessionDep, address: AddressDep) -> SignupPublic:
+def signup(
+    body: SignupCreate, db: SessionDep, address: AddressDep, limits: LimitsDep
+) -> SignupPublic:
     """Create an account from client-made keys and KDF outputs."""
     user = accounts.signup(
         db,
@@ -82,6 +85,7 @@ def signup(body: SignupCreate, db: SessionDep, address: AddressDep) -> SignupPub
         recovery_wrapped_vault_key=body.recovery_wrapped_vault_key,
         recovery_verifier=body.recovery_verifier,
         address=address,
+        limits=limits,
     )
     return SignupPublic(id=user.id, email=user.email, fingerprint=user.fingerprint)
 
@@ -177,10 +181,15 @@ def audit_trail(
     ]
 
 
-@router.get("/users/{email}/key", response_model=UserKeyPublic)
-def user_key(email: Email, user: CurrentUser, db: SessionDep) -> UserKeyPublic:
-    """Another account's public key (for sharing)."""
-    other = accounts.public_key_of(db, email=email)
-    return UserKeyPublic(
-        email=other.email, fingerprint=other.fingerprint, public_key=other.public_key
+@router.post("/users/key", response_model=UserKeyPublic)
+def user_key(
+    body: UserKeyLookup, auth: AuthDep, db: SessionDep, address: AddressDep, limits: LimitsDep
+) -> UserKeyPublic:
+    """Another account's public key, for sharing (a stable stand-in for unknown emails).
+
+    A POST so the email stays out of URLs and logs; throttled per address and session.
+    """
+    info = accounts.public_key_of(
+        db, email=body.email, session_id=auth[1].id, address=address, limits=limits
     )
+    return UserKeyPublic(email=info.email, fingerprint=info.fingerprint, public_key=info.public_key)

@@ -121,10 +121,13 @@ export async function logout(api) {
   }
 }
 
-/** New salt and keys for `password`; the vault key re-wrapped (a few dozen bytes). */
-async function rewrap(password, vaultKey) {
+/**
+ * Keys for `password` under the account's salt; the vault key re-wrapped (a few dozen
+ * bytes). The salt never changes: prelogin shows it, and a changed one would tell
+ * anyone watching that the email has an account (the server refuses it).
+ */
+async function rewrap(password, vaultKey, salt) {
   const kdf = { ...c.DEFAULT_KDF };
-  const salt = c.newSalt();
   const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
   const wrapped = await c.wrapVaultKey(wrapKey, vaultKey);
   c.wipe(wrapKey);
@@ -147,7 +150,10 @@ export async function changePassword(api, { current, next }) {
     throw new c.DecryptionError('current password is wrong', { cause: err });
   }
   try {
-    const body = { auth_key: c.toB64(old.authKey), ...(await rewrap(next, vaultKey)) };
+    const body = {
+      auth_key: c.toB64(old.authKey),
+      ...(await rewrap(next, vaultKey, c.fromB64(account.salt))),
+    };
     await api.changePassword(body);
     session.account = {
       ...account,
@@ -172,7 +178,10 @@ export async function recover(api, { email, code, password }) {
   const vaultKey = await c.unwrapVaultKey(keys.recoveryWrap, c.fromB64(rec.recovery_wrapped_vault_key));
   c.wipe(codeBytes, keys.recoveryWrap, keys.recoveryAuth);
   try {
-    const body = { recovery_token: rec.recovery_token, ...(await rewrap(password, vaultKey)) };
+    const body = {
+      recovery_token: rec.recovery_token,
+      ...(await rewrap(password, vaultKey, c.fromB64(pre.salt))),
+    };
     const sess = await api.recoverComplete(body);
     api.token = sess.token;
     adopt(sess, await unlockAccountKey(sess.account, vaultKey));
