@@ -122,13 +122,13 @@ def test_forwarded_for_is_ignored_from_untrusted_peers(
     Passes before the fix too (the header was never read); it guards the new code.
     """
     app_settings.login_max_failures = 3
+    acct.signup(live.client(), "xena@example.org", PASSWORD)
+    session = acct.login(from_address(live, "192.0.2.200"), "xena@example.org", PASSWORD)
+    assert _audit_addresses(live, session.token)[0] == "127.0.0.1"
     acct.signup(live.client(), "walt@example.org", PASSWORD)
     for i in range(3):
         assert raw_login(live, "walt@example.org", f"192.0.2.{i}").status_code == 401
     assert raw_login(live, "walt@example.org", "192.0.2.99").status_code == 429
-    acct.signup(live.client(), "xena@example.org", PASSWORD)
-    session = acct.login(from_address(live, "192.0.2.200"), "xena@example.org", PASSWORD)
-    assert _audit_addresses(live, session.token)[0] == "127.0.0.1"
 
 
 def test_forwarded_for_is_honoured_from_trusted_proxies(

@@ -27,6 +27,8 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
             "new_kdf": crypto.DEFAULT_KDF.to_dict(),
             "new_wrapped_vault_key": base64.b64encode(b"\x01" + b"\x03" * 60).decode(),
         }
+    if route == "/users/key":
+        return {"email": "alice@example.org"}
     return None
 
 
@@ -34,7 +36,7 @@ ROUTES = [
     ("GET", "/me"),
     ("POST", "/auth/logout"),
     ("POST", "/auth/password"),
-    ("GET", "/users/alice@example.org/key"),
+    ("POST", "/users/key"),
     ("GET", "/audit"),
 ]
 

@@ -27,8 +27,15 @@ from tests.support.server import threaded_server
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
+    # Limits out of the way: the fuzzer repeats requests far past any throttle.
     settings_ = Settings(
-        data_dir=tmp, database_url=f"sqlite:///{tmp / 'fuzz.db'}", login_max_failures=10_000
+        data_dir=tmp,
+        database_url=f"sqlite:///{tmp / 'fuzz.db'}",
+        login_max_failures=10_000,
+        login_address_max_failures=10_000,
+        signup_max_per_address=10_000,
+        key_lookup_max=10_000,
+        hash_queue=1_000,
     )
     app = create_app(settings_, store=MemoryBlobStore())
     with threaded_server(app) as url:
