@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+WEB    := src/hygieia/web
 
 .PHONY: run test lint typecheck pytest bench install web clean
 
@@ -23,9 +24,14 @@ web: install
 run: install web
 	$(BIN)/hygieia serve
 
-lint: install
+# ESLint and Prettier (pinned in package-lock.json) come with the web dependencies;
+# they check our browser sources only, never node_modules or the bundle in static/app.
+# `cd $(WEB) && node_modules/.bin/prettier --write src` formats them.
+lint: install web
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	cd $(WEB) && node_modules/.bin/eslint --max-warnings 0 src eslint.config.js
+	cd $(WEB) && node_modules/.bin/prettier --check src eslint.config.js
 
 typecheck: install
 	$(BIN)/mypy
