@@ -73,16 +73,16 @@ def test_vault_wrap_vectors(web):
           const out = { cases: [], invalid: [] };
           for (const k of vec.cases) {
             const key = c.fromB64(k.key);
-            const wrapped = await c.wrapVaultKey(key, c.fromB64(k.vault_key),
+            const wrapped = await c.wrapVaultKey(c.fromB64(k.vault_key), key,
                                                  { nonce: c.fromB64(k.nonce) });
-            const back = await c.unwrapVaultKey(key, c.fromB64(k.wrapped));
+            const back = await c.unwrapVaultKey(c.fromB64(k.wrapped), key);
             out.cases.push({ wrapped: c.toHex(wrapped), back: c.toHex(back),
                              passphrase: c.vaultPassphrase(back) });
           }
           const key0 = c.fromB64(vec.cases[0].key);
           for (const bad of vec.invalid) {
             try {
-              await c.unwrapVaultKey(key0, c.fromB64(bad.wrapped));
+              await c.unwrapVaultKey(c.fromB64(bad.wrapped), key0);
               out.invalid.push('opened');
             } catch (e) {
               out.invalid.push(e.name);

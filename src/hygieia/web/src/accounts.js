@@ -10,9 +10,9 @@ function normEmail(email) {
   return email.trim().toLowerCase();
 }
 
-/** Unwrap the vault key with a wrapping key and unlock the identity with it. */
-async function unlockWith(account, wrappingKey, wrapped) {
-  const vaultKey = await c.unwrapVaultKey(wrappingKey, c.fromB64(wrapped));
+/** Unwrap the account's vault key with the password's wrap key; unlock the identity. */
+async function unlockWithPassword(account, wrapKey) {
+  const vaultKey = await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey);
   try {
     return await unlockAccountKey(account, vaultKey);
   } finally {
@@ -30,8 +30,8 @@ async function unlockAccountKey(account, vaultKey) {
   return privateKey;
 }
 
-function adopt({ token, account }, privateKey) {
-  session.token = token ?? session.token;
+/** The unlocked vault: the account and its key, in memory only. */
+function adopt(account, privateKey) {
   session.account = account;
   session.privateKey = privateKey;
   session.publicKey = privateKey.toPublic();
@@ -59,8 +59,8 @@ export async function prepareSignup(api, { email, password }) {
     auth_key: c.toB64(authKey),
     public_key: identity.publicKey,
     locked_secret_key: identity.lockedSecretKey,
-    wrapped_vault_key: c.toB64(await c.wrapVaultKey(wrapKey, vaultKey)),
-    recovery_wrapped_vault_key: c.toB64(await c.wrapVaultKey(recoveryWrap, vaultKey)),
+    wrapped_vault_key: c.toB64(await c.wrapVaultKey(vaultKey, wrapKey)),
+    recovery_wrapped_vault_key: c.toB64(await c.wrapVaultKey(vaultKey, recoveryWrap)),
     recovery_verifier: c.toB64(recoveryAuth),
   };
   c.wipe(wrapKey, recoveryWrap, recovery.bytes);
@@ -74,7 +74,7 @@ export async function prepareSignup(api, { email, password }) {
       const sess = await api.login(email, body.auth_key);
       api.token = sess.token;
       try {
-        adopt(sess, await unlockAccountKey(sess.account, vaultKey));
+        adopt(sess.account, await unlockAccountKey(sess.account, vaultKey));
       } finally {
         c.wipe(vaultKey, authKey);
       }
@@ -88,11 +88,15 @@ export async function prepareSignup(api, { email, password }) {
 export async function login(api, { email, password }) {
   email = normEmail(email);
   const pre = await api.prelogin(email);
-  const { authKey, wrapKey } = await c.deriveKeys(password, c.fromB64(pre.salt), c.checkKdf(pre.kdf));
+  const { authKey, wrapKey } = await c.deriveKeys(
+    password,
+    c.fromB64(pre.salt),
+    c.checkKdf(pre.kdf),
+  );
   try {
     const sess = await api.login(email, c.toB64(authKey));
     api.token = sess.token;
-    adopt(sess, await unlockWith(sess.account, wrapKey, sess.account.wrapped_vault_key));
+    adopt(sess.account, await unlockWithPassword(sess.account, wrapKey));
   } finally {
     c.wipe(authKey, wrapKey);
   }
@@ -107,7 +111,7 @@ export async function unlock({ password }) {
     c.checkKdf(account.kdf),
   );
   try {
-    adopt({ account }, await unlockWith(account, wrapKey, account.wrapped_vault_key));
+    adopt(account, await unlockWithPassword(account, wrapKey));
   } finally {
     c.wipe(authKey, wrapKey);
   }
@@ -129,7 +133,7 @@ export async function logout(api) {
 async function rewrap(password, vaultKey, salt) {
   const kdf = { ...c.DEFAULT_KDF };
   const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
-  const wrapped = await c.wrapVaultKey(wrapKey, vaultKey);
+  const wrapped = await c.wrapVaultKey(vaultKey, wrapKey);
   c.wipe(wrapKey);
   return {
     new_auth_key: c.toB64(authKey),
@@ -144,7 +148,7 @@ export async function changePassword(api, { current, next }) {
   const old = await c.deriveKeys(current, c.fromB64(account.salt), c.checkKdf(account.kdf));
   let vaultKey;
   try {
-    vaultKey = await c.unwrapVaultKey(old.wrapKey, c.fromB64(account.wrapped_vault_key));
+    vaultKey = await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), old.wrapKey);
   } catch (err) {
     c.wipe(old.authKey, old.wrapKey);
     throw new c.DecryptionError('current password is wrong', { cause: err });
@@ -175,7 +179,10 @@ export async function recover(api, { email, code, password }) {
   if (rec.recovery_salt !== pre.recovery_salt) {
     keys = await c.deriveRecoveryKeys(codeBytes, c.fromB64(rec.recovery_salt));
   }
-  const vaultKey = await c.unwrapVaultKey(keys.recoveryWrap, c.fromB64(rec.recovery_wrapped_vault_key));
+  const vaultKey = await c.unwrapVaultKey(
+    c.fromB64(rec.recovery_wrapped_vault_key),
+    keys.recoveryWrap,
+  );
   c.wipe(codeBytes, keys.recoveryWrap, keys.recoveryAuth);
   try {
     const body = {
@@ -184,7 +191,7 @@ export async function recover(api, { email, code, password }) {
     };
     const sess = await api.recoverComplete(body);
     api.token = sess.token;
-    adopt(sess, await unlockAccountKey(sess.account, vaultKey));
+    adopt(sess.account, await unlockAccountKey(sess.account, vaultKey));
   } finally {
     c.wipe(vaultKey);
   }

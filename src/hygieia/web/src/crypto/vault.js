@@ -23,7 +23,7 @@ async function aesKey(key, usage) {
 }
 
 /** 0x01 || nonce(12) || AES-256-GCM(key, nonce, vaultKey, aad) — 61 bytes. */
-export async function wrapVaultKey(key, vaultKey, { nonce = randomBytes(NONCE_BYTES) } = {}) {
+export async function wrapVaultKey(vaultKey, key, { nonce = randomBytes(NONCE_BYTES) } = {}) {
   if (vaultKey.length !== VAULT_KEY_BYTES) throw new RangeError('vault key must be 32 bytes');
   const ct = await crypto.subtle.encrypt(
     { name: 'AES-GCM', iv: nonce, additionalData: AAD },
@@ -33,8 +33,12 @@ export async function wrapVaultKey(key, vaultKey, { nonce = randomBytes(NONCE_BY
   return concat(Uint8Array.of(VERSION), nonce, new Uint8Array(ct));
 }
 
-export async function unwrapVaultKey(key, wrapped) {
-  if (!(wrapped instanceof Uint8Array) || wrapped.length !== WRAPPED_BYTES || wrapped[0] !== VERSION) {
+export async function unwrapVaultKey(wrapped, key) {
+  if (
+    !(wrapped instanceof Uint8Array) ||
+    wrapped.length !== WRAPPED_BYTES ||
+    wrapped[0] !== VERSION
+  ) {
     throw new DecryptionError();
   }
   try {
