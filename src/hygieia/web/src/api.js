@@ -76,7 +76,9 @@ export class Api {
       xhr.open(method, BASE + path);
       for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
       xhr.responseType = 'json';
-      if (onProgress) xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
+      if (onProgress) {
+        xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
+      }
       xhr.onload = () => {
         if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.response);
         const r = xhr.response || {};
@@ -106,9 +108,6 @@ export class Api {
   }
   logout() {
     return this.json('POST', '/auth/logout');
-  }
-  me() {
-    return this.json('GET', '/me');
   }
   changePassword(body) {
     return this.json('POST', '/auth/password', { json: body });

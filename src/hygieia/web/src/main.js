@@ -16,7 +16,11 @@ let idle = null;
 let pendingSignup = null;
 
 function message(err) {
-  if (err instanceof DecryptionError) return err.message === 'could not decrypt or verify' ? 'Decryption failed.' : `${err.message[0].toUpperCase()}${err.message.slice(1)}.`;
+  if (err instanceof DecryptionError) {
+    return err.message === 'could not decrypt or verify'
+      ? 'Decryption failed.'
+      : `${err.message[0].toUpperCase()}${err.message.slice(1)}.`;
+  }
   if (err instanceof ApiError) {
     if (err.status === 0) return 'The server cannot be reached. Check your connection.';
     if (err.status === 429) return 'Too many attempts. Wait a few minutes and try again.';
@@ -39,7 +43,7 @@ function onSubmit(form, text, action) {
   });
 }
 
-// ---- session lifecycle ----
+// ---- entering and leaving the vault ----
 
 async function enterVault() {
   $('nav').hidden = false;
@@ -53,46 +57,52 @@ async function enterVault() {
   await go('records');
 }
 
-export function lock() {
-  if (!isUnlocked()) return;
+/**
+ * The one way out of the unlocked vault (idle lock, log-out, ended session): stop the
+ * idle timer, forget the keys and every decrypted record, delete this tab's scratch
+ * files, close any dialog and hide the navigation. An idle lock keeps the account, so
+ * the password unlocks it again; every other way out forgets it too.
+ */
+function leaveVault({ keepAccount = false } = {}) {
   idle?.stop();
   idle = null;
-  lockKeys();
+  if (keepAccount) lockKeys();
+  else clearSession();
   resetRecordsView();
   sweepScratch();
   clearFlash();
   document.querySelector('dialog[open]')?.close();
   $('nav').hidden = true;
-  showView('locked');
-  flash('Locked after inactivity. Enter your password to continue.', { ok: true });
 }
 
-async function logout() {
-  idle?.stop();
-  idle = null;
-  try {
-    await accounts.logout(api);
-  } catch {
-    /* the token is forgotten either way */
-  }
-  clearSession();
-  resetRecordsView();
-  sweepScratch();
-  $('nav').hidden = true;
+function showLogin() {
   clearFlash();
   showView('auth');
   selectTab('login');
 }
 
+export function lock() {
+  if (!isUnlocked()) return;
+  leaveVault({ keepAccount: true });
+  showView('locked');
+  flash('Locked after inactivity. Enter your password to continue.', { ok: true });
+}
+
+async function logout() {
+  leaveVault();
+  try {
+    await accounts.logout(api);
+  } catch {
+    /* the token is forgotten either way */
+  }
+  showLogin();
+}
+
+/** The server refused our token (expired or revoked): start again from the log-in. */
 function expire() {
-  idle?.stop();
-  idle = null;
   api.token = null;
-  clearSession();
-  resetRecordsView();
-  $('nav').hidden = true;
-  showView('auth');
-  selectTab('login');
+  leaveVault();
+  showLogin();
   flash('Your session ended. Please log in again.');
 }
 
@@ -106,7 +116,8 @@ async function go(view) {
     try {
       await withBusy('Decrypting your records…', () => renderRecords(api));
     } catch (err) {
-      flash(`Your records could not be loaded: ${message(err)}`);
+      // A session the server ended has left the vault already, and said so.
+      if (isUnlocked()) flash(`Your records could not be loaded: ${message(err)}`);
     } finally {
       delete document.body.dataset.loading;
     }
@@ -149,7 +160,9 @@ function initTabs() {
 }
 
 function checkEmail(input) {
-  return /^[^@\s]+@[^@\s]+$/.test(input.value.trim()) || invalid(input, 'Enter a valid email address.');
+  return (
+    /^[^@\s]+@[^@\s]+$/.test(input.value.trim()) || invalid(input, 'Enter a valid email address.')
+  );
 }
 
 function checkNewPassword(pw, pw2) {
@@ -159,20 +172,35 @@ function checkNewPassword(pw, pw2) {
   return pw.value === pw2.value || invalid(pw2, 'The two passwords differ.');
 }
 
-function initAuth() {
-  initTabs();
+function initLogin() {
   onSubmit($('form-login'), 'Deriving your keys…', async () => {
     if (!checkEmail($('login-email'))) return;
     if (!$('login-password').value) return invalid($('login-password'), 'Enter your password.');
     try {
-      await accounts.login(api, { email: $('login-email').value, password: $('login-password').value });
+      await accounts.login(api, {
+        email: $('login-email').value,
+        password: $('login-password').value,
+      });
     } catch (err) {
-      if (err instanceof ApiError && err.status === 401) throw new Error('Email or password is incorrect.');
+      if (err instanceof ApiError && err.status === 401) {
+        throw new Error('Email or password is incorrect.', { cause: err });
+      }
       throw err;
     }
     await enterVault();
   });
+}
 
+/** Back to the sign-up form: the prepared keys and the recovery code are dropped. */
+function abandonSignup() {
+  pendingSignup?.discard();
+  pendingSignup = null;
+  $('rc-code').textContent = '';
+  showView('auth');
+  selectTab('signup');
+}
+
+function initSignup() {
   onSubmit($('form-signup'), 'Creating your keys…', async () => {
     if (!checkEmail($('signup-email'))) return;
     if (!checkNewPassword($('signup-password'), $('signup-password2'))) return;
@@ -182,45 +210,47 @@ function initAuth() {
     });
     $('signup-password').value = '';
     $('signup-password2').value = '';
-    $('rc-code').textContent = pendingSignup.code;
-    $('rc-saved').checked = false;
-    $('rc-continue').disabled = true;
-    showView('recovery-code');
+    showRecoveryCode(pendingSignup.code);
   });
+}
 
+function showRecoveryCode(code) {
+  $('rc-code').textContent = code;
+  $('rc-saved').checked = false;
+  $('rc-continue').disabled = true;
+  showView('recovery-code');
+}
+
+async function copyRecoveryCode() {
+  try {
+    await navigator.clipboard.writeText($('rc-code').textContent);
+    flash('Recovery code copied.', { ok: true });
+  } catch {
+    flash('Copying is not allowed here: select the code and copy it yourself.');
+  }
+}
+
+function downloadRecoveryCode() {
+  const text = `Hygieia recovery code for ${$('signup-email').value.trim()}\n\n${$('rc-code').textContent}\n\nKeep it safe: it can set a new password for your account.\n`;
+  saveBlob(new Blob([text], { type: 'text/plain' }), 'hygieia-recovery-code.txt');
+}
+
+/** The recovery code view: the account is created only once the user saved the code. */
+function initRecoveryCode() {
   $('rc-saved').addEventListener('change', () => {
     $('rc-continue').disabled = !$('rc-saved').checked;
   });
-  $('rc-copy').addEventListener('click', async () => {
-    try {
-      await navigator.clipboard.writeText($('rc-code').textContent);
-      flash('Recovery code copied.', { ok: true });
-    } catch {
-      flash('Copying is not allowed here: select the code and copy it yourself.');
-    }
-  });
-  $('rc-download').addEventListener('click', () => {
-    const text = `Hygieia recovery code for ${$('signup-email').value.trim()}\n\n${$('rc-code').textContent}\n\nKeep it safe: it can set a new password for your account.\n`;
-    saveBlob(new Blob([text], { type: 'text/plain' }), 'hygieia-recovery-code.txt');
-  });
-  $('rc-cancel').addEventListener('click', () => {
-    pendingSignup?.discard();
-    pendingSignup = null;
-    $('rc-code').textContent = '';
-    showView('auth');
-    selectTab('signup');
-  });
+  $('rc-copy').addEventListener('click', copyRecoveryCode);
+  $('rc-download').addEventListener('click', downloadRecoveryCode);
+  $('rc-cancel').addEventListener('click', abandonSignup);
   onSubmit($('form-rc-confirm'), 'Creating your account…', async () => {
     if (!$('rc-saved').checked) return;
     try {
       await pendingSignup.submit();
     } catch (err) {
       if (err instanceof ApiError && err.status === 409) {
-        pendingSignup.discard();
-        pendingSignup = null;
-        showView('auth');
-        selectTab('signup');
-        throw new Error('An account with this email already exists.');
+        abandonSignup();
+        throw new Error('An account with this email already exists.', { cause: err });
       }
       throw err;
     }
@@ -229,12 +259,19 @@ function initAuth() {
     await enterVault();
     flash('Account created. Your records are encrypted with keys only you hold.', { ok: true });
   });
+}
 
+function checkRecoveryCode(input) {
+  return (
+    /^[A-Za-z2-7\s-]{32,48}$/.test(input.value.trim()) ||
+    invalid(input, 'A recovery code has 32 letters and digits in groups of 4.')
+  );
+}
+
+function initRecover() {
   onSubmit($('form-recover'), 'Recovering your account…', async () => {
     if (!checkEmail($('recover-email'))) return;
-    if (!/^[A-Za-z2-7\s-]{32,48}$/.test($('recover-code').value.trim())) {
-      return invalid($('recover-code'), 'A recovery code has 32 letters and digits in groups of 4.');
-    }
+    if (!checkRecoveryCode($('recover-code'))) return;
     if (!checkNewPassword($('recover-password'), $('recover-password2'))) return;
     try {
       await accounts.recover(api, {
@@ -243,15 +280,22 @@ function initAuth() {
         password: $('recover-password').value,
       });
     } catch (err) {
-      if ((err instanceof ApiError && err.status === 401) || err instanceof RangeError || err instanceof DecryptionError) {
-        throw new Error('The email or recovery code is not correct.');
+      if (
+        (err instanceof ApiError && err.status === 401) ||
+        err instanceof RangeError ||
+        err instanceof DecryptionError
+      ) {
+        throw new Error('The email or recovery code is not correct.', { cause: err });
       }
       throw err;
     }
     await enterVault();
     flash('New password set. Other devices were logged out.', { ok: true });
   });
+}
 
+/** The locked view: the password unlocks the key again, or the user logs out. */
+function initUnlock() {
   onSubmit($('form-unlock'), 'Unlocking…', async () => {
     try {
       await accounts.unlock({ password: $('unlock-password').value });
@@ -265,12 +309,24 @@ function initAuth() {
   $('btn-locked-logout').addEventListener('click', logout);
 }
 
+function initAuth() {
+  initTabs();
+  initLogin();
+  initSignup();
+  initRecoveryCode();
+  initRecover();
+  initUnlock();
+}
+
 function initSettings() {
   onSubmit($('form-password'), 'Changing your password…', async (form) => {
     if (!$('pw-current').value) return invalid($('pw-current'), 'Enter your current password.');
     if (!checkNewPassword($('pw-new'), $('pw-new2'))) return;
     try {
-      await accounts.changePassword(api, { current: $('pw-current').value, next: $('pw-new').value });
+      await accounts.changePassword(api, {
+        current: $('pw-current').value,
+        next: $('pw-new').value,
+      });
     } catch (err) {
       if (err instanceof DecryptionError || (err instanceof ApiError && err.status === 401)) {
         return invalid($('pw-current'), 'Your current password is not correct.');
@@ -282,15 +338,25 @@ function initSettings() {
   });
 
   onSubmit($('form-export'), 'Protecting your key…', async (form) => {
-    if (!$('ex-pass').value) return invalid($('ex-pass'), 'Choose a passphrase for the exported key.');
-    if ($('ex-pass').value !== $('ex-pass2').value) return invalid($('ex-pass2'), 'The two passphrases differ.');
+    if (!$('ex-pass').value) {
+      return invalid($('ex-pass'), 'Choose a passphrase for the exported key.');
+    }
+    if ($('ex-pass').value !== $('ex-pass2').value) {
+      return invalid($('ex-pass2'), 'The two passphrases differ.');
+    }
     const armored = await accounts.exportSecretKey($('ex-pass').value);
     form.reset();
-    saveBlob(new Blob([armored], { type: 'application/pgp-keys' }), `hygieia-${session.account.fingerprint.slice(-16)}-secret.asc`);
+    saveBlob(
+      new Blob([armored], { type: 'application/pgp-keys' }),
+      `hygieia-${session.account.fingerprint.slice(-16)}-secret.asc`,
+    );
     flash('Secret key exported. Import it with: gpg --import', { ok: true });
   });
   $('ex-public').addEventListener('click', () => {
-    saveBlob(new Blob([accounts.exportPublicKey()], { type: 'application/pgp-keys' }), `hygieia-${session.account.fingerprint.slice(-16)}-public.asc`);
+    saveBlob(
+      new Blob([accounts.exportPublicKey()], { type: 'application/pgp-keys' }),
+      `hygieia-${session.account.fingerprint.slice(-16)}-public.asc`,
+    );
   });
 }
 

@@ -2,7 +2,17 @@
 // one record (inline view, download, delete).
 import { deleteRecord, inlineKind, loadRecords, openRecord, uploadRecord } from './records.js';
 import { session } from './session.js';
-import { $, clearFlash, confirmDialog, el, flash, formatBytes, invalid, saveBlob, showView } from './ui.js';
+import {
+  $,
+  clearFlash,
+  confirmDialog,
+  el,
+  flash,
+  formatBytes,
+  invalid,
+  saveBlob,
+  showView,
+} from './ui.js';
 
 let ctx = null; // {api, go, message, idle}
 let current = null; // the record shown in view-record
@@ -22,23 +32,23 @@ export async function renderRecords(api) {
   applyFilters();
 }
 
+/** Forget every record shown, opened or chosen for upload (on lock and log-out). */
 export function resetRecordsView() {
-  current = null;
-  chosenFile = null;
-  revokeViewer();
+  leaveRecord();
   $('records-list').replaceChildren();
   $('records-count').textContent = '';
   $('rec-title').textContent = '';
   $('rec-meta').replaceChildren();
-  $('form-upload').reset();
-  setChosenFile(null);
+  clearUploadForm();
 }
 
 function fillFilterOptions() {
   const keep = (sel, values) => {
     const v = sel.value;
     sel.replaceChildren(sel.options[0]);
-    for (const x of [...values].sort((a, b) => a.localeCompare(b))) sel.append(el('option', { value: x, text: x }));
+    for (const x of [...values].sort((a, b) => a.localeCompare(b))) {
+      sel.append(el('option', { value: x, text: x }));
+    }
     sel.value = values.has(v) ? v : '';
   };
   const types = new Set();
@@ -59,8 +69,14 @@ function matches(r, { text, type, tag, from, to }) {
   if (from && (!m.date || m.date < from)) return false;
   if (to && (!m.date || m.date > to)) return false;
   if (text) {
-    const hay = [m.title, m.type, m.provider, m.filename, ...(m.tags ?? [])].join('\n').toLowerCase();
-    return text.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+    const hay = [m.title, m.type, m.provider, m.filename, ...(m.tags ?? [])]
+      .join('\n')
+      .toLowerCase();
+    return text
+      .toLowerCase()
+      .split(/\s+/)
+      .filter(Boolean)
+      .every((w) => hay.includes(w));
   }
   return true;
 }
@@ -73,8 +89,10 @@ function applyFilters() {
     from: $('f-from').value,
     to: $('f-to').value,
   };
-  const sorted = [...session.records].sort((a, b) =>
-    (b.meta?.date ?? '').localeCompare(a.meta?.date ?? '') || String(b.created_at).localeCompare(String(a.created_at)),
+  const sorted = [...session.records].sort(
+    (a, b) =>
+      (b.meta?.date ?? '').localeCompare(a.meta?.date ?? '') ||
+      String(b.created_at).localeCompare(String(a.created_at)),
   );
   const shown = sorted.filter((r) => matches(r, f));
   $('records-list').replaceChildren(...shown.map(recordItem));
@@ -100,12 +118,31 @@ function recordItem(r) {
   return el(
     'li',
     { class: 'record', 'data-record-id': r.id },
-    el('button', { type: 'button', class: 'record-open', text: title, disabled: !m, onclick: () => showRecord(r) }),
+    el('button', {
+      type: 'button',
+      class: 'record-open',
+      text: title,
+      disabled: !m,
+      onclick: () => showRecord(r),
+    }),
     el(
       'div',
       { class: 'record-actions' },
-      el('button', { type: 'button', class: 'btn btn-ghost', text: 'Download', disabled: !m, 'aria-label': `Download ${title}`, onclick: () => download(r) }),
-      el('button', { type: 'button', class: 'btn btn-ghost', text: 'Delete', 'aria-label': `Delete ${title}`, onclick: () => remove(r) }),
+      el('button', {
+        type: 'button',
+        class: 'btn btn-ghost',
+        text: 'Download',
+        disabled: !m,
+        'aria-label': `Download ${title}`,
+        onclick: () => download(r),
+      }),
+      el('button', {
+        type: 'button',
+        class: 'btn btn-ghost',
+        text: 'Delete',
+        'aria-label': `Delete ${title}`,
+        onclick: () => remove(r),
+      }),
     ),
     sub,
   );
@@ -141,7 +178,12 @@ function progress(wrap, bar, label, text) {
 function fetchPlain(r) {
   if (opened?.record === r) return opened.promise;
   const done = busy();
-  const onProgress = progress('rec-progress-wrap', 'rec-progress', 'rec-progress-label', 'Downloading and decrypting…');
+  const onProgress = progress(
+    'rec-progress-wrap',
+    'rec-progress',
+    'rec-progress-label',
+    'Downloading and decrypting…',
+  );
   const promise = openRecord(ctx.api, r, { onProgress }).finally(() => {
     $('rec-progress-wrap').hidden = true;
     done();
@@ -160,18 +202,31 @@ async function showRecord(r) {
   const m = r.meta;
   $('rec-title').textContent = m.title || m.filename || 'Untitled';
   const rows = [
-    ['Type', m.type], ['Date', m.date], ['Provider', m.provider], ['Tags', (m.tags ?? []).join(', ')],
-    ['File', m.filename], ['Size', formatBytes(m.size)], ['Format', m.media_type], ['Content ID', m.cid],
+    ['Type', m.type],
+    ['Date', m.date],
+    ['Provider', m.provider],
+    ['Tags', (m.tags ?? []).join(', ')],
+    ['File', m.filename],
+    ['Size', formatBytes(m.size)],
+    ['Format', m.media_type],
+    ['Content ID', m.cid],
     ['SHA-256', m.sha256],
   ];
   $('rec-meta').replaceChildren(
-    ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
+    ...rows
+      .filter(([, v]) => v)
+      .flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
   );
   showView('record');
   $('rec-viewer').replaceChildren();
   const kind = inlineKind(m.media_type);
   if (!kind) {
-    $('rec-viewer').append(el('p', { class: 'hint', text: 'This file type cannot be shown here. Use Download to open it.' }));
+    $('rec-viewer').append(
+      el('p', {
+        class: 'hint',
+        text: 'This file type cannot be shown here. Use Download to open it.',
+      }),
+    );
     return;
   }
   try {
@@ -193,7 +248,9 @@ async function showRecord(r) {
 
 function refusal(err) {
   const text = ctx.message(err);
-  return err?.name === 'DecryptionError' ? `This record failed verification and was not opened. ${text}` : text;
+  return err?.name === 'DecryptionError'
+    ? `This record failed verification and was not opened. ${text}`
+    : text;
 }
 
 async function download(r) {
@@ -223,10 +280,7 @@ async function remove(r) {
   if (!ok) return;
   try {
     await deleteRecord(ctx.api, r);
-    if (current === r) {
-      current = null;
-      revokeViewer();
-    }
+    if (current === r) leaveRecord();
     await ctx.go('records');
     flash(`Deleted “${title}”.`, { ok: true });
   } catch (err) {
@@ -261,24 +315,107 @@ function bindDrop(zone, onFile) {
   });
 }
 
+/** A file dropped on the records list: straight to the upload form with it. */
 function startUpload(file) {
   $('form-upload').reset();
   setChosenFile(file);
   ctx.go('upload');
 }
 
-export function initRecords(context) {
-  ctx = context;
-  for (const id of ['f-text', 'f-type', 'f-tag', 'f-from', 'f-to']) $(id).addEventListener('input', applyFilters);
+function clearUploadForm() {
+  $('form-upload').reset();
+  setChosenFile(null);
+}
+
+function chooseFile() {
+  $('up-file').click();
+}
+
+/** The form's metadata, trimmed; tags split at commas, without repeats. */
+function uploadFields() {
+  const tags = $('up-tags')
+    .value.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  return {
+    title: $('up-title').value.trim(),
+    type: $('up-type').value.trim() || null,
+    date: $('up-date').value || null,
+    provider: $('up-provider').value.trim() || null,
+    tags: [...new Set(tags)],
+  };
+}
+
+/** Whether the upload can start; if not, say why and where. */
+function checkUpload() {
+  if (!chosenFile) {
+    flash('Choose a file to upload.');
+    $('dropzone').focus();
+    return false;
+  }
+  if (!$('up-title').value.trim()) return invalid($('up-title'), 'Give the record a title.');
+  const limit = session.config.max_record_bytes;
+  if (chosenFile.size > limit * 0.99) {
+    flash(`This file is larger than the server accepts (${formatBytes(limit)}).`);
+    return false;
+  }
+  return true;
+}
+
+/** One bar for both phases: encrypting fills the first half, uploading the second. */
+function showUploadProgress(phase, fraction) {
+  const encrypting = phase === 'encrypt';
+  $('up-progress-label').textContent = encrypting
+    ? 'Encrypting on this device…'
+    : 'Uploading encrypted data…';
+  $('up-progress').value = Math.round((encrypting ? fraction * 0.5 : 0.5 + fraction * 0.5) * 100);
+}
+
+async function submitUpload(event) {
+  event.preventDefault();
+  clearFlash();
+  if (!checkUpload()) return;
+  const fields = uploadFields();
+  const submit = $('up-submit');
+  submit.disabled = true;
+  uploadAbort = new AbortController();
+  const done = busy();
+  $('up-progress-wrap').hidden = false;
+  $('up-progress').value = 0;
+  try {
+    await uploadRecord(ctx.api, chosenFile, fields, {
+      signal: uploadAbort.signal,
+      onProgress: showUploadProgress,
+    });
+    clearUploadForm();
+    await ctx.go('records');
+    flash(`Uploaded “${fields.title}”.`, { ok: true });
+  } catch (err) {
+    flash(ctx.message(err));
+  } finally {
+    uploadAbort = null;
+    submit.disabled = false;
+    $('up-progress-wrap').hidden = true;
+    done();
+  }
+}
+
+function initFilters() {
+  for (const id of ['f-text', 'f-type', 'f-tag', 'f-from', 'f-to']) {
+    $(id).addEventListener('input', applyFilters);
+  }
+  // The fields are cleared after the reset event, so filter once they are.
   $('form-filter').addEventListener('reset', () => setTimeout(applyFilters, 0));
   $('form-filter').addEventListener('submit', (e) => e.preventDefault());
+}
 
+function initDropZones() {
   const dz = $('dropzone');
-  dz.addEventListener('click', () => $('up-file').click());
+  dz.addEventListener('click', chooseFile);
   dz.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' || e.key === ' ') {
       e.preventDefault();
-      $('up-file').click();
+      chooseFile();
     }
   });
   $('up-file').addEventListener('change', () => setChosenFile($('up-file').files[0] ?? null));
@@ -287,60 +424,26 @@ export function initRecords(context) {
   // A file dropped anywhere else must not make the browser navigate to it.
   window.addEventListener('dragover', (e) => e.preventDefault());
   window.addEventListener('drop', (e) => e.preventDefault());
+}
 
+function initUploadForm() {
+  $('form-upload').addEventListener('submit', submitUpload);
   $('up-cancel').addEventListener('click', () => {
     if (uploadAbort) uploadAbort.abort();
     else ctx.go('records');
   });
+}
+
+function initRecordView() {
   $('rec-download').addEventListener('click', () => current && download(current));
   $('rec-delete').addEventListener('click', () => current && remove(current));
+}
 
-  $('form-upload').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    clearFlash();
-    if (!chosenFile) {
-      flash('Choose a file to upload.');
-      $('dropzone').focus();
-      return;
-    }
-    if (!$('up-title').value.trim()) return invalid($('up-title'), 'Give the record a title.');
-    const limit = session.config.max_record_bytes;
-    if (chosenFile.size > limit * 0.99) {
-      flash(`This file is larger than the server accepts (${formatBytes(limit)}).`);
-      return;
-    }
-    const fields = {
-      title: $('up-title').value.trim(),
-      type: $('up-type').value.trim() || null,
-      date: $('up-date').value || null,
-      provider: $('up-provider').value.trim() || null,
-      tags: [...new Set($('up-tags').value.split(',').map((t) => t.trim()).filter(Boolean))],
-    };
-    const submit = $('up-submit');
-    submit.disabled = true;
-    uploadAbort = new AbortController();
-    const done = busy();
-    $('up-progress-wrap').hidden = false;
-    $('up-progress').value = 0;
-    try {
-      await uploadRecord(ctx.api, chosenFile, fields, {
-        signal: uploadAbort.signal,
-        onProgress: (phase, f) => {
-          $('up-progress-label').textContent = phase === 'encrypt' ? 'Encrypting on this device…' : 'Uploading encrypted data…';
-          $('up-progress').value = Math.round((phase === 'encrypt' ? f * 0.5 : 0.5 + f * 0.5) * 100);
-        },
-      });
-      $('form-upload').reset();
-      setChosenFile(null);
-      await ctx.go('records');
-      flash(`Uploaded “${fields.title}”.`, { ok: true });
-    } catch (err) {
-      flash(ctx.message(err));
-    } finally {
-      uploadAbort = null;
-      submit.disabled = false;
-      $('up-progress-wrap').hidden = true;
-      done();
-    }
-  });
+/** Wire the records views; `context` is {api, go, message, idle} from main.js. */
+export function initRecords(context) {
+  ctx = context;
+  initFilters();
+  initDropZones();
+  initUploadForm();
+  initRecordView();
 }

@@ -13,7 +13,7 @@ import { session } from './session.js';
 
 const PAGE = 200; // the server's maximum page size
 
-export class RecordCheckError extends c.DecryptionError {}
+class RecordCheckError extends c.DecryptionError {}
 
 async function openMeta(item) {
   const meta = await c.openMetadata(c.fromB64(item.sealed_metadata), {
@@ -27,6 +27,15 @@ async function openMeta(item) {
   return meta;
 }
 
+/** The record's metadata, or null when it does not open: shown as "unreadable", not hidden. */
+async function openMetaOrNull(item) {
+  try {
+    return await openMeta(item);
+  } catch {
+    return null;
+  }
+}
+
 /** Every record of ours (all pages), with its metadata decrypted and verified. */
 export async function loadRecords(api) {
   const out = [];
@@ -35,15 +44,7 @@ export async function loadRecords(api) {
     const q = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) q.set('cursor', cursor);
     const page = await api.json('GET', `/records?${q}`);
-    for (const item of page.items) {
-      let meta = null;
-      try {
-        meta = await openMeta(item);
-      } catch {
-        meta = null; // shown as "unreadable" rather than hiding the record
-      }
-      out.push({ ...item, meta });
-    }
+    for (const item of page.items) out.push({ ...item, meta: await openMetaOrNull(item) });
     cursor = page.next_cursor;
   } while (cursor);
   session.records = out;
@@ -106,7 +107,9 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
         size: cipherBytes,
         segments: count,
         pkesk: c.toB64(await c.wrapSessionKey(sessionKey, publicKey)),
-        sealed_metadata: c.toB64(await c.sealJson(meta, { encryptionKeys: publicKey, signingKeys: signingKey })),
+        sealed_metadata: c.toB64(
+          await c.sealJson(meta, { encryptionKeys: publicKey, signingKeys: signingKey }),
+        ),
         envelope: c.toB64(await c.sealEnvelope(sessionKey, { publicKey, signingKey })),
       }),
     );
@@ -116,12 +119,90 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
       signal,
       onProgress: (loaded, total) => onProgress('upload', loaded / total),
     });
-    if (!c.sameCid(record.cid, cid)) throw new RecordCheckError('the server stored a different CID');
+    if (!c.sameCid(record.cid, cid)) {
+      throw new RecordCheckError('the server stored a different CID');
+    }
     return { ...record, meta };
   } finally {
     c.wipe(sessionKey);
     await sink.remove();
   }
+}
+
+/** The response body, chunk by chunk, with progress; cancelled if not read to its end. */
+async function* responseChunks(res, { total, onProgress }) {
+  const reader = res.body.getReader();
+  let received = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        finished = true;
+        return;
+      }
+      received += value.length;
+      if (total) onProgress(Math.min(1, received / total));
+      yield value;
+    }
+  } finally {
+    if (!finished) await reader.cancel().catch(() => {}); // stop a refused download
+  }
+}
+
+/**
+ * Open the segments of `ciphertext` in order, each decrypted and its signature, index
+ * and count checked, the plaintext hashed into `sha` and written to `sink`. Yields the
+ * ciphertext again, for its CID; `tally` counts the segments and plaintext bytes.
+ */
+async function* openSegments(ciphertext, { meta, sessionKey, sha, sink, tally }) {
+  for await (const bytes of c.splitSegments(ciphertext)) {
+    if (tally.segments >= meta.segments) throw new RecordCheckError('record has extra segments');
+    const chunk = await c.openSegment({
+      bytes,
+      index: tally.segments,
+      count: meta.segments,
+      sessionKey,
+      verificationKeys: session.publicKey,
+    });
+    sha.update(chunk);
+    tally.plainBytes += chunk.length;
+    await sink.write(chunk);
+    tally.segments += 1;
+    yield bytes;
+  }
+}
+
+/**
+ * Decrypt the content `res` streams into `sink`, then check it against the sealed
+ * metadata: every segment there, the CID equal to the sealed one, the server's and the
+ * one it served, the plaintext's size and SHA-256 equal to the sealed ones.
+ */
+async function decryptContent(res, { record, meta, sessionKey, sha, sink, onProgress }) {
+  const total = Number(res.headers.get('Content-Length')) || record.size || 0;
+  const tally = { segments: 0, plainBytes: 0 };
+  const ciphertext = responseChunks(res, { total, onProgress });
+  const cid = await c.contentCid(openSegments(ciphertext, { meta, sessionKey, sha, sink, tally }));
+  if (tally.segments !== meta.segments) throw new RecordCheckError('record is missing segments');
+  const served = res.headers.get('X-Hygieia-CID');
+  if (
+    !c.sameCid(cid, meta.cid) ||
+    !c.sameCid(cid, record.cid) ||
+    (served && !c.sameCid(cid, served))
+  ) {
+    throw new RecordCheckError('content does not match its CID');
+  }
+  if (tally.plainBytes !== meta.size || sha.digest('hex') !== meta.sha256) {
+    throw new RecordCheckError('content digest mismatch');
+  }
+}
+
+/** A failure to open: our own refusals, a cancel and HTTP errors as they are, else opaque. */
+function openingError(err) {
+  if (err instanceof c.DecryptionError || err?.name === 'AbortError' || err?.name === 'ApiError') {
+    return err;
+  }
+  return new c.DecryptionError(undefined, { cause: err });
 }
 
 /**
@@ -133,64 +214,19 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
 export async function openRecord(api, record, { onProgress = () => {}, signal } = {}) {
   const meta = await openMeta(record); // again: never trust a cached, unchecked value
   const sessionKey = await c.unwrapSessionKey(c.fromB64(record.pkesk), session.privateKey);
-  const res = await api.raw('GET', `/records/${encodeURIComponent(record.id)}/content`, { signal });
-  const header = res.headers.get('X-Hygieia-CID');
-  const total = Number(res.headers.get('Content-Length')) || record.size || 0;
-  const sha = await createSHA256();
-  const sink = await scratchFile('get');
-  let received = 0;
-  let index = 0;
-  let plainBytes = 0;
-  async function* body() {
-    const reader = res.body.getReader();
-    let finished = false;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) {
-          finished = true;
-          return;
-        }
-        received += value.length;
-        if (total) onProgress(Math.min(1, received / total));
-        yield value;
-      }
-    } finally {
-      if (!finished) await reader.cancel().catch(() => {}); // stop a refused download
-    }
-  }
-  async function* opened() {
-    for await (const seg of c.splitSegments(body())) {
-      if (index >= meta.segments) throw new RecordCheckError('record has extra segments');
-      const chunk = await c.openSegment({
-        bytes: seg,
-        index,
-        count: meta.segments,
-        sessionKey,
-        verificationKeys: session.publicKey,
-      });
-      sha.update(chunk);
-      plainBytes += chunk.length;
-      await sink.write(chunk);
-      index += 1;
-      yield seg;
-    }
-  }
   try {
-    const cid = await c.contentCid(opened());
-    if (index !== meta.segments) throw new RecordCheckError('record is missing segments');
-    if (!c.sameCid(cid, meta.cid) || !c.sameCid(cid, record.cid) || (header && !c.sameCid(cid, header))) {
-      throw new RecordCheckError('content does not match its CID');
+    const path = `/records/${encodeURIComponent(record.id)}/content`;
+    const res = await api.raw('GET', path, { signal });
+    const sha = await createSHA256();
+    const sink = await scratchFile('get');
+    try {
+      await decryptContent(res, { record, meta, sessionKey, sha, sink, onProgress });
+      const file = await sink.close();
+      return { blob: new Blob([file], { type: safeType(meta.media_type) }), release: sink.remove };
+    } catch (err) {
+      await sink.remove();
+      throw openingError(err);
     }
-    if (plainBytes !== meta.size || sha.digest('hex') !== meta.sha256) {
-      throw new RecordCheckError('content digest mismatch');
-    }
-    const file = await sink.close();
-    return { blob: new Blob([file], { type: safeType(meta.media_type) }), release: sink.remove };
-  } catch (err) {
-    await sink.remove();
-    if (err instanceof c.DecryptionError || err?.name === 'AbortError' || err?.name === 'ApiError') throw err;
-    throw new c.DecryptionError(undefined, { cause: err });
   } finally {
     c.wipe(sessionKey);
   }
@@ -202,7 +238,15 @@ export async function deleteRecord(api, record) {
 }
 
 // Only these are shown in the page; everything else is offered as a download.
-const INLINE = new Set(['application/pdf', 'image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp']);
+const INLINE = new Set([
+  'application/pdf',
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+  'image/avif',
+  'image/bmp',
+]);
 
 export function inlineKind(type) {
   if (type === 'application/pdf') return 'pdf';
@@ -210,5 +254,7 @@ export function inlineKind(type) {
 }
 
 function safeType(type) {
-  return typeof type === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(type) ? type : 'application/octet-stream';
+  return typeof type === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(type)
+    ? type
+    : 'application/octet-stream';
 }

@@ -56,8 +56,8 @@ function randomName(prefix) {
 }
 
 /**
- * A write-once file: `write(bytes)` in order, then `close()` → a Blob/File to read, or
- * `discard()`. `remove()` deletes it after use.
+ * A write-once file: `write(bytes)` in order, then `close()` → a Blob/File to read.
+ * `remove()` deletes it, after use or instead of `close()`.
  */
 export async function scratchFile(prefix) {
   const dir = await scratchDir();
@@ -84,14 +84,12 @@ function opfsFile(dir, name, handle, writable) {
     await dir.removeEntry(name).catch(() => {});
   };
   return {
-    backing: 'opfs',
     write: (bytes) => writable.write(bytes),
     async close() {
       open = false;
       await writable.close();
       return handle.getFile();
     },
-    discard: remove,
     remove,
   };
 }
@@ -99,7 +97,6 @@ function opfsFile(dir, name, handle, writable) {
 function memoryFile() {
   let parts = [];
   return {
-    backing: 'memory',
     async write(bytes) {
       parts.push(new Blob([bytes]));
     },
@@ -108,10 +105,9 @@ function memoryFile() {
       parts = [];
       return blob;
     },
-    async discard() {
+    async remove() {
       parts = [];
     },
-    async remove() {},
   };
 }
 

@@ -2,7 +2,6 @@
 // written to localStorage, sessionStorage, IndexedDB or a cookie.
 
 export const session = {
-  token: null,
   account: null, // AccountPublic from the server (public and locked values only)
   privateKey: null, // unlocked OpenPGP key; cleared on lock and logout
   publicKey: null, // derived from privateKey, not taken from the server
@@ -14,7 +13,7 @@ export function isUnlocked() {
   return session.privateKey !== null;
 }
 
-/** Forget the keys and every decrypted value; keep the token and the account. */
+/** Forget the keys and every decrypted value; keep the account (an idle lock). */
 export function lockKeys() {
   try {
     session.privateKey?.clearPrivateParams?.();
@@ -26,15 +25,16 @@ export function lockKeys() {
   session.records = [];
 }
 
+/** Forget the account too (log-out, expired session). */
 export function clearSession() {
   lockKeys();
-  session.token = null;
   session.account = null;
 }
 
 /**
  * Call `onIdle` after `seconds` without keyboard, pointer or touch activity (or an
- * active transfer, counted with `busy()`). Returns {stop, busy, touch}.
+ * active transfer, counted with `busy()`). Returns {busy, stop}: `busy()` marks a
+ * transfer as running and returns the function that marks it done.
  */
 export function idleTimer(seconds, onIdle) {
   let last = Date.now();
@@ -52,7 +52,6 @@ export function idleTimer(seconds, onIdle) {
   const visibility = () => document.visibilityState === 'visible' && check();
   document.addEventListener('visibilitychange', visibility);
   return {
-    touch,
     busy() {
       busy += 1;
       return () => {

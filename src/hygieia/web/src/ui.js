@@ -16,10 +16,6 @@ export function showView(name, { focus = true } = {}) {
   }
 }
 
-export function currentView() {
-  return document.body.dataset.view;
-}
-
 let busyCount = 0;
 /** Run `fn` with the busy indicator showing `text`; buttons in `form` disabled. */
 export async function withBusy(text, fn, form) {
@@ -40,11 +36,11 @@ export async function withBusy(text, fn, form) {
 }
 
 export function flash(message, { ok = false } = {}) {
-  const el = $('flash');
-  el.textContent = message;
-  el.classList.toggle('ok', ok);
-  el.setAttribute('role', ok ? 'status' : 'alert');
-  el.hidden = !message;
+  const box = $('flash');
+  box.textContent = message;
+  box.classList.toggle('ok', ok);
+  box.setAttribute('role', ok ? 'status' : 'alert');
+  box.hidden = !message;
 }
 
 export function clearFlash() {

@@ -267,7 +267,11 @@ export async function wrapSessionKey(sessionKey, publicKey) {
 export async function unwrapSessionKey(pkesk, privateKey) {
   try {
     const message = await readMessage({ binaryMessage: pkesk, config: PGP_CONFIG });
-    const [key] = await decryptSessionKeys({ message, decryptionKeys: privateKey, config: PGP_CONFIG });
+    const [key] = await decryptSessionKeys({
+      message,
+      decryptionKeys: privateKey,
+      config: PGP_CONFIG,
+    });
     if (key.algorithm !== 'aes256' || key.data.length !== 32) throw new Error('not an AES-256 key');
     return key.data;
   } catch (err) {
@@ -299,8 +303,18 @@ export async function openJson(bytes, { decryptionKeys, verificationKeys }) {
 }
 
 const META_KEYS = [
-  'title', 'type', 'date', 'provider', 'tags', 'filename', 'media_type',
-  'size', 'sha256', 'cid', 'segments', 'segment_size',
+  'title',
+  'type',
+  'date',
+  'provider',
+  'tags',
+  'filename',
+  'media_type',
+  'size',
+  'sha256',
+  'cid',
+  'segments',
+  'segment_size',
 ];
 
 export function recordMetadata(fields) {
