@@ -212,3 +212,40 @@ def test_idle_lock_clears_keys(browser, tmp_path_factory):
             web.page.locator("#unlock-password").fill(PASSWORD)
             web.page.get_by_role("button", name="Unlock").click()
             web.page.wait_for_selector("#view-records:not([hidden])")
+
+
+def test_ended_session_leaves_the_vault(web, phone, tmp_path):
+    """A session the server ended (the password changed on another device) leaves the
+    vault as a log-out does: records, keys and navigation gone, the log-in form shown."""
+    email = "erin@example.org"
+    page = web.page
+    web.goto()
+    flows.signup(web, email, PASSWORD)
+    letter = tmp_path / "letter.txt"
+    letter.write_text("a letter")
+    flows.open_upload(web)
+    page.set_input_files("#up-file", str(letter))
+    flows.fill_upload_form(web, title="Letter")
+    flows.submit_upload(web)
+    assert len(flows.shown_ids(web)) == 1
+
+    phone.goto()
+    flows.login(phone, email, PASSWORD)
+    phone.page.locator("#nav").get_by_role("button", name="Settings").click()
+    phone.page.locator("#pw-current").fill(PASSWORD)
+    phone.page.locator("#pw-new").fill(NEW_PASSWORD)
+    phone.page.locator("#pw-new2").fill(NEW_PASSWORD)
+    phone.page.get_by_role("button", name="Change password").click()
+    assert "Other devices were logged out" in flows.flash_text(phone)
+
+    # The first page's next request is refused: it leaves the vault and says why.
+    page.locator("#nav").get_by_role("button", name="Records").click()
+    page.wait_for_selector("#view-auth:not([hidden])")
+    assert flows.flash_text(web) == "Your session ended. Please log in again."
+    assert page.locator("#nav").is_hidden()
+    assert page.locator("#form-login").is_visible()
+    assert flows.shown_ids(web) == []
+    assert page.locator("#rec-title").inner_text() == ""
+    flows.login(web, email, NEW_PASSWORD)
+    assert len(flows.shown_ids(web)) == 1
+    assert not web.problems, web.problems
