@@ -71,6 +71,79 @@ class Figure:
         return f"{self.key}[{self.variant}]" if self.variant else self.key
 
 
+def bounded(
+    key: str,
+    measured: Sequence[float] | float,
+    *,
+    unit: str,
+    low: float | None = None,
+    high: float | None = None,
+    target_unit: str = "",
+    variant: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Figure:
+    """A figure and its verdict: the median of ``measured`` within ``[low, high]``.
+
+    ``measured`` is the value of each repeat (with a spread), or one number measured
+    once (none). The target reads ``≥ low``, ``≤ high`` or ``low-high``, followed by
+    ``target_unit``.
+    """
+    runs = [measured] if isinstance(measured, int | float) else list(measured)
+    value = median(runs)
+    if low is not None and high is not None:
+        target = f"{low:g}-{high:g}"
+    elif low is not None:
+        target = f"≥ {low:g}"
+    elif high is not None:
+        target = f"≤ {high:g}"
+    else:
+        raise ValueError("a figure needs a bound")
+    return Figure(
+        key=key,
+        variant=variant,
+        value=value,
+        unit=unit,
+        target=f"{target} {target_unit}".rstrip(),
+        ok=(low is None or value >= low) and (high is None or value <= high),
+        spread=None if isinstance(measured, int | float) else spread(runs),
+        detail=detail or {},
+    )
+
+
+def throughput_ratio(
+    key: str,
+    *,
+    size: int,
+    ours: Sequence[float],
+    base: Sequence[float],
+    ratios: Sequence[float],
+    low: float,
+    ours_name: str,
+    baseline_name: str,
+    variant: str | None = None,
+) -> Figure:
+    """Hygieia's throughput over a baseline's on ``size`` bytes, from :func:`paired_ratios`.
+
+    ``ours_name``/``baseline_name`` name the per-run seconds in the detail
+    (``<name>_s``); the baseline's is also ``baseline_name`` there.
+    """
+    return bounded(
+        key,
+        ratios,
+        unit="x",
+        low=low,
+        variant=variant,
+        detail={
+            "bytes": size,
+            "baseline_name": baseline_name,
+            "hygieia_mb_s": round(mb_per_s(size, median(ours)), 1),
+            "baseline_mb_s": round(mb_per_s(size, median(base)), 1),
+            f"{ours_name}_s": [round(t, 3) for t in ours],
+            f"{baseline_name}_s": [round(t, 3) for t in base],
+        },
+    )
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
@@ -81,10 +154,6 @@ def spread(values: Sequence[float]) -> float:
         return 0.0
     mid = median(values)
     return (max(values) - min(values)) / 2 / mid if mid else 0.0
-
-
-def at_least(value: float, low: float) -> bool:
-    return value >= low
 
 
 def timed(fn: Callable[[], Any]) -> float:

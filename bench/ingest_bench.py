@@ -15,7 +15,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import Config, Figure, mb_per_s, median, paired_ratios, random_file, spread
+from bench.common import Config, Figure, paired_ratios, random_file, throughput_ratio
 from bench.servers import hygieia_server, new_account
 from hygieia.client import records
 from hygieia.storage import BlobStore, KuboBlobStore, LocalBlobStore
@@ -72,7 +72,7 @@ def _one_store(cfg: Config, work: Path, kind: str) -> Figure:
         def ingest(i: int) -> float:
             sealed = uploads[i].sealed
             start = time.perf_counter()
-            cid = records.upload(api, uploads[i])["cid"]
+            cid = records.upload(api, uploads[i]).cid
             elapsed = time.perf_counter() - start
             if cid != sealed.cid:
                 raise RuntimeError("server stored another CID")
@@ -83,21 +83,14 @@ def _one_store(cfg: Config, work: Path, kind: str) -> Figure:
         put(last)
         ingest(last)
         ours, base_s, ratios = paired_ratios(ingest, put, cfg.repeats)
-    value = median(ratios)
-    return Figure(
-        key="ingest_vs_store",
+    return throughput_ratio(
+        "ingest_vs_store",
         variant=kind,
-        value=value,
-        unit="x",
-        target=f"≥ {TARGET}",
-        ok=value >= TARGET,
-        spread=spread(ratios),
-        detail={
-            "bytes": size,
-            "baseline_name": "put",
-            "hygieia_mb_s": round(mb_per_s(size, median(ours)), 1),
-            "baseline_mb_s": round(mb_per_s(size, median(base_s)), 1),
-            "ingest_s": [round(t, 3) for t in ours],
-            "put_s": [round(t, 3) for t in base_s],
-        },
+        size=size,
+        ours=ours,
+        base=base_s,
+        ratios=ratios,
+        low=TARGET,
+        ours_name="ingest",
+        baseline_name="put",
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert
 
-from bench.common import Config, Figure, median, spread
+from bench.common import Config, Figure, bounded, median
 from bench.loadgen import Load, run_load, tool
 from bench.servers import bare_server, hygieia_server, new_account
 from hygieia.db.engine import make_engine
@@ -102,7 +102,7 @@ def _one_database(cfg: Config, work: Path, kind: str, only: set[str]) -> list[Fi
     ):
         api, session = new_account(server.url, f"list-{kind}@example.org")
         api.close()
-        insert_records(db_url, session.account["id"], cfg.list_records)
+        insert_records(db_url, session.account.id, cfg.list_records)
         url = f"{server.url}/api/v1/records?limit={cfg.list_page}"
         headers = {"Authorization": f"Bearer {session.token}"}
         page = httpx.get(url, headers=headers, timeout=30)
@@ -145,40 +145,33 @@ def _one_database(cfg: Config, work: Path, kind: str, only: set[str]) -> list[Fi
     bare_rps = median([x.rps for x in base])
     figures = []
     if "list_p99_ms" in only:
-        value = median(p99s)
+        summary = (
+            f"p50 {median([x.p50_ms for x in ours]):.0f} ms, {cfg.connections} conns; "
+            f"bare p99 {median([x.p99_ms for x in base]):.0f} ms"
+        )
         figures.append(
-            Figure(
-                key="list_p99_ms",
-                variant=kind,
-                value=value,
+            bounded(
+                "list_p99_ms",
+                p99s,
                 unit="ms",
-                target=f"≤ {P99_LIMIT_MS:.0f} ms",
-                ok=value <= P99_LIMIT_MS,
-                spread=spread(p99s),
-                detail={
-                    "summary": f"p50 {median([x.p50_ms for x in ours]):.0f} ms, "
-                    f"{cfg.connections} conns; bare p99 "
-                    f"{median([x.p99_ms for x in base]):.0f} ms",
-                    **common,
-                },
+                high=P99_LIMIT_MS,
+                target_unit="ms",
+                variant=kind,
+                detail={"summary": summary, **common},
             )
         )
     if "list_vs_bare" in only:
-        value = median(ratios)
+        summary = (
+            f"{list_rps:.0f} vs bare {bare_rps:.0f} req/s ({len(page.content) // 1000} KB pages)"
+        )
         figures.append(
-            Figure(
-                key="list_vs_bare",
-                variant=kind,
-                value=value,
+            bounded(
+                "list_vs_bare",
+                ratios,
                 unit="x",
-                target=f"≥ {RATIO_TARGET}",
-                ok=value >= RATIO_TARGET,
-                spread=spread(ratios),
-                detail={
-                    "summary": f"{list_rps:.0f} vs bare {bare_rps:.0f} req/s "
-                    f"({len(page.content) // 1000} KB pages)",
-                    **common,
-                },
+                low=RATIO_TARGET,
+                variant=kind,
+                detail={"summary": summary, **common},
             )
         )
     return figures

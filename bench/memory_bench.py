@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import MB, Config, Figure, proc_status_kb, random_file
+from bench.common import MB, Config, Figure, bounded, proc_status_kb, random_file
 from bench.servers import PASSWORD, hygieia_server
 
 LIMIT_MB = 120
@@ -114,46 +114,34 @@ def _run(cfg: Config, work: Path, only: set[str]) -> list[Figure]:
     if out.stat().st_size != size or _sha256(out) != _sha256(plain):
         raise RuntimeError("the record came back different")
     transfer = f"{size // MB} MB up {put_s:.0f} s, down {get_s:.0f} s"
+
+    def rss(key: str, peak_mb: float, summary: str, **detail: float | bool) -> Figure:
+        info = {"summary": f"{summary}; {transfer}", "bytes": size, **detail}
+        return bounded(key, peak_mb, unit="MB", high=LIMIT_MB, detail=info)
+
     figures = []
     if "server_rss_mb" in only:
         figures.append(
-            Figure(
-                key="server_rss_mb",
-                variant=None,
-                value=server_peak,
-                unit="MB",
-                target=f"≤ {LIMIT_MB}",
-                ok=server_peak <= LIMIT_MB,
-                detail={
-                    "summary": f"idle {server_idle:.0f} MB, lifetime peak "
-                    f"{server_lifetime:.0f} MB; {transfer}",
-                    "bytes": size,
-                    "idle_after_login_mb": round(server_idle, 1),
-                    "lifetime_peak_mb": round(server_lifetime, 1),
-                    "peak_reset_before_upload": reset,
-                },
+            rss(
+                "server_rss_mb",
+                server_peak,
+                f"idle {server_idle:.0f} MB, lifetime peak {server_lifetime:.0f} MB",
+                idle_after_login_mb=round(server_idle, 1),
+                lifetime_peak_mb=round(server_lifetime, 1),
+                peak_reset_before_upload=reset,
             )
         )
     if "client_rss_mb" in only:
-        peak = max(put_rss, get_rss)
         figures.append(
-            Figure(
-                key="client_rss_mb",
-                variant=None,
-                value=peak,
-                unit="MB",
-                target=f"≤ {LIMIT_MB}",
-                ok=peak <= LIMIT_MB,
-                detail={
-                    "summary": f"whoami {client_idle:.0f} MB; put {put_rss:.0f} / "
-                    f"get {get_rss:.0f} MB; {transfer}",
-                    "bytes": size,
-                    "put_mb": round(put_rss, 1),
-                    "get_mb": round(get_rss, 1),
-                    "idle_whoami_mb": round(client_idle, 1),
-                    "put_s": round(put_s, 1),
-                    "get_s": round(get_s, 1),
-                },
+            rss(
+                "client_rss_mb",
+                max(put_rss, get_rss),
+                f"whoami {client_idle:.0f} MB; put {put_rss:.0f} / get {get_rss:.0f} MB",
+                put_mb=round(put_rss, 1),
+                get_mb=round(get_rss, 1),
+                idle_whoami_mb=round(client_idle, 1),
+                put_s=round(put_s, 1),
+                get_s=round(get_s, 1),
             )
         )
     return figures

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import database
+from tests.support.gpg import stop_gpg_agents
 from tests.support.ipfs_server import ipfs_api_fixture
-from tests.support.keys import stop_gpg_agents
 
 DB_KINDS = ["sqlite", "postgres"]
 

@@ -8,7 +8,6 @@ server log are then searched for those secrets.
 
 from __future__ import annotations
 
-import base64
 import os
 import unicodedata
 from pathlib import Path
@@ -39,8 +38,7 @@ def _add_password_secrets(secrets: Secrets, n: int, api: HygieiaClient, email: s
     secrets.add(f"password{n}", password)
     secrets.add(f"password{n}.nfkc", unicodedata.normalize("NFKC", password))
     pre = api.prelogin(email)
-    salt = base64.b64decode(pre["salt"])
-    keys = crypto.derive_keys(password, salt, crypto.KdfParams.from_dict(pre["kdf"]))
+    keys = crypto.derive_keys(password, pre.salt, crypto.KdfParams.from_dict(pre.kdf))
     secrets.add(f"master{n}", keys.master)
     secrets.add(f"wrap_key{n}", keys.wrap_key)
     return keys.wrap_key
@@ -71,20 +69,14 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         content = os.urandom(5 * 1024 * 1024) + CONTENT_MARKER
         src = tmp_path / FILENAME
         src.write_bytes(content)
-        rec = recs.put(
-            api,
-            after,
-            src,
-            title=TITLE,
-            record_type="lab",
-            provider=PROVIDER,
-            tags=[TAG],
-            date="2026-11-01",
+        fields = recs.RecordFields(
+            title=TITLE, record_type="lab", provider=PROVIDER, tags=(TAG,), date="2026-11-01"
         )
+        rec = recs.put(api, after, src, fields)
         listed = [r.meta for r in recs.iter_records(api, after.unlock())]
         assert listed[0]["title"] == TITLE
         back = tmp_path / "back.bin"
-        recs.get(api, after, rec["id"], back)
+        recs.get(api, after, rec.id, back)
         assert back.read_bytes() == content
 
         # Exporting the key is purely local: no request may carry it.
@@ -101,7 +93,7 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     secrets.add("recovery_code.bytes", code_bytes)
     rkeys = crypto.derive_recovery_keys(code_bytes, _recovery_salt(db_url, email))
     secrets.add("recovery_wrap_key", rkeys.wrap_key)
-    material = secret_material(me["locked_secret_key"], crypto.vault_passphrase(vault_key))
+    material = secret_material(me.locked_secret_key, crypto.vault_passphrase(vault_key))
     assert len(material) == 2  # Ed25519 seed + X25519 scalar
     for i, scalar in enumerate(material):
         secrets.add(f"secret_scalar{i}", scalar)
@@ -136,7 +128,7 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     sent = Secrets()
     sent.add(
         "auth_key",
-        crypto.derive_keys(PASSWORDS[2], base64.b64decode(me["salt"]), crypto.DEFAULT_KDF).auth_key,
+        crypto.derive_keys(PASSWORDS[2], me.salt, crypto.DEFAULT_KDF).auth_key,
     )
     assert any(sent.find_in(b) for b in recorder.bodies)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client.sdk import ApiError
 from hygieia.crypto._identity import load_public_key
+from hygieia.encoding import to_b64
 from tests.api.conftest import LiveApp
 
 PASSWORD = "correct horse battery staple ünïcødé"
@@ -18,14 +17,14 @@ PASSWORD = "correct horse battery staple ünïcødé"
 def test_signup_login_me_logout(live: LiveApp) -> None:
     api = live.client()
     result = acct.signup(api, "Alice@Example.org", PASSWORD)
-    assert result.account["email"] == "alice@example.org"
+    assert result.account.email == "alice@example.org"
     assert len(crypto.parse_recovery_code(result.recovery_code)) == 20
 
     session = acct.login(api, "alice@example.org", PASSWORD)
     me = live.client(session.token).me()
-    assert me["fingerprint"] == result.account["fingerprint"]
+    assert me.fingerprint == result.account.fingerprint
     # The vault key from the password unlocks the stored secret key.
-    crypto.unlock(me["locked_secret_key"], session.vault_key)
+    crypto.unlock(me.locked_secret_key, session.vault_key)
 
     live.client(session.token).logout()
     with pytest.raises(ApiError) as exc:
@@ -49,11 +48,14 @@ def test_prelogin_does_not_reveal_accounts(live: LiveApp) -> None:
     fake2 = api.prelogin("ghost@example.org")
     assert fake1 == fake2  # stable
     assert fake1 != api.prelogin("ghost2@example.org")
-    assert set(real) == set(fake1)
-    assert real["kdf"] == fake1["kdf"]
+    # The same fields, not only the ones the SDK reads.
+    emails = ("real@example.org", "ghost@example.org")
+    raw = [api.json("GET", "/auth/prelogin", params={"email": e}) for e in emails]
+    assert set(raw[0]) == set(raw[1])
+    assert real.kdf == fake1.kdf
     for info in (real, fake1):
-        assert len(base64.b64decode(info["salt"])) == 16
-        assert info["salt"] != info["recovery_salt"]
+        assert len(info.salt) == 16
+        assert info.salt != info.recovery_salt
 
 
 def test_login_failure_identical_for_unknown_and_wrong_password(live: LiveApp) -> None:
@@ -86,8 +88,8 @@ def test_change_password_rewraps_and_revokes_other_sessions(live: LiveApp) -> No
         live.client(second.token).me()
     assert exc.value.code == "token_revoked"
     # The locked secret key never changes; the vault key is the same.
-    assert after["locked_secret_key"] == before["locked_secret_key"]
-    assert after["wrapped_vault_key"] != before["wrapped_vault_key"]
+    assert after.locked_secret_key == before.locked_secret_key
+    assert after.wrapped_vault_key != before.wrapped_vault_key
     new = acct.login(live.client(), "dave@example.org", "a brand new passphrase 42")
     assert new.vault_key == first.vault_key
     with pytest.raises(ApiError) as old:
@@ -104,11 +106,11 @@ def test_change_password_with_wrong_current_password_is_refused(live: LiveApp) -
     # Even a client that skips the local check is refused by the server.
     keys = crypto.derive_keys("wrong", crypto.new_salt(), crypto.DEFAULT_KDF)
     body = {
-        "auth_key": base64.b64encode(keys.auth_key).decode(),
-        "new_auth_key": base64.b64encode(keys.auth_key).decode(),
-        "new_salt": base64.b64encode(crypto.new_salt()).decode(),
+        "auth_key": to_b64(keys.auth_key),
+        "new_auth_key": to_b64(keys.auth_key),
+        "new_salt": to_b64(crypto.new_salt()),
         "new_kdf": crypto.DEFAULT_KDF.to_dict(),
-        "new_wrapped_vault_key": base64.b64encode(bytes(61)).decode(),
+        "new_wrapped_vault_key": to_b64(bytes(61)),
     }
     with pytest.raises(ApiError) as exc:
         live.client(s.token).change_password(body)
@@ -127,7 +129,7 @@ def test_recovery_sets_new_password_and_loses_nothing(live: LiveApp) -> None:
     )
     assert recovered.vault_key == old.vault_key
     after = live.client(recovered.token).me()
-    assert after["locked_secret_key"] == before["locked_secret_key"]
+    assert after.locked_secret_key == before.locked_secret_key
     with pytest.raises(ApiError) as exc:
         live.client(old.token).me()
     assert exc.value.code == "token_revoked"
@@ -144,15 +146,13 @@ def test_recovery_grant_is_single_use(live: LiveApp) -> None:
     result = acct.signup(api, "gina@example.org", PASSWORD)
     pre = api.prelogin("gina@example.org")
     rkeys = crypto.derive_recovery_keys(
-        crypto.parse_recovery_code(result.recovery_code), base64.b64decode(pre["recovery_salt"])
+        crypto.parse_recovery_code(result.recovery_code), pre.recovery_salt
     )
-    grant = api.recover("gina@example.org", base64.b64encode(rkeys.auth_key).decode())
-    vault_key = crypto.unwrap_vault_key(
-        base64.b64decode(grant["recovery_wrapped_vault_key"]), rkeys.wrap_key
-    )
+    grant = api.recover("gina@example.org", to_b64(rkeys.auth_key))
+    vault_key = crypto.unwrap_vault_key(grant.recovery_wrapped_vault_key, rkeys.wrap_key)
     body = {
-        "recovery_token": grant["recovery_token"],
-        **acct._new_password_material("pw one!!", vault_key, base64.b64decode(pre["salt"])),
+        "recovery_token": grant.recovery_token,
+        **acct._new_password_material("pw one!!", vault_key, pre.salt),
     }
     api.recover_complete(body)
     with pytest.raises(ApiError) as exc:
@@ -160,7 +160,7 @@ def test_recovery_grant_is_single_use(live: LiveApp) -> None:
     assert exc.value.status == 401
     # A recovery grant is not a session token.
     with pytest.raises(ApiError) as exc2:
-        live.client(grant["recovery_token"]).me()
+        live.client(grant.recovery_token).me()
     assert exc2.value.status == 401
 
 
@@ -198,9 +198,9 @@ def test_user_key_lookup(live: LiveApp) -> None:
     acct.signup(api, "jack@example.org", PASSWORD)
     s = acct.login(live.client(), "jack@example.org", PASSWORD)
     key = live.client(s.token).user_key("ivy@example.org")
-    assert key["email"] == "ivy@example.org"
-    assert key["fingerprint"] == bob.account["fingerprint"]
-    assert load_public_key(key["public_key"]).fingerprint.upper() == key["fingerprint"]
+    assert key.email == "ivy@example.org"
+    assert key.fingerprint == bob.account.fingerprint
+    assert load_public_key(key.public_key).fingerprint.upper() == key.fingerprint
 
 
 def test_audit_trail_records_security_events(live: LiveApp) -> None:

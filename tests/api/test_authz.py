@@ -49,9 +49,7 @@ def accounts(live: LiveApp) -> dict[str, object]:
     alice = acct.login(live.client(), "alice@example.org", PASSWORD)
     mallory = acct.login(live.client(), "mallory@example.org", PASSWORD)
     pre = api.prelogin("alice@example.org")
-    alice_keys = crypto.derive_keys(
-        PASSWORD, base64.b64decode(pre["salt"]), crypto.KdfParams.from_dict(pre["kdf"])
-    )
+    alice_keys = crypto.derive_keys(PASSWORD, pre.salt, crypto.KdfParams.from_dict(pre.kdf))
     return {"alice": alice, "mallory": mallory, "alice_auth": alice_keys.auth_key}
 
 
@@ -115,4 +113,4 @@ def test_other_users_token_cannot_act_for_alice(live: LiveApp, accounts: dict[st
     # Logging out with Mallory's token does not end Alice's session.
     httpx.post(f"{live.url}/api/v1/auth/logout", headers=headers)
     alice = accounts["alice"]
-    assert live.client(alice.token).me()["email"] == "alice@example.org"  # type: ignore[attr-defined]
+    assert live.client(alice.token).me().email == "alice@example.org"  # type: ignore[attr-defined]

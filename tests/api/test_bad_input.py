@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -10,14 +9,11 @@ import httpx
 import pytest
 
 from hygieia import crypto
+from hygieia.encoding import to_b64
 from tests.api.conftest import LiveApp
 from tests.support.keys import gpg_unlocked_identity
 
 SECRET_MARKER = "SuperSecretValue-9f2c"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def signup_body(email: str = "x@example.org") -> dict[str, object]:
@@ -26,14 +22,14 @@ def signup_body(email: str = "x@example.org") -> dict[str, object]:
     return {
         "email": email,
         "kdf": crypto.DEFAULT_KDF.to_dict(),
-        "salt": _b64(b"\x01" * 16),
-        "recovery_salt": _b64(b"\x02" * 16),
-        "auth_key": _b64(b"\x03" * 32),
+        "salt": to_b64(b"\x01" * 16),
+        "recovery_salt": to_b64(b"\x02" * 16),
+        "auth_key": to_b64(b"\x03" * 32),
         "public_key": identity.public_key,
         "locked_secret_key": identity.locked_secret_key,
-        "wrapped_vault_key": _b64(b"\x01" + b"\x04" * 60),
-        "recovery_wrapped_vault_key": _b64(b"\x01" + b"\x05" * 60),
-        "recovery_verifier": _b64(b"\x06" * 32),
+        "wrapped_vault_key": to_b64(b"\x01" + b"\x04" * 60),
+        "recovery_wrapped_vault_key": to_b64(b"\x01" + b"\x05" * 60),
+        "recovery_verifier": to_b64(b"\x06" * 32),
     }
 
 
@@ -54,23 +50,13 @@ def assert_error(r: httpx.Response, status: int, code: str) -> None:
     assert SECRET_MARKER not in r.text
 
 
-def test_malformed_json(live: LiveApp) -> None:
-    r = post(
-        live,
-        "/auth/login",
-        content=b'{"email": "a@b.c", "auth_key": ',
-        headers={"content-type": "application/json"},
-    )
-    assert_error(r, 400, "malformed_body")
-
-
-def test_non_utf8_body(live: LiveApp) -> None:
-    r = post(
-        live,
-        "/auth/login",
-        content=b'{"email": "\xff\xfe@x.org"}',
-        headers={"content-type": "application/json"},
-    )
+@pytest.mark.parametrize(
+    "content",
+    [b'{"email": "a@b.c", "auth_key": ', b'{"email": "\xff\xfe@x.org"}'],
+    ids=["malformed_json", "non_utf8"],
+)
+def test_unreadable_body(live: LiveApp, content: bytes) -> None:
+    r = post(live, "/auth/login", content=content, headers={"content-type": "application/json"})
     assert_error(r, 400, "malformed_body")
 
 
@@ -84,14 +70,14 @@ def test_wrong_types(live: LiveApp, good_body: dict[str, object]) -> None:
 
 
 def test_unknown_fields_refused(live: LiveApp) -> None:
-    body = {"email": "a@example.org", "auth_key": _b64(b"\x00" * 32), "password": SECRET_MARKER}
+    body = {"email": "a@example.org", "auth_key": to_b64(b"\x00" * 32), "password": SECRET_MARKER}
     assert_error(post(live, "/auth/login", json=body), 422, "validation_error")
 
 
 def test_invalid_base64_not_echoed(live: LiveApp) -> None:
     body = {"email": "a@example.org", "auth_key": SECRET_MARKER + "!!"}
     assert_error(post(live, "/auth/login", json=body), 422, "validation_error")
-    body = {"email": "a@example.org", "auth_key": _b64(b"short")}
+    body = {"email": "a@example.org", "auth_key": to_b64(b"short")}
     assert_error(post(live, "/auth/login", json=body), 422, "validation_error")
 
 
@@ -102,7 +88,9 @@ def test_absurd_sizes(live: LiveApp, good_body: dict[str, object]) -> None:
     )
     assert_error(
         post(
-            live, "/auth/login", json={"email": "a" * 300 + "@x.org", "auth_key": _b64(b"\0" * 32)}
+            live,
+            "/auth/login",
+            json={"email": "a" * 300 + "@x.org", "auth_key": to_b64(b"\0" * 32)},
         ),
         422,
         "validation_error",

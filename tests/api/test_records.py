@@ -47,10 +47,11 @@ def test_round_trip(live: LiveApp, alice: acct.LoggedIn, tmp_path: Path, size: i
     data = data[:size]
     src = write(tmp_path, "scan.bin", data)
     api = live.client(alice.token)
-    rec = recs.put(api, alice, src, title="Scan", record_type="imaging", tags=["a", "b"])
-    assert rec["segments"] == crypto.segment_count(size)
+    fields = recs.RecordFields(title="Scan", record_type="imaging", tags=("a", "b"))
+    rec = recs.put(api, alice, src, fields)
+    assert rec.segments == crypto.segment_count(size)
     out = tmp_path / "out.bin"
-    meta = recs.get(api, alice, rec["id"], out)
+    meta = recs.get(api, alice, rec.id, out)
     assert out.read_bytes() == data
     assert meta["title"] == "Scan" and meta["size"] == size and meta["tags"] == ["a", "b"]
 
@@ -60,15 +61,17 @@ def test_list_is_paginated_newest_first(
 ) -> None:
     api = live.client(alice.token)
     ids = [
-        recs.put(api, alice, write(tmp_path, f"f{i}.txt", b"x%d" % i), title=f"t{i}")["id"]
+        recs.put(
+            api, alice, write(tmp_path, f"f{i}.txt", b"x%d" % i), recs.RecordFields(title=f"t{i}")
+        ).id
         for i in range(5)
     ]
-    page1 = api.json("GET", "/records", params={"limit": 2})
-    page2 = api.json("GET", "/records", params={"limit": 2, "cursor": page1["next_cursor"]})
-    page3 = api.json("GET", "/records", params={"limit": 2, "cursor": page2["next_cursor"]})
-    got = [i["id"] for p in (page1, page2, page3) for i in p["items"]]
+    page1 = api.list_records(limit=2)
+    page2 = api.list_records(limit=2, cursor=page1.next_cursor)
+    page3 = api.list_records(limit=2, cursor=page2.next_cursor)
+    got = [i.id for p in (page1, page2, page3) for i in p.items]
     assert got == list(reversed(ids))
-    assert page3["next_cursor"] is None
+    assert page3.next_cursor is None
     titles = [r.meta["title"] for r in recs.iter_records(api, alice.unlock())]
     assert titles == ["t4", "t3", "t2", "t1", "t0"]
     with pytest.raises(ApiError) as exc:
@@ -80,11 +83,11 @@ def test_delete_releases_pin(live: LiveApp, alice: acct.LoggedIn, tmp_path: Path
     api = live.client(alice.token)
     rec = recs.put(api, alice, write(tmp_path, "a.txt", b"hello"))
     store = live_store(live)
-    assert rec["cid"] in set(store.pins())
-    recs.remove(api, rec["id"])
-    assert rec["cid"] not in set(store.pins())
+    assert rec.cid in set(store.pins())
+    recs.remove(api, rec.id)
+    assert rec.cid not in set(store.pins())
     with pytest.raises(ApiError) as exc:
-        api.json("GET", f"/records/{rec['id']}")
+        api.get_record(rec.id)
     assert exc.value.status == 404
 
 
@@ -97,7 +100,7 @@ def test_authorisation_matrix(
     live: LiveApp, alice: acct.LoggedIn, bob: acct.LoggedIn, tmp_path: Path
 ) -> None:
     rec = recs.put(live.client(alice.token), alice, write(tmp_path, "a.txt", b"secret stuff"))
-    rid = rec["id"]
+    rid = rec.id
     routes = [
         ("GET", f"/records/{rid}"),
         ("GET", f"/records/{rid}/content"),
@@ -333,19 +336,19 @@ def test_client_refuses_tampered_records(
 ) -> None:
     api = live.client(alice.token)
     data_a = bytes(range(256)) * 40000  # ~10 MB, 3 segments
-    a = recs.put(api, alice, write(tmp_path, "a.bin", data_a))
-    b = recs.put(api, alice, write(tmp_path, "b.bin", bytes(reversed(data_a))))
+    a = recs.put(api, alice, write(tmp_path, "a.bin", data_a)).id
+    b = recs.put(api, alice, write(tmp_path, "b.bin", bytes(reversed(data_a)))).id
     raw_a = httpx.get(
-        f"{live.url}/api/v1/records/{a['id']}/content",
+        f"{live.url}/api/v1/records/{a}/content",
         headers={"authorization": f"Bearer {alice.token}"},
     ).content
     raw_b = httpx.get(
-        f"{live.url}/api/v1/records/{b['id']}/content",
+        f"{live.url}/api/v1/records/{b}/content",
         headers={"authorization": f"Bearer {alice.token}"},
     ).content
     seg_len_a = 6 + int.from_bytes(raw_a[2:6], "big")
     seg_len_b = 6 + int.from_bytes(raw_b[2:6], "big")
-    item_b = api.json("GET", f"/records/{b['id']}")
+    item_b = api.json("GET", f"/records/{b}")
     bob_pkesk = base64.b64encode(
         crypto.make_pkesk(crypto.new_session_key(), bob.unlock().public_key)
     ).decode()
@@ -358,34 +361,34 @@ def test_client_refuses_tampered_records(
         return None
 
     def swap_content(_req: httpx.Request, body: bytes) -> bytes | None:
-        return raw_b if _req.url.path.endswith(f"{a['id']}/content") else None
+        return raw_b if _req.url.path.endswith(f"{a}/content") else None
 
     def swap_cid(_req: httpx.Request, body: bytes) -> bytes | None:
-        if _req.url.path.endswith(f"/records/{a['id']}"):
+        if _req.url.path.endswith(f"/records/{a}"):
             item = json.loads(body)
             item["cid"] = item_b["cid"]
             return json.dumps(item).encode()
         return swap_content(_req, body)
 
     def foreign_segment(_req: httpx.Request, body: bytes) -> bytes | None:
-        if _req.url.path.endswith(f"{a['id']}/content"):
+        if _req.url.path.endswith(f"{a}/content"):
             return raw_a[:seg_len_a] + raw_b[seg_len_b : 2 * seg_len_b] + raw_a[2 * seg_len_a :]
         return None
 
     def dropped_segment(_req: httpx.Request, body: bytes) -> bytes | None:
-        if _req.url.path.endswith(f"{a['id']}/content"):
+        if _req.url.path.endswith(f"{a}/content"):
             return raw_a[:seg_len_a] + raw_a[2 * seg_len_a :]
         return None
 
     def other_pkesk(_req: httpx.Request, body: bytes) -> bytes | None:
-        if _req.url.path.endswith(f"/records/{a['id']}"):
+        if _req.url.path.endswith(f"/records/{a}"):
             item = json.loads(body)
             item["pkesk"] = bob_pkesk
             return json.dumps(item).encode()
         return None
 
     def other_metadata(_req: httpx.Request, body: bytes) -> bytes | None:
-        if _req.url.path.endswith(f"/records/{a['id']}"):
+        if _req.url.path.endswith(f"/records/{a}"):
             item = json.loads(body)
             item["sealed_metadata"] = item_b["sealed_metadata"]
             return json.dumps(item).encode()
@@ -402,9 +405,9 @@ def test_client_refuses_tampered_records(
     ):
         target = tmp_path / f"out-{rewrite.__name__}.bin"
         with pytest.raises((recs.RecordVerificationError, crypto.DecryptionError)):
-            recs.get(_tampered(live, alice, rewrite), alice, a["id"], target)
+            recs.get(_tampered(live, alice, rewrite), alice, a, target)
         assert not target.exists(), rewrite.__name__
         assert [p.name for p in tmp_path.glob(".hygieia-get-*")] == [], rewrite.__name__
     # Untampered, it still opens.
-    recs.get(api, alice, a["id"], tmp_path / "fine.bin")
+    recs.get(api, alice, a, tmp_path / "fine.bin")
     assert (tmp_path / "fine.bin").read_bytes() == data_a

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hygieia import crypto
 from tests.client.conftest import Cli
-from tests.support.keys import gpg, gpg_home
+from tests.support.gpg import Gpg
 
 PW = "cli test password ✓ 2026"
 CODE_RE = re.compile(r"\b([A-Z2-7]{4}(?:-[A-Z2-7]{4}){7})\b")
@@ -58,12 +58,12 @@ def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
     armored = key_file.read_text()
     assert armored.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
 
-    home = gpg_home(tmp_path / "gnupg")
-    imp = gpg(home, "--import", str(key_file))
+    gpg = Gpg(tmp_path / "gnupg")
+    imp = gpg.run("--import", str(key_file))
     assert imp.returncode == 0, imp.stderr
 
     # A message sealed by hygieia.crypto for this account's public key...
-    public = gpg(home, "--armor", "--export", "gpg@example.org").stdout.decode()
+    public = gpg.run("--armor", "--export", "gpg@example.org").stdout.decode()
     signer_vault = crypto.new_vault_key()
     signer = crypto.generate_identity("sender@example.org", signer_vault)
     message = crypto.seal_message(
@@ -73,16 +73,16 @@ def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
     )
     msg_file = tmp_path / "msg.gpg"
     msg_file.write_bytes(message)
-    assert gpg(home, "--import", input=signer.public_key.encode()).returncode == 0
+    assert gpg.run("--import", input=signer.public_key.encode()).returncode == 0
     # ...opens in stock gpg with the account password as passphrase...
-    dec = gpg(home, "--passphrase", PW, "--decrypt", str(msg_file))
+    dec = gpg.run("--decrypt", str(msg_file), passphrase=PW)
     assert dec.returncode == 0, dec.stderr
     assert dec.stdout == b"lab result: all fine"
     assert b"Good signature" in dec.stderr
     # ...and not with a wrong one.
-    home2 = gpg_home(tmp_path / "gnupg2")
-    gpg(home2, "--import", str(key_file))
-    assert gpg(home2, "--passphrase", "wrong", "--decrypt", str(msg_file)).returncode != 0
+    gpg2 = Gpg(tmp_path / "gnupg2")
+    gpg2.run("--import", str(key_file))
+    assert gpg2.run("--decrypt", str(msg_file), passphrase="wrong").returncode != 0
 
 
 def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
@@ -90,18 +90,12 @@ def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
     out = cli.run(
         "key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE="chosen export phrase"
     ).stdout
-    home = gpg_home(tmp_path / "gnupg")
+    gpg = Gpg(tmp_path / "gnupg")
     key_file = tmp_path / "k.asc"
     key_file.write_text(out)
-    assert gpg(home, "--import", str(key_file)).returncode == 0
+    assert gpg.run("--import", str(key_file)).returncode == 0
     # gpg can use the secret key with the chosen passphrase (sign proves the unlock).
-    signed = gpg(
-        home,
-        "--passphrase",
-        "chosen export phrase",
-        "--local-user",
-        "pp@example.org",
-        "--sign",
-        input=b"x",
+    signed = gpg.run(
+        "--local-user", "pp@example.org", "--sign", input=b"x", passphrase="chosen export phrase"
     )
     assert signed.returncode == 0, signed.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.client.conftest import Cli
-from tests.support.keys import gpg, gpg_home
+from tests.support.gpg import Gpg
 
 PW = "records cli password 77"
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +100,7 @@ def test_ls_filters(cli: Cli, tmp_path: Path) -> None:
     assert names("--search", "discharge") == {"letter.txt"}
     assert names("--search", "city lab") == {"cbc.pdf"}
     assert names("--search", "letter discharge") == {"letter.txt"}  # words, any order
+    assert names("--search", "IMAGING") == {"xray.png"}  # the type too, as the web app
     table = cli.run("ls", password=PW).stdout
     assert "Discharge letter" in table
     bad = cli.run("ls", "--since", "yesterday", password=PW, check=False)
@@ -142,8 +143,9 @@ def test_stock_gpg_opens_what_the_cli_stored(store_cli: Cli, tmp_path: Path) -> 
 
     key = tmp_path / "key.asc"
     cli.run("key", "export", "-o", str(key), password=PW)
-    home = gpg_home(tmp_path / "gnupg")
-    assert gpg(home, "--import", str(key)).returncode == 0
+    gpg = Gpg(tmp_path / "gnupg")
+    assert gpg.run("--import", str(key)).returncode == 0
+    home = gpg.home
     script = recipe_script(tmp_path)
 
     out = tmp_path / "record.out"

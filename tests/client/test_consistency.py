@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from hygieia.client import account as acct
 from hygieia.client import records as recs
-from hygieia.client.sdk import ApiError, HygieiaClient
+from hygieia.client.sdk import ApiError, HygieiaClient, RecordItem
 from hygieia.db.models import PendingPin, Record
 from hygieia.storage import LocalBlobStore
 from tests.client.conftest import Cli
@@ -110,7 +110,7 @@ def test_server_killed_mid_upload_leaves_nothing(db_url: str, tmp_path: Path) ->
         small.write_bytes(b"after the crash")
         rec = recs.put(api, session, small)
         out = tmp_path / "out.txt"
-        recs.get(api, session, rec["id"], out)
+        recs.get(api, session, rec.id, out)
         assert out.read_bytes() == b"after the crash"
     assert counts(db_url) == (1, 0)
     assert len(list(LocalBlobStore(data_dir / "blocks").pins())) == 1
@@ -170,7 +170,7 @@ def test_concurrent_uploads_are_independent(cli: Cli, tmp_path: Path) -> None:
         p = tmp_path / f"f{i}.bin"
         p.write_bytes(os.urandom(6 * 1024 * 1024))
         files.append(p)
-    results: dict[int, dict[str, object]] = {}
+    results: dict[int, RecordItem] = {}
 
     def go(i: int) -> None:
         results[i] = recs.put(HygieiaClient(cli.server, token=session.token), session, files[i])
@@ -182,7 +182,7 @@ def test_concurrent_uploads_are_independent(cli: Cli, tmp_path: Path) -> None:
         t.join()
     for i, p in enumerate(files):
         out = tmp_path / f"out{i}"
-        recs.get(api, session, str(results[i]["id"]), out)
+        recs.get(api, session, results[i].id, out)
         assert out.read_bytes() == p.read_bytes()
 
 

@@ -15,8 +15,9 @@ from openpgp.composed import (
 
 from hygieia import crypto
 from hygieia.crypto._identity import generate_secret_key
+from tests.support.gpg import Gpg
 
-from .conftest import Gpg, Person, make_person
+from .conftest import Person, make_person
 
 
 def s2k_params(armored: str) -> list[tuple[int, str, str, int, bytes, bytes]]:

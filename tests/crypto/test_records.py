@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hygieia import crypto
+from tests.support.gpg import Gpg
 
-from .conftest import Gpg, Person
+from .conftest import Person
 
 SMALL = 1000  # segment size for fast tests
 

@@ -7,11 +7,10 @@ can search for them byte for byte; it reuses the crypto package's S2K/CFB primit
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
 from pathlib import Path
 
 from hygieia.crypto import _relock
+from tests.support.gpg import Gpg
 
 
 def dearmor(armored: str) -> bytes:
@@ -55,47 +54,12 @@ def secret_material(locked_armored: str, passphrase: str) -> list[bytes]:
     return out
 
 
-def gpg(home: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    return subprocess.run(
-        ["gpg", "--batch", "--no-tty", "--pinentry-mode", "loopback", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-_HOMES: list[Path] = []
-
-
-def gpg_home(path: Path) -> Path:
-    """A throwaway GNUPGHOME; its gpg-agent is stopped after the test (tests/conftest.py)."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    _HOMES.append(path)
-    return path
-
-
-def stop_gpg_agents() -> None:
-    """Stop the agents that gpg started for the homes made by :func:`gpg_home`."""
-    while _HOMES:
-        home = _HOMES.pop()
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-
-
 def gpg_unlocked_identity(home: Path, email: str) -> tuple[str, str]:
     """(public, UNLOCKED secret) armored keys in the right algorithms, made by gpg."""
-    gpg_home(home)
-    gpg(home, "--passphrase", "", "--quick-gen-key", f"<{email}>", "ed25519", "cert,sign", "never")
-    fpr = gpg(home, "--with-colons", "--list-keys", email).stdout.decode()
-    fingerprint = next(line.split(":")[9] for line in fpr.splitlines() if line.startswith("fpr"))
-    gpg(home, "--passphrase", "", "--quick-add-key", fingerprint, "cv25519", "encr", "never")
-    public = gpg(home, "--armor", "--export", email).stdout.decode()
-    secret = gpg(home, "--passphrase", "", "--armor", "--export-secret-keys", email).stdout.decode()
+    gpg = Gpg(home)
+    gpg.ok("--quick-gen-key", f"<{email}>", "ed25519", "cert,sign", "never", passphrase="")
+    fingerprint = gpg.fingerprint(email)
+    gpg.ok("--quick-add-key", fingerprint, "cv25519", "encr", "never", passphrase="")
+    public = gpg.ok("--armor", "--export", email).decode()
+    secret = gpg.ok("--armor", "--export-secret-keys", email, passphrase="").decode()
     return public, secret

@@ -19,6 +19,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from hygieia.encoding import to_b64
+
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,190}$")
 MAX_KEY_CHARS = 64 * 1024
 
@@ -50,12 +52,8 @@ def _b64_decoder(min_len: int, max_len: int) -> BeforeValidator:
     return BeforeValidator(decode)
 
 
-_B64_OUT = PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str)
+_B64_OUT = PlainSerializer(to_b64, return_type=str)
 _B64_SCHEMA = WithJsonSchema({"type": "string", "contentEncoding": "base64"})
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
 
 
 Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]

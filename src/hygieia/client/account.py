@@ -6,37 +6,28 @@ sent; only ``auth_key``, the recovery verifier and wrapped/locked material.
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hygieia import crypto
-from hygieia.client.sdk import HygieiaClient
+from hygieia.client.sdk import HygieiaClient, NewAccount, SessionGrant
+from hygieia.encoding import to_b64
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-@dataclass
+@dataclass(frozen=True)
 class SignupResult:
     recovery_code: str
-    account: dict[str, Any]
+    account: NewAccount
 
 
-@dataclass
-class LoggedIn:
-    token: str
-    expires_at: str
-    account: dict[str, Any]
-    vault_key: bytes
+@dataclass(frozen=True)
+class LoggedIn(SessionGrant):
+    """A session and the vault key unwrapped with it (client memory only; never sent)."""
+
+    vault_key: bytes = field(repr=False)
 
     def unlock(self) -> crypto.UnlockedKey:
-        return crypto.unlock(self.account["locked_secret_key"], self.vault_key)
+        return crypto.unlock(self.account.locked_secret_key, self.vault_key)
 
 
 def _new_password_material(password: str, vault_key: bytes, salt: bytes) -> dict[str, Any]:
@@ -45,10 +36,10 @@ def _new_password_material(password: str, vault_key: bytes, salt: bytes) -> dict
     params = crypto.DEFAULT_KDF
     keys = crypto.derive_keys(password, salt, params)
     return {
-        "new_auth_key": _b64(keys.auth_key),
-        "new_salt": _b64(salt),
+        "new_auth_key": to_b64(keys.auth_key),
+        "new_salt": to_b64(salt),
         "new_kdf": params.to_dict(),
-        "new_wrapped_vault_key": _b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
+        "new_wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
     }
 
 
@@ -64,50 +55,52 @@ def signup(api: HygieiaClient, email: str, password: str) -> SignupResult:
         {
             "email": email,
             "kdf": params.to_dict(),
-            "salt": _b64(salt),
-            "recovery_salt": _b64(recovery_salt),
-            "auth_key": _b64(keys.auth_key),
+            "salt": to_b64(salt),
+            "recovery_salt": to_b64(recovery_salt),
+            "auth_key": to_b64(keys.auth_key),
             "public_key": identity.public_key,
             "locked_secret_key": identity.locked_secret_key,
-            "wrapped_vault_key": _b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
-            "recovery_wrapped_vault_key": _b64(crypto.wrap_vault_key(vault_key, rkeys.wrap_key)),
-            "recovery_verifier": _b64(rkeys.auth_key),
+            "wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
+            "recovery_wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, rkeys.wrap_key)),
+            "recovery_verifier": to_b64(rkeys.auth_key),
         }
     )
     return SignupResult(recovery_code=code, account=account)
 
 
+def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> LoggedIn:
+    """Make ``api`` act with the new session's token from now on."""
+    api.token = grant.token
+    return LoggedIn(grant.token, grant.expires_at, grant.account, vault_key=vault_key)
+
+
 def login(api: HygieiaClient, email: str, password: str) -> LoggedIn:
     pre = api.prelogin(email)
-    params = crypto.KdfParams.from_dict(pre["kdf"])
-    keys = crypto.derive_keys(password, _unb64(pre["salt"]), params)
-    answer = api.login(email, _b64(keys.auth_key))
-    account = answer["account"]
-    vault_key = crypto.unwrap_vault_key(_unb64(account["wrapped_vault_key"]), keys.wrap_key)
-    api.token = answer["token"]
-    return LoggedIn(
-        token=answer["token"], expires_at=answer["expires_at"], account=account, vault_key=vault_key
-    )
+    params = crypto.KdfParams.from_dict(pre.kdf)
+    keys = crypto.derive_keys(password, pre.salt, params)
+    answer = api.login(email, to_b64(keys.auth_key))
+    vault_key = crypto.unwrap_vault_key(answer.account.wrapped_vault_key, keys.wrap_key)
+    return _use_session(api, answer, vault_key)
 
 
 def unlock_vault(api: HygieiaClient, password: str) -> LoggedIn:
     """With a live token, re-derive the vault key from the password (no new session)."""
     account = api.me()
-    params = crypto.KdfParams.from_dict(account["kdf"])
-    keys = crypto.derive_keys(password, _unb64(account["salt"]), params)
-    vault_key = crypto.unwrap_vault_key(_unb64(account["wrapped_vault_key"]), keys.wrap_key)
+    params = crypto.KdfParams.from_dict(account.kdf)
+    keys = crypto.derive_keys(password, account.salt, params)
+    vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, keys.wrap_key)
     return LoggedIn(token=api.token or "", expires_at="", account=account, vault_key=vault_key)
 
 
 def change_password(api: HygieiaClient, old_password: str, new_password: str) -> None:
     account = api.me()
-    params = crypto.KdfParams.from_dict(account["kdf"])
-    old = crypto.derive_keys(old_password, _unb64(account["salt"]), params)
+    params = crypto.KdfParams.from_dict(account.kdf)
+    old = crypto.derive_keys(old_password, account.salt, params)
     # A wrong password fails here already (AES-GCM), before anything is sent.
-    vault_key = crypto.unwrap_vault_key(_unb64(account["wrapped_vault_key"]), old.wrap_key)
+    vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, old.wrap_key)
     body = {
-        "auth_key": _b64(old.auth_key),
-        **_new_password_material(new_password, vault_key, _unb64(account["salt"])),
+        "auth_key": to_b64(old.auth_key),
+        **_new_password_material(new_password, vault_key, account.salt),
     }
     api.change_password(body)
 
@@ -115,25 +108,19 @@ def change_password(api: HygieiaClient, old_password: str, new_password: str) ->
 def recover(api: HygieiaClient, email: str, recovery_code: str, new_password: str) -> LoggedIn:
     code = crypto.parse_recovery_code(recovery_code)
     pre = api.prelogin(email)
-    rkeys = crypto.derive_recovery_keys(code, _unb64(pre["recovery_salt"]))
-    grant = api.recover(email, _b64(rkeys.auth_key))
-    vault_key = crypto.unwrap_vault_key(_unb64(grant["recovery_wrapped_vault_key"]), rkeys.wrap_key)
+    rkeys = crypto.derive_recovery_keys(code, pre.recovery_salt)
+    grant = api.recover(email, to_b64(rkeys.auth_key))
+    vault_key = crypto.unwrap_vault_key(grant.recovery_wrapped_vault_key, rkeys.wrap_key)
     answer = api.recover_complete(
         {
-            "recovery_token": grant["recovery_token"],
-            **_new_password_material(new_password, vault_key, _unb64(pre["salt"])),
+            "recovery_token": grant.recovery_token,
+            **_new_password_material(new_password, vault_key, pre.salt),
         }
     )
-    api.token = answer["token"]
-    return LoggedIn(
-        token=answer["token"],
-        expires_at=answer["expires_at"],
-        account=answer["account"],
-        vault_key=vault_key,
-    )
+    return _use_session(api, answer, vault_key)
 
 
 def export_key(session: LoggedIn, passphrase: str) -> str:
     return crypto.export_secret_key(
-        session.account["locked_secret_key"], session.vault_key, passphrase
+        session.account.locked_secret_key, session.vault_key, passphrase
     )

@@ -9,14 +9,13 @@ Passwords come from a hidden prompt or, for scripts, ``HYGIEIA_PASSWORD`` /
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -123,9 +122,9 @@ def signup(email: str, server: ServerOpt = None) -> None:
         pw = password(confirm=True)
         result = acct.signup(api, email, pw)
         session = acct.login(api, email, pw)
-        _remember(api, result.account["email"], session)
-    out.print(f"Account created for [bold]{result.account['email']}[/bold]")
-    out.print(f"Key fingerprint: {result.account['fingerprint']}")
+        _remember(api, result.account.email, session)
+    out.print(f"Account created for [bold]{result.account.email}[/bold]")
+    out.print(f"Key fingerprint: {result.account.fingerprint}")
     out.print("Recovery code (shown once; store it offline — it is the only way back):")
     out.print(f"  [bold]{result.recovery_code}[/bold]", highlight=False)
 
@@ -135,8 +134,8 @@ def login(email: str, server: ServerOpt = None) -> None:
     """Log in and keep the session token."""
     with friendly_errors(), HygieiaClient(_server(server)) as api:
         session = acct.login(api, email, password())
-        _remember(api, session.account["email"], session)
-    out.print(f"Logged in as {session.account['email']}")
+        _remember(api, session.account.email, session)
+    out.print(f"Logged in as {session.account.email}")
 
 
 @app.command()
@@ -163,7 +162,7 @@ def whoami(server: ServerOpt = None) -> None:
     api, _ = authed_client(server)
     with friendly_errors(), api:
         me = api.me()
-    out.print(f"{me['email']}  key {me['fingerprint']}  server {api.server}", highlight=False)
+    out.print(f"{me.email}  key {me.fingerprint}  server {api.server}", highlight=False)
 
 
 @app.command()
@@ -184,8 +183,8 @@ def recover(email: str, server: ServerOpt = None) -> None:
         code = _secret("HYGIEIA_RECOVERY_CODE", "Recovery code")
         new = _secret("HYGIEIA_NEW_PASSWORD", "New password", confirm=True)
         session = acct.recover(api, email, code, new)
-        _remember(api, session.account["email"], session)
-    out.print(f"Password reset; logged in as {session.account['email']}")
+        _remember(api, session.account.email, session)
+    out.print(f"Password reset; logged in as {session.account.email}")
 
 
 @key_app.command("export")
@@ -246,23 +245,19 @@ def put(
 ) -> None:
     """Encrypt FILE on this machine and store it; prints the record id and CID."""
     with friendly_errors():
+        fields = recs.RecordFields(
+            title=title,
+            record_type=record_type,
+            date=date,
+            provider=provider,
+            tags=tuple(tag or ()),
+            media_type=media_type,
+        )
         api, session = _vault(server)
         size = file.stat().st_size
         with api, progress_bar("sealing", size) as seal, progress_bar("uploading", None) as up:
-            rec = recs.put(
-                api,
-                session,
-                file,
-                title=title,
-                record_type=record_type,
-                date=date,
-                provider=provider,
-                tags=tag or [],
-                media_type=media_type,
-                seal_progress=seal,
-                upload_progress=up,
-            )
-    out.print(f"{rec['id']} {rec['cid']}", highlight=False)
+            rec = recs.put(api, session, file, fields, seal_progress=seal, upload_progress=up)
+    out.print(f"{rec.id} {rec.cid}", highlight=False)
 
 
 @app.command("ls")
@@ -273,7 +268,7 @@ def list_records(
     since: Annotated[str | None, typer.Option(help="Record date ≥ YYYY-MM-DD")] = None,
     until: Annotated[str | None, typer.Option(help="Record date ≤ YYYY-MM-DD")] = None,
     search: Annotated[
-        str | None, typer.Option(help="Words in title, provider, file name or tags")
+        str | None, typer.Option(help="Words in title, type, provider, file name or tags")
     ] = None,
     server: ServerOpt = None,
 ) -> None:
@@ -281,10 +276,11 @@ def list_records(
     with friendly_errors():
         api, session = _vault(server)
         with api:
-            items = [r.as_json() for r in recs.iter_records(api, session.unlock())]
-        items = filter_records(
-            items, record_type=record_type, tags=tag or [], since=since, until=until, text=search
+            listed = list(recs.iter_records(api, session.unlock()))
+        chosen = recs.filter_records(
+            listed, text=search, record_type=record_type, tags=tag or (), since=since, until=until
         )
+        items = [r.as_json() for r in chosen]
     if as_json:
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
         return
@@ -311,39 +307,6 @@ def list_records(
     out.print(table)
 
 
-def filter_records(
-    items: list[dict[str, Any]],
-    *,
-    record_type: str | None,
-    tags: list[str],
-    since: str | None,
-    until: str | None,
-    text: str | None,
-) -> list[dict[str, Any]]:
-    for bound in (since, until):
-        if bound:
-            dt.date.fromisoformat(bound)
-    words = (text or "").casefold().split()  # every word, in any order (as the web app)
-
-    def keep(it: dict[str, Any]) -> bool:
-        if record_type and it["type"] != record_type:
-            return False
-        if any(t not in it["tags"] for t in tags):
-            return False
-        if since and (not it["date"] or it["date"] < since):
-            return False
-        if until and (not it["date"] or it["date"] > until):
-            return False
-        if words:
-            hay = " ".join(
-                str(x) for x in (it["title"], it["provider"], it["filename"], *it["tags"]) if x
-            ).casefold()
-            return all(word in hay for word in words)
-        return True
-
-    return [it for it in items if keep(it)]
-
-
 @app.command()
 def get(
     record_id: str,
@@ -361,15 +324,15 @@ def get(
             api, _ = authed_client(server)
             with api, progress_bar("downloading", None) as bar:
                 item = recs.get_raw(api, record_id, output, progress=bar)
-            out.print(f"{output} ({item['size']} bytes, CID {item['cid']})", highlight=False)
+            out.print(f"{output} ({item.size} bytes, CID {item.cid})", highlight=False)
             out.print(f"{output}.pkesk (your PKESK for gpg)", highlight=False)
             return
         api, session = _vault(server)
         with api:
-            item = api.json("GET", f"/records/{record_id}")
+            item = api.get_record(record_id)
             meta = recs.open_metadata(item, session.unlock())
             target = output or Path(Path(str(meta.get("filename") or record_id)).name)
-            with progress_bar("downloading", int(item["size"])) as bar:
+            with progress_bar("downloading", item.size) as bar:
                 recs.get(api, session, record_id, target, progress=bar)
     out.print(f"{target} ({meta['size']} bytes, verified)", highlight=False)
 

@@ -18,15 +18,17 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from hygieia import crypto
-from hygieia.client.account import LoggedIn, _b64, _unb64
-from hygieia.client.sdk import HygieiaClient
+from hygieia.client.account import LoggedIn
+from hygieia.client.sdk import HygieiaClient, RecordItem
+from hygieia.encoding import to_b64
 from hygieia.ipfs import FileImporter, parse_cid
 
 Progress = Callable[[int], None]
@@ -101,29 +103,38 @@ def seal_file(
     return sealed, reader.sha256.hexdigest()
 
 
+@dataclass(frozen=True)
+class RecordFields:
+    """What the uploader says about a record (the rest of its metadata is measured).
+
+    Left empty, the title is the file name, the type ``document`` and the media type
+    guessed from the file name.
+    """
+
+    title: str | None = None
+    record_type: str | None = None
+    date: str | None = None
+    provider: str | None = None
+    tags: tuple[str, ...] = field(default=())
+    media_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.date:
+            dt.date.fromisoformat(self.date)  # ValueError on a bad date, before any sealing
+
+
 def build_metadata(
-    source: Path,
-    *,
-    sealed: SealedFile,
-    sha256: str,
-    title: str | None,
-    record_type: str | None,
-    date: str | None,
-    provider: str | None,
-    tags: list[str],
-    media_type: str | None,
+    source: Path, *, sealed: SealedFile, sha256: str, fields: RecordFields
 ) -> dict[str, Any]:
-    if date:
-        dt.date.fromisoformat(date)  # ValueError on a bad date, before anything is sent
     return {
         "v": META_VERSION,
-        "title": title or source.name,
-        "type": record_type or "document",
-        "date": date,
-        "provider": provider,
-        "tags": sorted(set(tags)),
+        "title": fields.title or source.name,
+        "type": fields.record_type or "document",
+        "date": fields.date,
+        "provider": fields.provider,
+        "tags": sorted(set(fields.tags)),
         "filename": source.name,
-        "media_type": media_type
+        "media_type": fields.media_type
         or mimetypes.guess_type(source.name)[0]
         or "application/octet-stream",
         "size": source.stat().st_size,
@@ -170,13 +181,8 @@ class PreparedUpload:
 def prepare_upload(
     session: LoggedIn,
     source: Path,
+    fields: RecordFields | None = None,
     *,
-    title: str | None = None,
-    record_type: str | None = None,
-    date: str | None = None,
-    provider: str | None = None,
-    tags: list[str] | None = None,
-    media_type: str | None = None,
     seal_progress: Progress = _noop,
     workdir: Path | None = None,
 ) -> PreparedUpload:
@@ -189,29 +195,21 @@ def prepare_upload(
     )
     try:
         metadata = build_metadata(
-            source,
-            sealed=sealed,
-            sha256=sha256,
-            title=title,
-            record_type=record_type,
-            date=date,
-            provider=provider,
-            tags=tags or [],
-            media_type=media_type,
+            source, sealed=sealed, sha256=sha256, fields=fields or RecordFields()
         )
         meta = {
             "cid": sealed.cid,
             "size": sealed.size,
             "segments": sealed.segments,
-            "pkesk": _b64(crypto.make_pkesk(session_key, own_public)),
-            "sealed_metadata": _b64(
+            "pkesk": to_b64(crypto.make_pkesk(session_key, own_public)),
+            "sealed_metadata": to_b64(
                 crypto.seal_message(
                     json.dumps(metadata, ensure_ascii=False).encode("utf-8"),
                     recipients=[own_public],
                     signer=signer,
                 )
             ),
-            "envelope": _b64(
+            "envelope": to_b64(
                 crypto.seal_session_key_envelope(
                     session_key, owner_public_key=own_public, signer=signer
                 )
@@ -225,61 +223,39 @@ def prepare_upload(
 
 def upload(
     api: HygieiaClient, prepared: PreparedUpload, *, progress: Progress = _noop
-) -> dict[str, Any]:
+) -> RecordItem:
     """Send a prepared upload (one streaming multipart request); returns the record."""
     with open(prepared.sealed.path, "rb") as fh:
-        body = api.json(
-            "POST",
-            "/records",
-            data={"meta": json.dumps(prepared.meta)},
-            # The multipart file name is the CID, never the real file name.
-            files={
-                "content": (
-                    prepared.sealed.cid,
-                    cast(IO[bytes], _ProgressFile(fh, progress)),
-                    "application/octet-stream",
-                )
-            },
+        # The multipart file name is the CID, never the real file name.
+        return api.upload_record(
+            prepared.meta,
+            cast(IO[bytes], _ProgressFile(fh, progress)),
+            filename=prepared.sealed.cid,
         )
-    return dict(body)
 
 
 def put(
     api: HygieiaClient,
     session: LoggedIn,
     source: Path,
+    fields: RecordFields | None = None,
     *,
-    title: str | None = None,
-    record_type: str | None = None,
-    date: str | None = None,
-    provider: str | None = None,
-    tags: list[str] | None = None,
-    media_type: str | None = None,
     seal_progress: Progress = _noop,
     upload_progress: Progress = _noop,
     workdir: Path | None = None,
-) -> dict[str, Any]:
+) -> RecordItem:
     """Seal and upload one file; returns the server's record (id, cid, …)."""
-    prepared = prepare_upload(
-        session,
-        source,
-        title=title,
-        record_type=record_type,
-        date=date,
-        provider=provider,
-        tags=tags,
-        media_type=media_type,
-        seal_progress=seal_progress,
-        workdir=workdir,
-    )
+    prepared = prepare_upload(session, source, fields, seal_progress=seal_progress, workdir=workdir)
     try:
         return upload(api, prepared, progress=upload_progress)
     finally:
         prepared.discard()
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecordInfo:
+    """A listed record with its metadata opened and verified on this machine."""
+
     id: str
     cid: str
     size: int
@@ -304,11 +280,9 @@ class RecordInfo:
         }
 
 
-def open_metadata(item: dict[str, Any], key: crypto.UnlockedKey) -> dict[str, Any]:
+def open_metadata(item: RecordItem, key: crypto.UnlockedKey) -> dict[str, Any]:
     try:
-        raw = crypto.open_message(
-            _unb64(item["sealed_metadata"]), key=key, signer_public_key=key.public_key
-        )
+        raw = crypto.open_message(item.sealed_metadata, key=key, signer_public_key=key.public_key)
         meta = json.loads(raw.decode("utf-8"))
     except (crypto.DecryptionError, ValueError, UnicodeDecodeError) as exc:
         raise RecordVerificationError("record metadata failed verification") from exc
@@ -320,21 +294,68 @@ def open_metadata(item: dict[str, Any], key: crypto.UnlockedKey) -> dict[str, An
 def iter_records(api: HygieiaClient, key: crypto.UnlockedKey) -> Iterator[RecordInfo]:
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        page = api.json("GET", "/records", params=params)
-        for item in page["items"]:
+        page = api.list_records(limit=200, cursor=cursor)
+        for item in page.items:
             yield RecordInfo(
-                id=item["id"],
-                cid=item["cid"],
-                size=item["size"],
-                created_at=item["created_at"],
+                id=item.id,
+                cid=item.cid,
+                size=item.size,
+                created_at=item.created_at,
                 meta=open_metadata(item, key),
             )
-        cursor = page.get("next_cursor")
+        cursor = page.next_cursor
         if not cursor:
             return
+
+
+# The characters JavaScript's ``\s`` matches, so words split as the web app splits them
+# (``str.split()`` also splits on U+001C..U+001F and U+0085, and not on U+FEFF).
+_JS_WHITESPACE = re.compile(
+    "[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+)
+
+
+def filter_records(
+    records: Iterable[RecordInfo],
+    *,
+    text: str | None = None,
+    record_type: str | None = None,
+    tags: Iterable[str] = (),
+    since: str | None = None,
+    until: str | None = None,
+) -> list[RecordInfo]:
+    """The records that pass every given filter, in their order.
+
+    The same selection as the web app's filter form (``matches`` in
+    ``web/src/records-ui.js``; ``tests/vectors/record_filter.json`` holds the cases both
+    are tested against): ``record_type`` is the exact type; every one of ``tags`` must
+    be on the record; ``since``/``until`` bound the record's date inclusively and drop
+    records without one; every whitespace-separated word of ``text``, lower-cased, must
+    occur in the title, type, provider, file name or a tag. ``ValueError`` if a bound
+    is not a ``YYYY-MM-DD`` date.
+    """
+    for bound in (since, until):
+        if bound:
+            dt.date.fromisoformat(bound)
+    wanted = list(tags)
+    words = [w for w in _JS_WHITESPACE.split((text or "").lower()) if w]
+
+    def keep(meta: Mapping[str, Any]) -> bool:
+        date = meta.get("date")
+        record_tags = meta.get("tags") or []
+        if record_type and meta.get("type") != record_type:
+            return False
+        if any(tag not in record_tags for tag in wanted):
+            return False
+        if since and (not date or date < since):
+            return False
+        if until and (not date or date > until):
+            return False
+        fields = (meta.get(k) for k in ("title", "type", "provider", "filename"))
+        hay = "\n".join("" if x is None else str(x) for x in (*fields, *record_tags)).lower()
+        return all(word in hay for word in words)
+
+    return [r for r in records if keep(r.meta)]
 
 
 class _StreamReader:
@@ -374,6 +395,27 @@ def _same_cid(a: str, b: str) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _replace_when_done(target: Path, prefix: str) -> Iterator[IO[bytes]]:
+    """A temporary file beside ``target`` that takes its place only if the block completes.
+
+    Any exception (a failed check included) removes the temporary file, so a download
+    either lands whole and synced or leaves nothing behind.
+    """
+    target = target.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def get(
     api: HygieiaClient,
     session: LoggedIn,
@@ -384,70 +426,55 @@ def get(
 ) -> dict[str, Any]:
     """Download, verify and decrypt a record into ``target`` (atomically)."""
     key = session.unlock()
-    item = api.json("GET", f"/records/{record_id}")
+    item = api.get_record(record_id)
     meta = open_metadata(item, key)
-    if not _same_cid(item["cid"], meta["cid"]):
+    if not _same_cid(item.cid, meta["cid"]):
         raise RecordVerificationError("the server's CID differs from the sealed one")
-    target = target.resolve()
-    fd, tmp = tempfile.mkstemp(prefix=".hygieia-get-", dir=target.parent)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, api.stream("GET", f"/records/{record_id}/content") as r:
-            importer, finish = content_cid()
-            reader = _StreamReader(r.iter_bytes(1 << 20), importer, progress)
-            try:
-                for chunk in crypto.open_segments(
-                    cast(BinaryIO, reader),
-                    signer_public_key=key.public_key,
-                    pkesk=_unb64(item["pkesk"]),
-                    key=key,
-                ):
-                    out.write(chunk)
-                    digest.update(chunk)
-            except crypto.DecryptionError as exc:
-                raise RecordVerificationError(
-                    "record content failed decryption or signature verification"
-                ) from exc
-            reader.drain()
-            if not _same_cid(finish(), meta["cid"]):
-                raise RecordVerificationError("downloaded ciphertext does not match its CID")
-            if digest.hexdigest() != meta["sha256"]:
-                raise RecordVerificationError("decrypted content does not match its digest")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with (
+        _replace_when_done(target, ".hygieia-get-") as out,
+        api.record_content(record_id) as chunks,
+    ):
+        importer, finish = content_cid()
+        reader = _StreamReader(chunks, importer, progress)
+        try:
+            for chunk in crypto.open_segments(
+                cast(BinaryIO, reader), signer_public_key=key.public_key, pkesk=item.pkesk, key=key
+            ):
+                out.write(chunk)
+                digest.update(chunk)
+        except crypto.DecryptionError as exc:
+            raise RecordVerificationError(
+                "record content failed decryption or signature verification"
+            ) from exc
+        reader.drain()
+        if not _same_cid(finish(), meta["cid"]):
+            raise RecordVerificationError("downloaded ciphertext does not match its CID")
+        if digest.hexdigest() != meta["sha256"]:
+            raise RecordVerificationError("decrypted content does not match its digest")
     return meta
 
 
 def get_raw(
     api: HygieiaClient, record_id: str, target: Path, *, progress: Progress = _noop
-) -> dict[str, Any]:
+) -> RecordItem:
     """The ciphertext exactly as stored (CID-checked) plus its owner PKESK beside it."""
-    item = api.json("GET", f"/records/{record_id}")
-    target = target.resolve()
-    fd, tmp = tempfile.mkstemp(prefix=".hygieia-raw-", dir=target.parent)
-    try:
-        importer, finish = content_cid()
-        with os.fdopen(fd, "wb") as out, api.stream("GET", f"/records/{record_id}/content") as r:
-            for chunk in r.iter_bytes(1 << 20):
-                importer.write(chunk)
-                out.write(chunk)
-                progress(len(chunk))
-        if not _same_cid(finish(), item["cid"]):
+    item = api.get_record(record_id)
+    importer, finish = content_cid()
+    with (
+        _replace_when_done(target, ".hygieia-raw-") as out,
+        api.record_content(record_id) as chunks,
+    ):
+        for chunk in chunks:
+            importer.write(chunk)
+            out.write(chunk)
+            progress(len(chunk))
+        if not _same_cid(finish(), item.cid):
             raise RecordVerificationError("downloaded ciphertext does not match its CID")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    pkesk_path = target.with_name(target.name + ".pkesk")
-    pkesk_path.write_bytes(_unb64(item["pkesk"]))
-    return dict(item)
+    target = target.resolve()
+    target.with_name(target.name + ".pkesk").write_bytes(item.pkesk)
+    return item
 
 
 def remove(api: HygieiaClient, record_id: str) -> None:
-    api.request("DELETE", f"/records/{record_id}")
+    api.delete_record(record_id)

@@ -1,14 +1,44 @@
-"""Thin typed client over the HTTP API (httpx). No crypto here: see ``account``/``records``."""
+"""Thin typed client over the HTTP API (httpx). No crypto here: see ``account``/``records``.
+
+Each call returns a small frozen dataclass mirroring the API's ``…Public`` schema, with
+base64 fields decoded to ``bytes`` at this edge (``hygieia.encoding``). An answer that
+does not have the documented shape raises :class:`ApiError` (``invalid_response``)
+rather than surfacing later as a ``KeyError`` deep in a flow. This module imports no
+server code (settings, schemas, database): the SDK installs and runs on its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, fields, is_dataclass
+from types import NoneType, UnionType
+from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
 
 import httpx
 
+from hygieia.encoding import from_b64
+
+__all__ = [
+    "Account",
+    "ApiError",
+    "ClientConfig",
+    "HygieiaClient",
+    "InvalidResponse",
+    "NewAccount",
+    "Prelogin",
+    "RecordItem",
+    "RecordPage",
+    "RecoveryGrant",
+    "ServerUnreachable",
+    "SessionGrant",
+    "UserKey",
+]
+
 API = "/api/v1"
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -24,6 +54,140 @@ class ApiError(Exception):
 class ServerUnreachable(ApiError):
     def __init__(self, detail: str) -> None:
         super().__init__(0, "server_unreachable", detail)
+
+
+class InvalidResponse(ApiError):
+    """A success answer without the shape the API documents (a broken or hostile server)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status, "invalid_response", detail)
+
+
+@dataclass(frozen=True)
+class Prelogin:
+    """``GET /auth/prelogin``: what the client needs to derive its keys."""
+
+    kdf: Mapping[str, Any]
+    salt: bytes
+    recovery_salt: bytes
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """``POST /auth/signup``."""
+
+    id: str
+    email: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """``GET /me`` (and the account inside a session): keys stay locked or wrapped."""
+
+    id: str
+    email: str
+    fingerprint: str
+    encryption_key_id: str
+    public_key: str
+    locked_secret_key: str
+    wrapped_vault_key: bytes
+    kdf: Mapping[str, Any]
+    salt: bytes
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SessionGrant:
+    """``POST /auth/login`` and ``/auth/recover/complete``: a bearer token and the account."""
+
+    token: str
+    expires_at: str
+    account: Account
+
+
+@dataclass(frozen=True)
+class RecoveryGrant:
+    """``POST /auth/recover``: the vault key wrapped under the recovery code's key."""
+
+    recovery_token: str
+    recovery_salt: bytes
+    recovery_wrapped_vault_key: bytes
+
+
+@dataclass(frozen=True)
+class UserKey:
+    """``POST /users/key``."""
+
+    email: str
+    fingerprint: str
+    public_key: str
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """``GET /config``: the server's limits a client should honour."""
+
+    idle_lock_seconds: int
+    max_record_bytes: int
+
+
+@dataclass(frozen=True)
+class RecordItem:
+    """A record as the server indexes it: CID, sizes and the sealed key packets."""
+
+    id: str
+    cid: str
+    size: int
+    segments: int
+    created_at: str
+    pkesk: bytes
+    sealed_metadata: bytes
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """``GET /records``: one page, newest first; ``next_cursor`` is ``None`` on the last."""
+
+    items: tuple[RecordItem, ...]
+    next_cursor: str | None
+
+
+def _decode(cls: type[T], data: Any) -> T:
+    """The answer dataclass ``cls`` from decoded JSON, each field checked against its type.
+
+    ``bytes`` fields arrive as base64, nested answers as objects; extra fields are
+    ignored (the server may add some). Anything missing or of the wrong type raises
+    ``KeyError``, ``TypeError`` or ``ValueError``.
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}: expected an object")
+    hints = get_type_hints(cls)
+    return cls(**{f.name: _field(hints[f.name], data[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _field(hint: Any, raw: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is UnionType:  # ``X | None``
+        return None if raw is None else _field(next(a for a in args if a is not NoneType), raw)
+    if origin is tuple:  # ``tuple[X, ...]``
+        if not isinstance(raw, list):
+            raise TypeError("expected a list")
+        return tuple(_field(args[0], item) for item in raw)
+    if is_dataclass(hint):
+        return _decode(hint, raw)  # type: ignore[arg-type]
+    if origin is Mapping:  # ``Mapping[str, Any]``: an object, kept as it came
+        if not isinstance(raw, dict):
+            raise TypeError("expected an object")
+        return raw
+    if hint is bytes:
+        if not isinstance(raw, str):
+            raise TypeError("expected a base64 string")
+        return from_b64(raw)
+    if hint in (str, int) and type(raw) is hint:  # not ``bool`` for ``int``
+        return raw
+    raise TypeError(f"expected {hint}")
 
 
 def _raise_for(resp: httpx.Response) -> None:
@@ -90,43 +254,80 @@ class HygieiaClient:
             raise ServerUnreachable(f"cannot reach {self.server}: {type(exc).__name__}") from exc
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
+        """The decoded JSON answer (``None`` for 204): raw access, for what has no method."""
         resp = self.request(method, path, **kw)
         return resp.json() if resp.status_code != 204 else None
 
+    def _typed(self, answer: type[T], method: str, path: str, **kw: Any) -> T:
+        resp = self.request(method, path, **kw)
+        try:
+            return _decode(answer, resp.json())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidResponse(
+                resp.status_code, f"unexpected answer from {self.server} to {method} {path}"
+            ) from exc
+
     # --- accounts -----------------------------------------------------------------
-    def prelogin(self, email: str) -> dict[str, Any]:
-        return dict(self.json("GET", "/auth/prelogin", params={"email": email}))
+    def prelogin(self, email: str) -> Prelogin:
+        return self._typed(Prelogin, "GET", "/auth/prelogin", params={"email": email})
 
-    def signup(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.json("POST", "/auth/signup", json=body))
+    def signup(self, body: Mapping[str, Any]) -> NewAccount:
+        return self._typed(NewAccount, "POST", "/auth/signup", json=body)
 
-    def login(self, email: str, auth_key_b64: str) -> dict[str, Any]:
-        return dict(
-            self.json("POST", "/auth/login", json={"email": email, "auth_key": auth_key_b64})
-        )
+    def login(self, email: str, auth_key_b64: str) -> SessionGrant:
+        body = {"email": email, "auth_key": auth_key_b64}
+        return self._typed(SessionGrant, "POST", "/auth/login", json=body)
 
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
 
-    def me(self) -> dict[str, Any]:
-        return dict(self.json("GET", "/me"))
+    def me(self) -> Account:
+        return self._typed(Account, "GET", "/me")
 
-    def change_password(self, body: dict[str, Any]) -> None:
+    def change_password(self, body: Mapping[str, Any]) -> None:
         self.request("POST", "/auth/password", json=body)
 
-    def recover(self, email: str, recovery_auth_b64: str) -> dict[str, Any]:
-        return dict(
-            self.json(
-                "POST", "/auth/recover", json={"email": email, "recovery_auth": recovery_auth_b64}
-            )
+    def recover(self, email: str, recovery_auth_b64: str) -> RecoveryGrant:
+        body = {"email": email, "recovery_auth": recovery_auth_b64}
+        return self._typed(RecoveryGrant, "POST", "/auth/recover", json=body)
+
+    def recover_complete(self, body: Mapping[str, Any]) -> SessionGrant:
+        return self._typed(SessionGrant, "POST", "/auth/recover/complete", json=body)
+
+    def user_key(self, email: str) -> UserKey:
+        """Another account's public key (a stable stand-in if the email has none)."""
+        return self._typed(UserKey, "POST", "/users/key", json={"email": email})
+
+    def config(self) -> ClientConfig:
+        return self._typed(ClientConfig, "GET", "/config")
+
+    # --- records ------------------------------------------------------------------
+    def list_records(self, *, limit: int = 200, cursor: str | None = None) -> RecordPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self._typed(RecordPage, "GET", "/records", params=params)
+
+    def get_record(self, record_id: str) -> RecordItem:
+        return self._typed(RecordItem, "GET", f"/records/{record_id}")
+
+    def upload_record(
+        self, meta: Mapping[str, Any], content: IO[bytes], *, filename: str
+    ) -> RecordItem:
+        """One streaming multipart request: the ``meta`` JSON part, then ``content``."""
+        return self._typed(
+            RecordItem,
+            "POST",
+            "/records",
+            data={"meta": json.dumps(meta)},
+            files={"content": (filename, content, "application/octet-stream")},
         )
 
-    def recover_complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.json("POST", "/auth/recover/complete", json=body))
+    @contextmanager
+    def record_content(self, record_id: str) -> Iterator[Iterator[bytes]]:
+        """The stored ciphertext, streamed in chunks of up to 1 MiB."""
+        with self.stream("GET", f"/records/{record_id}/content") as resp:
+            yield resp.iter_bytes(1 << 20)
 
-    def user_key(self, email: str) -> dict[str, Any]:
-        """Another account's public key (a stable stand-in if the email has none)."""
-        return dict(self.json("POST", "/users/key", json={"email": email}))
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.json("GET", "/config"))
+    def delete_record(self, record_id: str) -> None:
+        self.request("DELETE", f"/records/{record_id}")

@@ -28,6 +28,7 @@ __all__ = [
     "iter_packets",
     "max_segment_packet",
     "packet_spans",
+    "read_exactly",
     "read_packet",
 ]
 
@@ -48,7 +49,6 @@ SEGMENT_HEADER_SIZE = 6  # 0xD2 0xFF u32be(len)
 _SEIPD_V1 = 1
 # version + 16-byte IV + 2 check bytes + MDC packet (22): the smallest SEIPDv1 body.
 _MIN_SEIPD_BODY = 1 + 18 + 22
-_READ_CHUNK = 1 << 20
 
 
 def fixed_header(tag: int, length: int) -> bytes:
@@ -143,11 +143,12 @@ def _parse_segment_header(header: bytes, max_packet: int) -> int:
     return int(length)
 
 
-def _read_exactly(source: BinaryIO, size: int) -> bytes:
+def read_exactly(source: BinaryIO, size: int) -> bytes:
+    """``size`` bytes from ``source``, fewer only at its end (a stream may return short reads)."""
     parts: list[bytes] = []
     remaining = size
     while remaining:
-        chunk = source.read(min(remaining, _READ_CHUNK))
+        chunk = source.read(remaining)
         if not chunk:
             break
         parts.append(chunk)
@@ -166,13 +167,13 @@ def iter_packets(source: BinaryIO, *, max_packet: int | None = None) -> Iterator
     limit = max_segment_packet() if max_packet is None else max_packet
     count = 0
     while True:
-        header = _read_exactly(source, SEGMENT_HEADER_SIZE)
+        header = read_exactly(source, SEGMENT_HEADER_SIZE)
         if not header:
             break
         if len(header) < SEGMENT_HEADER_SIZE:
             raise InvalidFraming("truncated segment header")
         length = _parse_segment_header(header, limit)
-        body = _read_exactly(source, length)
+        body = read_exactly(source, length)
         if len(body) != length:
             raise InvalidFraming("truncated segment")
         if body[0] != _SEIPD_V1:

@@ -25,6 +25,7 @@ from ._framing import (
     fixed_header,
     iter_packets,
     max_segment_packet,
+    read_exactly,
     read_packet,
 )
 from ._identity import UnlockedKey, load_public_key
@@ -83,18 +84,6 @@ def _seal_one(plaintext: bytes, session_key: bytes, signer: UnlockedKey) -> byte
     return fixed_header(_TAG_SEIPD, len(body)) + body
 
 
-def _read_chunk(source: BinaryIO, size: int) -> bytes:
-    parts: list[bytes] = []
-    remaining = size
-    while remaining:
-        chunk = source.read(remaining)
-        if not chunk:
-            break
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
-
-
 def seal_segments(
     source: BinaryIO,
     *,
@@ -123,7 +112,7 @@ def _seal_segments(
 ) -> Iterator[bytes]:
     for index in range(total):
         want = min(segment_size, size - index * segment_size)
-        chunk = _read_chunk(source, want)
+        chunk = read_exactly(source, want)
         if len(chunk) != want:
             raise ValueError("source is shorter than size")
         yield _seal_one(_HEADER.pack(SEGMENT_HEADER, index, total) + chunk, session_key, signer)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from hygieia import crypto
 from hygieia.db.models import PendingPin, Record, User, UTCDateTime
+from hygieia.encoding import to_b64
 from hygieia.errors import (
     BadRequest,
     ContentMissing,
@@ -247,13 +248,12 @@ def render_public(row: RecordRow) -> str:
     pydantic's serialisation of the same values; a change of format needs a migration
     that renders the rows again (as 0002 did first).
     """
-    b64 = base64.b64encode
     return (
         f'{{"id":{_jstr(row.id)},"cid":{_jstr(row.cid)},"size":{int(row.size)},'
         f'"segments":{int(row.segments)},"created_at":"{_iso(row.created_at)}",'
-        f'"pkesk":"{b64(row.owner_pkesk).decode()}",'
-        f'"sealed_metadata":"{b64(row.sealed_metadata).decode()}",'
-        f'"envelope":"{b64(row.session_key_envelope).decode()}"}}'
+        f'"pkesk":"{to_b64(row.owner_pkesk)}",'
+        f'"sealed_metadata":"{to_b64(row.sealed_metadata)}",'
+        f'"envelope":"{to_b64(row.session_key_envelope)}"}}'
     )
 
 
@@ -319,12 +319,18 @@ def remove(
     _release(db, store, pending)
 
 
-def _release(db: Session, store: BlobStore, pending: PendingPin) -> None:
-    still_used = db.scalar(select(Record.id).where(Record.cid == pending.cid).limit(1))
-    if still_used is None:
+def _release(db: Session, store: BlobStore, pending: PendingPin) -> bool:
+    """Unpin ``pending``'s CID unless a record still uses it; True if it was unpinned.
+
+    The pending row goes either way. It is deleted by id, not as an ORM object: another
+    replica's reconcile may have removed it already, which is fine.
+    """
+    unused = db.scalar(select(Record.id).where(Record.cid == pending.cid).limit(1)) is None
+    if unused:
         store.unpin(pending.cid)
-    db.delete(pending)
+    db.execute(delete(PendingPin).where(PendingPin.id == pending.id))
     db.commit()
+    return unused
 
 
 @dataclass
@@ -357,14 +363,11 @@ def reconcile(
     report = ReconcileReport(unpinned=[], kept=0, missing=[])
     cutoff = now() - grace
     for pending in list(db.scalars(select(PendingPin).where(PendingPin.created_at <= cutoff))):
-        used = db.scalar(select(Record.id).where(Record.cid == pending.cid).limit(1))
-        if used is None:
-            store.unpin(pending.cid)
-            report.unpinned.append(pending.cid)
+        cid = pending.cid  # read while its row exists: _release deletes it
+        if _release(db, store, pending):
+            report.unpinned.append(cid)
         else:
             report.kept += 1
-        db.execute(delete(PendingPin).where(PendingPin.id == pending.id))
-        db.commit()
     pinned = set(store.pins())
     for record_id, cid in db.execute(select(Record.id, Record.cid)).all():
         if cid in pinned and not check_content:

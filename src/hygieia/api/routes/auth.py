@@ -22,9 +22,9 @@ from hygieia.api.schemas import (
     SignupPublic,
     UserKeyLookup,
     UserKeyPublic,
-    b64,
 )
 from hygieia.db.models import User
+from hygieia.encoding import to_b64
 from hygieia.services import accounts, audit
 
 router = APIRouter(tags=["accounts"])
@@ -38,9 +38,9 @@ def account_public(user: User) -> AccountPublic:
         encryption_key_id=user.encryption_key_id,
         public_key=user.public_key,
         locked_secret_key=user.locked_secret_key,
-        wrapped_vault_key=b64(user.wrapped_vault_key),
+        wrapped_vault_key=to_b64(user.wrapped_vault_key),
         kdf=user.kdf,
-        salt=b64(user.salt),
+        salt=to_b64(user.salt),
         created_at=user.created_at,
     )
 
@@ -64,7 +64,9 @@ def session_public(issued: accounts.IssuedSession) -> SessionPublic:
 def prelogin(db: SessionDep, email: Annotated[Email, Query()]) -> PreloginPublic:
     """KDF parameters and salts for an email (stable fake ones for unknown emails)."""
     info = accounts.prelogin(db, email=email)
-    return PreloginPublic(kdf=info.kdf, salt=b64(info.salt), recovery_salt=b64(info.recovery_salt))
+    return PreloginPublic(
+        kdf=info.kdf, salt=to_b64(info.salt), recovery_salt=to_b64(info.recovery_salt)
+    )
 
 
 @router.post("/auth/signup", response_model=SignupPublic, status_code=201)
@@ -150,8 +152,8 @@ def recover(
     )
     return RecoveryPublic(
         recovery_token=grant.token,
-        recovery_salt=b64(grant.recovery_salt),
-        recovery_wrapped_vault_key=b64(grant.recovery_wrapped_vault_key),
+        recovery_salt=to_b64(grant.recovery_salt),
+        recovery_wrapped_vault_key=to_b64(grant.recovery_wrapped_vault_key),
     )
 
 
