@@ -110,23 +110,25 @@ def bounded(
     )
 
 
+Runs = tuple[list[float], list[float], list[float]]
+
+
 def throughput_ratio(
     key: str,
+    runs: Runs,
     *,
     size: int,
-    ours: Sequence[float],
-    base: Sequence[float],
-    ratios: Sequence[float],
     low: float,
-    ours_name: str,
-    baseline_name: str,
+    names: tuple[str, str],
     variant: str | None = None,
 ) -> Figure:
     """Hygieia's throughput over a baseline's on ``size`` bytes, from :func:`paired_ratios`.
 
-    ``ours_name``/``baseline_name`` name the per-run seconds in the detail
-    (``<name>_s``); the baseline's is also ``baseline_name`` there.
+    ``names`` (ours, the baseline's) name the per-run seconds in the detail
+    (``<name>_s``); the baseline's is also its ``baseline_name``.
     """
+    ours, base, ratios = runs
+    ours_name, baseline_name = names
     return bounded(
         key,
         ratios,
@@ -165,7 +167,7 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def paired_ratios(
     ours: Callable[[int], float], baseline: Callable[[int], float], repeats: int
-) -> tuple[list[float], list[float], list[float]]:
+) -> Runs:
     """Run ``ours(i)`` and ``baseline(i)`` (each returns seconds) ``repeats`` times.
 
     The order alternates each round so a drift in machine load hits both sides alike.

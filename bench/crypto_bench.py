@@ -24,6 +24,7 @@ from tests.support.gpg import Gpg
 from bench.common import (
     Config,
     Figure,
+    Runs,
     bounded,
     median,
     paired_ratios,
@@ -185,9 +186,9 @@ def seal_open_vs_gpg(cfg: Config, only: set[str]) -> list[Figure]:
         figures = []
         seal(-1)  # warm-up, not counted (imports, page cache, gpg-agent start)
         gpg_seal(-1)
-        ours, base, ratios = paired_ratios(seal, gpg_seal, cfg.repeats)
+        runs = paired_ratios(seal, gpg_seal, cfg.repeats)
         if "seal_vs_gpg" in only:
-            figures.append(_vs_gpg("seal_vs_gpg", size, ours, base, ratios))
+            figures.append(_vs_gpg("seal_vs_gpg", runs, size))
 
         if "open_vs_gpg" in only:
             sealed_file = last["sealed"]
@@ -244,10 +245,10 @@ def seal_open_vs_gpg(cfg: Config, only: set[str]) -> list[Figure]:
 
             open_(-1)
             gpg_open(-1)
-            ours, base, ratios = paired_ratios(open_, gpg_open, cfg.repeats)
+            runs = paired_ratios(open_, gpg_open, cfg.repeats)
             if out.stat().st_size != size or (work / "record.gpg.out").stat().st_size != size:
                 raise RuntimeError("decrypted sizes differ from the original")
-            figures.append(_vs_gpg("open_vs_gpg", size, ours, base, ratios))
+            figures.append(_vs_gpg("open_vs_gpg", runs, size))
         return figures
     finally:
         if gpg is not None:
@@ -256,16 +257,5 @@ def seal_open_vs_gpg(cfg: Config, only: set[str]) -> list[Figure]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _vs_gpg(
-    key: str, size: int, ours: list[float], base: list[float], ratios: list[float]
-) -> Figure:
-    return throughput_ratio(
-        key,
-        size=size,
-        ours=ours,
-        base=base,
-        ratios=ratios,
-        low=0.5,
-        ours_name="hygieia",
-        baseline_name="gpg",
-    )
+def _vs_gpg(key: str, runs: Runs, size: int) -> Figure:
+    return throughput_ratio(key, runs, size=size, low=0.5, names=("hygieia", "gpg"))

@@ -82,15 +82,7 @@ def _one_store(cfg: Config, work: Path, kind: str) -> Figure:
         last = cfg.repeats
         put(last)
         ingest(last)
-        ours, base_s, ratios = paired_ratios(ingest, put, cfg.repeats)
+        runs = paired_ratios(ingest, put, cfg.repeats)
     return throughput_ratio(
-        "ingest_vs_store",
-        variant=kind,
-        size=size,
-        ours=ours,
-        base=base_s,
-        ratios=ratios,
-        low=TARGET,
-        ours_name="ingest",
-        baseline_name="put",
+        "ingest_vs_store", runs, size=size, low=TARGET, names=("ingest", "put"), variant=kind
     )
