@@ -1,53 +1,72 @@
-"""One error tree with stable, machine-readable codes.
+"""The server's one error vocabulary: every error class and every stable error code.
 
-Services raise these; the API renders every one as ``{"code", "detail"}`` with its
-``status``. Messages never contain secrets or user data: callers pass fixed text.
+Services, storage and the API raise these; the API renders every one as
+``{"code", "detail"}`` with its ``status`` through one function
+(:func:`hygieia.api.error_handlers.error_response`). A client matches on ``code`` (the class
+attribute, never a string typed elsewhere). Details are fixed text chosen by the raiser
+and never contain secrets, submitted values or user data.
+
+This module imports nothing, so the client, the storage backends and the CLI can use the
+codes without pulling in the server. ``hygieia.crypto`` keeps its own exceptions: its one
+opaque ``DecryptionError`` is a library error that the server never renders over HTTP.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
 
 class HygieiaError(Exception):
-    code = "internal_error"
-    status = 500
-    detail = "internal error"
+    """Base of the tree; rendered as is, it is the opaque 500."""
+
+    code: ClassVar[str] = "internal_error"
+    status: int = 500
+    detail: str = "internal error"
+    #: Seconds after which a retry may succeed (sent as ``Retry-After``), if it may.
+    retry_after: int | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.detail)
         if detail is not None:
             self.detail = detail
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers that belong to this error."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
+
+# --- 400 -------------------------------------------------------------------------------
 class BadRequest(HygieiaError):
     code, status, detail = "bad_request", 400, "bad request"
 
 
-class ValidationFailed(HygieiaError):
-    code, status, detail = "validation_error", 422, "request failed validation"
+class MalformedBody(BadRequest):
+    """A JSON body the framework could not parse (raised by the API's error mapping)."""
+
+    code, detail = "malformed_body", "request body is not valid JSON"
 
 
-class InvalidKey(HygieiaError):
-    code, status, detail = "invalid_key", 422, "key material is invalid"
+class ClientDisconnected(BadRequest):
+    code, detail = "client_disconnected", "the client went away during the upload"
 
 
-class UnlockedSecretKey(HygieiaError):
-    code, status, detail = "unlocked_secret_key", 422, "secret key must be passphrase-locked"
-
-
-class KeyMismatch(HygieiaError):
-    code, status, detail = "key_mismatch", 422, "public and private key do not belong together"
-
-
-class InvalidRecord(HygieiaError):
-    code, status, detail = "invalid_record", 422, "record framing is invalid"
-
-
+# --- 401 -------------------------------------------------------------------------------
 class Unauthorized(HygieiaError):
     code, status, detail = "unauthorized", 401, "authentication required"
 
 
 class InvalidToken(Unauthorized):
     code, detail = "invalid_token", "session token is invalid, expired or revoked"
+
+
+class TokenExpired(InvalidToken):
+    code, detail = "token_expired", "session token has expired"
+
+
+class TokenRevoked(InvalidToken):
+    code, detail = "token_revoked", "session token was revoked"
 
 
 class InvalidCredentials(Unauthorized):
@@ -58,12 +77,19 @@ class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
 
 
-class Forbidden(HygieiaError):
-    code, status, detail = "forbidden", 403, "not allowed"
-
-
+# --- 404, 405, 409 ----------------------------------------------------------------------
 class NotFound(HygieiaError):
     code, status, detail = "not_found", 404, "not found"
+
+
+class BlobNotFound(NotFound):
+    """The blob store does not hold this blob (or one of its blocks)."""
+
+    code, detail = "blob_not_found", "blob not found in the store"
+
+
+class MethodNotAllowed(HygieiaError):
+    code, status, detail = "method_not_allowed", 405, "method not allowed"
 
 
 class Conflict(HygieiaError):
@@ -76,10 +102,7 @@ class EmailTaken(Conflict):
     code, detail = "email_taken", "an account with this email or key exists"
 
 
-class SaltChanged(ValidationFailed):
-    code, detail = "salt_changed", "a password change keeps the account's salt"
-
-
+# --- 413, 415 ---------------------------------------------------------------------------
 class PayloadTooLarge(HygieiaError):
     code, status, detail = "payload_too_large", 413, "request body too large"
 
@@ -88,12 +111,59 @@ class UnsupportedMediaType(HygieiaError):
     code, status, detail = "unsupported_media_type", 415, "unsupported content type"
 
 
+# --- 422 -------------------------------------------------------------------------------
+class ValidationFailed(HygieiaError):
+    code, status, detail = "validation_error", 422, "request failed validation"
+
+
+class SaltChanged(ValidationFailed):
+    code, detail = "salt_changed", "a password change keeps the account's salt"
+
+
+class InvalidKey(HygieiaError):
+    code, status, detail = "invalid_key", 422, "key material is invalid"
+
+
+class UnlockedSecretKey(InvalidKey):
+    code, detail = "unlocked_secret_key", "secret key must be passphrase-locked"
+
+
+class KeyMismatch(InvalidKey):
+    code, detail = "key_mismatch", "public and private key do not belong together"
+
+
+class InvalidRecord(HygieiaError):
+    code, status, detail = "invalid_record", 422, "record framing is invalid"
+
+
+class CidMismatch(InvalidRecord):
+    code, detail = "cid_mismatch", "uploaded bytes do not have the announced CID"
+
+
+class PkeskMismatch(InvalidRecord):
+    code, detail = "pkesk_mismatch", "the owner's PKESK is not for the owner's encryption key"
+
+
+class SizeMismatch(InvalidRecord):
+    code, detail = "size_mismatch", "uploaded size or segment count differs from the announced one"
+
+
+# --- 429 -------------------------------------------------------------------------------
 class RateLimited(HygieiaError):
     code, status, detail = "rate_limited", 429, "too many attempts; try again later"
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+# --- 5xx -------------------------------------------------------------------------------
+class ContentMissing(HygieiaError):
+    code, status, detail = "content_missing", 502, "record content is missing from the store"
+
+
+class StorageUnavailable(HygieiaError):
+    code, status, detail = "storage_unavailable", 503, "blob store unavailable"
 
 
 class ServerBusy(HygieiaError):
@@ -104,21 +174,31 @@ class ServerBusy(HygieiaError):
         self.retry_after = retry_after
 
 
-class StorageUnavailable(HygieiaError):
-    code, status, detail = "storage_unavailable", 503, "blob store unavailable"
+# --- any status --------------------------------------------------------------------------
+class HttpError(HygieiaError):
+    """An HTTP refusal from the framework that no code above describes; keeps its status."""
+
+    code, detail = "http_error", "http error"
+
+    def __init__(self, status: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
 
 
-class ContentMissing(HygieiaError):
-    code, status, detail = "content_missing", 502, "record content is missing from the store"
+def from_validation_errors(
+    errors: Iterable[Mapping[str, Any]], *, unparseable: HygieiaError
+) -> HygieiaError:
+    """Pydantic's error list as one error: ``unparseable`` if the JSON itself was bad
+    (too deep included), else a :class:`ValidationFailed` naming the fields and rules.
 
-
-class TokenExpired(InvalidToken):
-    code, detail = "token_expired", "session token has expired"
-
-
-class TokenRevoked(InvalidToken):
-    code, detail = "token_revoked", "session token was revoked"
-
-
-class MalformedBody(BadRequest):
-    code, detail = "malformed_body", "request body is not valid JSON"
+    The submitted values are never echoed: they may be secrets.
+    """
+    errors = list(errors)
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return unparseable
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = str(err.get("msg", "invalid"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return ValidationFailed("; ".join(parts) or None)

@@ -11,19 +11,21 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hygieia import __version__
-from hygieia.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from hygieia.api.error_handlers import install_error_handlers
+from hygieia.api.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 from hygieia.api.routes import auth, meta
 from hygieia.api.routes import records as record_routes
 from hygieia.config import Settings
 from hygieia.db.engine import open_database, session_factory
-from hygieia.errors import HygieiaError, StorageUnavailable
+from hygieia.errors import StorageUnavailable
 from hygieia.services import ratelimit, records
 from hygieia.services.hashing import HashLimiter
 from hygieia.web import STATIC_DIR
@@ -31,58 +33,6 @@ from hygieia.web import STATIC_DIR
 log = logging.getLogger("hygieia")
 
 API = "/api/v1"
-
-
-def _error(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
-
-
-def _validation_detail(exc: RequestValidationError) -> tuple[int, str, str]:
-    errors = exc.errors()
-    for err in errors:
-        if err.get("type") == "json_invalid":
-            return 400, "malformed_body", "request body is not valid JSON"
-    # Name the fields and the rule, never echo the submitted value (it may be a secret).
-    parts = []
-    for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        msg = str(err.get("msg", "invalid"))
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return 422, "validation_error", "; ".join(parts) or "request failed validation"
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HygieiaError)
-    async def _hygieia(_: Request, exc: HygieiaError) -> JSONResponse:
-        retry_after = getattr(exc, "retry_after", None)  # RateLimited, ServerBusy
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        if exc.status >= 500:
-            log.warning("request failed: %s", exc.code)
-        return _error(exc.status, exc.code, exc.detail, headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        status, code, detail = _validation_detail(exc)
-        return _error(status, code, detail)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {
-            400: "malformed_body",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "payload_too_large",
-        }
-        code = codes.get(exc.status_code, "http_error")
-        detail = exc.detail if isinstance(exc.detail, str) else code
-        return _error(exc.status_code, code, detail)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error: %s", type(exc).__name__)
-        return _error(500, "internal_error", "internal error")
 
 
 def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
@@ -142,6 +92,7 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AccessLogMiddleware)  # last added is outermost: it sees every answer
     return app
 
 

@@ -1,22 +1,20 @@
 """Pure ASGI middleware: body size limits, security headers and a privacy-safe access log.
 
-The access log writes method, path (never the query string: prelogin carries an email),
-status and duration; never headers or bodies.
+The access log writes method, path, status and duration; never headers, bodies, query
+strings (prelogin carries an email) or path parameters (``/users/{email}/key``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
-ASGIApp = Callable[[Scope, Receive, Send], Any]
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hygieia.api.error_handlers import error_response
+from hygieia.errors import BadRequest, HygieiaError, PayloadTooLarge
 
 log = logging.getLogger("hygieia.access")
 
@@ -27,21 +25,10 @@ CSP = (
 )
 
 
-async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
-    body = json.dumps({"code": code, "detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, exc: HygieiaError) -> None:
+    # Answered before the body is read through, so the connection can't carry another
+    # request: it is closed.
+    await error_response(exc, close=True)(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -66,10 +53,10 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_error(send, 400, "bad_request", "invalid Content-Length")
+                    await _refuse(scope, receive, send, BadRequest("invalid Content-Length"))
                     return
                 if declared > limit:
-                    await _send_error(send, 413, "payload_too_large", "request body too large")
+                    await _refuse(scope, receive, send, PayloadTooLarge())
                     return
         seen = 0
         app_started = False
@@ -83,7 +70,7 @@ class BodyLimitMiddleware:
                 if seen > limit:
                     if not refused and not app_started:
                         refused = True
-                        await _send_error(send, 413, "payload_too_large", "request body too large")
+                        await _refuse(scope, receive, send, PayloadTooLarge())
                     # The app sees a client that went away and stops reading.
                     return {"type": "http.disconnect"}
             return message
@@ -114,13 +101,9 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         is_api = scope["path"].startswith("/api/")
-        t0 = time.perf_counter()
-        status = 0
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 # API answers are never cached; static assets are revalidated each load
                 # (their names are fixed, so a stale app bundle must not linger).
                 headers = [
@@ -138,13 +121,51 @@ class SecurityHeadersMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        await self.app(scope, receive, send_with_headers)
+
+
+def loggable_path(scope: Scope) -> str:
+    """The path as the access log may show it: an API route's template once routing
+    matched one (``/api/v1/users/{email}/key``), else the path with any segment that
+    could be an e-mail address (it has an ``@``) blanked out."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None)
+    if template and not isinstance(route, Mount):
+        return str(template)
+    return "/".join("{redacted}" if "@" in part else part for part in scope["path"].split("/"))
+
+
+class AccessLogMiddleware:
+    """One line per request: method, path (see :func:`loggable_path`), status, time.
+
+    The query string is never read (prelogin carries an e-mail address), nor are
+    headers or bodies. Outermost, so it sees the status the client got, the body
+    limit's refusals included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 0
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, send_noting_status)
         finally:
             log.info(
                 "%s %s %s %.1fms",
                 scope.get("method", "-"),
-                scope["path"],
+                loggable_path(scope),
                 status or "-",
                 (time.perf_counter() - t0) * 1000,
             )

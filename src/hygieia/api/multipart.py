@@ -19,13 +19,9 @@ from typing import Any
 import anyio.from_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hygieia.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from hygieia.errors import BadRequest, ClientDisconnected, UnsupportedMediaType, ValidationFailed
 
 MAX_PART_HEADERS = 16 * 1024
-
-
-class ClientDisconnected(BadRequest):
-    code, detail = "client_disconnected", "the client went away during the upload"
 
 
 #: Body bytes gathered on the event loop per hop to the worker thread (one hop per ASGI

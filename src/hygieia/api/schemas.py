@@ -1,13 +1,16 @@
-"""Request and response schemas. Binary values travel as standard base64 strings."""
+"""Request and response schemas. Binary values travel as standard base64 strings.
+
+Request models are strict (no extra fields, no coercion) and bound every value; response
+models are built straight from the services' objects (``from_attributes``), their bytes
+rendered as base64 by the same types.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -16,13 +19,25 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
-from hygieia.encoding import to_b64
+from hygieia import crypto
+from hygieia.encoding import from_b64, to_b64
+from hygieia.errors import BadRequest, PayloadTooLarge, from_validation_errors
+from hygieia.ipfs import parse_cid
+from hygieia.services.accounts import NewPassword
 
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,190}$")
 MAX_KEY_CHARS = 64 * 1024
+#: Bounds of an upload's ``meta`` part and of the key packets it carries.
+MAX_META_JSON = 256 * 1024
+MAX_PKESK = 1024
+MAX_ENVELOPE = 8 * 1024
+MAX_SEALED_METADATA = 64 * 1024
+MAX_CID_CHARS = 128
 
 
 def _email(value: str) -> str:
@@ -32,20 +47,27 @@ def _email(value: str) -> str:
     return value
 
 
-def _b64_decoder(min_len: int, max_len: int) -> BeforeValidator:
-    """A base64 string on the wire becomes ``bytes`` of a bounded length in Python."""
-    max_chars = (max_len + 2) // 3 * 4
+def _b64_decoder(min_len: int, max_len: int | None = None) -> BeforeValidator:
+    """A base64 string on the wire becomes ``bytes`` of a bounded length in Python.
+
+    ``bytes`` given in Python (a response built from a row) are taken as they are: JSON
+    has no bytes, so this opens nothing on the wire.
+    """
+    max_chars = None if max_len is None else (max_len + 2) // 3 * 4
 
     def decode(value: object) -> bytes:
-        if not isinstance(value, str):
+        if isinstance(value, bytes):
+            raw = value
+        elif not isinstance(value, str):
             raise ValueError("must be a base64 string")
-        if len(value) > max_chars:
+        elif max_chars is not None and len(value) > max_chars:
             raise ValueError("value too long")
-        try:
-            raw = base64.b64decode(value.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-            raise ValueError("invalid base64") from exc
-        if not min_len <= len(raw) <= max_len:
+        else:
+            try:
+                raw = from_b64(value)
+            except (UnicodeEncodeError, ValueError) as exc:
+                raise ValueError("invalid base64") from exc
+        if len(raw) < min_len or (max_len is not None and len(raw) > max_len):
             raise ValueError(f"decoded length must be {min_len}..{max_len} bytes")
         return raw
 
@@ -56,16 +78,35 @@ _B64_OUT = PlainSerializer(to_b64, return_type=str)
 _B64_SCHEMA = WithJsonSchema({"type": "string", "contentEncoding": "base64"})
 
 
+def _canonical_cid(value: str) -> str:
+    try:
+        return str(parse_cid(value))
+    except ValueError as exc:
+        raise ValueError("not a valid CID") from exc
+
+
 Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
 Key32 = Annotated[bytes, _b64_decoder(32, 32), _B64_OUT, _B64_SCHEMA]
 Salt = Annotated[bytes, _b64_decoder(16, 16), _B64_OUT, _B64_SCHEMA]
 Wrapped = Annotated[bytes, _b64_decoder(61, 61), _B64_OUT, _B64_SCHEMA]
+Pkesk = Annotated[bytes, _b64_decoder(1, MAX_PKESK), _B64_OUT, _B64_SCHEMA]
+Envelope = Annotated[bytes, _b64_decoder(1, MAX_ENVELOPE), _B64_OUT, _B64_SCHEMA]
+SealedMetadata = Annotated[bytes, _b64_decoder(1, MAX_SEALED_METADATA), _B64_OUT, _B64_SCHEMA]
+#: Bytes in a response: base64 on the wire, unbounded (the server made them).
+Base64 = Annotated[bytes, _b64_decoder(0), _B64_OUT, _B64_SCHEMA]
 ArmoredKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
 Token = Annotated[str, Field(min_length=1, max_length=256)]
+Cid = Annotated[str, Field(min_length=1, max_length=MAX_CID_CHARS), AfterValidator(_canonical_cid)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Public(BaseModel):
+    """A response, read from a service's object (an ORM row or a dataclass)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class KdfParamsIn(Strict):
@@ -76,10 +117,10 @@ class KdfParamsIn(Strict):
     p: int
 
 
-class PreloginPublic(BaseModel):
+class PreloginPublic(Public):
     kdf: dict[str, Any]
-    salt: str
-    recovery_salt: str
+    salt: Base64
+    recovery_salt: Base64
 
 
 class SignupCreate(Strict):
@@ -95,7 +136,7 @@ class SignupCreate(Strict):
     recovery_verifier: Key32
 
 
-class SignupPublic(BaseModel):
+class SignupPublic(Public):
     id: str
     email: str
     fingerprint: str
@@ -106,31 +147,44 @@ class LoginCreate(Strict):
     auth_key: Key32
 
 
-class AccountPublic(BaseModel):
+class AccountPublic(Public):
     id: str
     email: str
     fingerprint: str
     encryption_key_id: str
     public_key: str
     locked_secret_key: str
-    wrapped_vault_key: str
+    wrapped_vault_key: Base64
     kdf: dict[str, Any]
-    salt: str
+    salt: Base64
     created_at: datetime
 
 
-class SessionPublic(BaseModel):
+class SessionPublic(Public):
     token: str
     expires_at: datetime
     account: AccountPublic
 
 
-class PasswordChange(Strict):
-    auth_key: Key32
+class _NewPasswordIn(Strict):
+    """What a password change and a recovery both install, all of it made by the client."""
+
     new_auth_key: Key32
     new_salt: Salt
     new_kdf: KdfParamsIn
     new_wrapped_vault_key: Wrapped
+
+    def new_password(self) -> NewPassword:
+        return NewPassword(
+            auth_key=self.new_auth_key,
+            salt=self.new_salt,
+            kdf=self.new_kdf.model_dump(),
+            wrapped_vault_key=self.new_wrapped_vault_key,
+        )
+
+
+class PasswordChange(_NewPasswordIn):
+    auth_key: Key32
 
 
 class RecoverCreate(Strict):
@@ -138,25 +192,21 @@ class RecoverCreate(Strict):
     recovery_auth: Key32
 
 
-class RecoveryPublic(BaseModel):
+class RecoveryPublic(Public):
     recovery_token: str
-    recovery_salt: str
-    recovery_wrapped_vault_key: str
+    recovery_salt: Base64
+    recovery_wrapped_vault_key: Base64
 
 
-class RecoverComplete(Strict):
+class RecoverComplete(_NewPasswordIn):
     recovery_token: Token
-    new_auth_key: Key32
-    new_salt: Salt
-    new_kdf: KdfParamsIn
-    new_wrapped_vault_key: Wrapped
 
 
 class UserKeyLookup(Strict):
     email: Email
 
 
-class UserKeyPublic(BaseModel):
+class UserKeyPublic(Public):
     email: str
     fingerprint: str
     public_key: str
@@ -167,20 +217,48 @@ class ClientConfigPublic(BaseModel):
     max_record_bytes: int
 
 
-class ErrorPublic(BaseModel):
-    code: str
-    detail: str
+class RecordMetaCreate(Strict):
+    """The ``meta`` part of an upload: what the client announces about the ciphertext."""
+
+    cid: Cid
+    size: int = Field(ge=1)
+    segments: int = Field(ge=1)
+    pkesk: Pkesk
+    sealed_metadata: SealedMetadata
+    envelope: Envelope
+
+    @model_validator(mode="after")
+    def _segments_fit_size(self) -> Self:
+        # Checked before a byte is stored: a record of this size has at most this many.
+        if self.segments > self.size // crypto.SEGMENT_SIZE + 1:
+            raise ValueError("segments: more than a record of this size has")
+        return self
+
+    @classmethod
+    def from_part(cls, raw: bytes, *, max_record_bytes: int) -> RecordMetaCreate:
+        """Parse the part's bytes; bad JSON (too deeply nested included) is a
+        :class:`BadRequest`, a record over the configured limit :class:`PayloadTooLarge`."""
+        if len(raw) > MAX_META_JSON:
+            raise PayloadTooLarge("meta part too large")
+        try:
+            meta = cls.model_validate_json(raw)
+        except ValidationError as exc:
+            unparseable = BadRequest("meta part is not valid UTF-8 JSON")
+            raise from_validation_errors(exc.errors(), unparseable=unparseable) from None
+        if meta.size > max_record_bytes:
+            raise PayloadTooLarge("record larger than the configured limit")
+        return meta
 
 
-class RecordPublic(BaseModel):
+class RecordPublic(Public):
     id: str
     cid: str
     size: int
     segments: int
     created_at: datetime
-    pkesk: str
-    sealed_metadata: str
-    envelope: str
+    pkesk: Base64
+    sealed_metadata: Base64
+    envelope: Base64
 
 
 class RecordList(BaseModel):
@@ -194,7 +272,7 @@ def render_record_list(items: list[str], next_cursor: str | None) -> bytes:
     return f'{{"items":[{",".join(items)}],"next_cursor":{cursor}}}'.encode()
 
 
-class AuditEventPublic(BaseModel):
+class AuditEventPublic(Public):
     event: str
     at: datetime
     address: str | None

@@ -9,8 +9,10 @@ Passwords come from a hidden prompt or, for scripts, ``HYGIEIA_PASSWORD`` /
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client import session_store
 from hygieia.client.sdk import ApiError, HygieiaClient
+from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -63,6 +66,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
+    """One line instead of a traceback for what the user can act on: the server's
+    answer, a wrong secret, a record that failed verification, a file problem. Bad input
+    is refused where it enters (the parsers below); anything else is a bug and shows as
+    one."""
     try:
         yield
     except ApiError as exc:
@@ -73,8 +80,27 @@ def friendly_errors() -> Iterator[None]:
         raise fail(f"{exc}; nothing was written") from None
     except OSError as exc:
         raise fail(f"{exc.strerror or exc}: {exc.filename or ''}") from None
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+
+
+# The key's user id is <email>: the shape crypto.generate_identity takes.
+_EMAIL = re.compile(r"[^<>\s@]+@[^<>\s@]+")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise typer.BadParameter("must look like local@domain")
+    return value
+
+
+def _iso_date(value: str) -> str:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("expected a date, YYYY-MM-DD") from None
+    return value
+
+
+EmailArg = Annotated[str, typer.Argument(parser=_email)]
 
 
 def _secret(env: str, prompt: str, *, confirm: bool = False) -> str:
@@ -116,7 +142,7 @@ def _remember(api: HygieiaClient, email: str, session: acct.LoggedIn) -> None:
 
 # --- accounts ---------------------------------------------------------------------------
 @app.command()
-def signup(email: str, server: ServerOpt = None) -> None:
+def signup(email: EmailArg, server: ServerOpt = None) -> None:
     """Create an account; prints the recovery code once."""
     with friendly_errors(), HygieiaClient(_server(server)) as api:
         pw = password(confirm=True)
@@ -149,7 +175,7 @@ def logout(server: ServerOpt = None) -> None:
         with HygieiaClient(server or saved.server, token=saved.token) as api:
             api.logout()
     except ApiError as exc:
-        if exc.code not in {"invalid_token", "token_expired", "token_revoked"}:
+        if exc.code not in {InvalidToken.code, TokenExpired.code, TokenRevoked.code}:
             session_store.clear()
             raise fail(f"{exc.detail} ({exc.code}); local session forgotten") from None
     session_store.clear()
@@ -181,6 +207,10 @@ def recover(email: str, server: ServerOpt = None) -> None:
     """Set a new password with the recovery code."""
     with friendly_errors(), HygieiaClient(_server(server)) as api:
         code = _secret("HYGIEIA_RECOVERY_CODE", "Recovery code")
+        try:
+            crypto.parse_recovery_code(code)
+        except ValueError as exc:  # before asking for the new password
+            raise fail(str(exc)) from None
         new = _secret("HYGIEIA_NEW_PASSWORD", "New password", confirm=True)
         session = acct.recover(api, email, code, new)
         _remember(api, session.account.email, session)
@@ -237,7 +267,9 @@ def put(
     record_type: Annotated[
         str | None, typer.Option("--type", help="lab, imaging, letter, fhir, …")
     ] = None,
-    date: Annotated[str | None, typer.Option(help="Date of the record, YYYY-MM-DD")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Date of the record, YYYY-MM-DD", parser=_iso_date)
+    ] = None,
     provider: Annotated[str | None, typer.Option(help="Clinic, lab or doctor")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag (repeatable)")] = None,
     media_type: Annotated[str | None, typer.Option(help="MIME type (default: guessed)")] = None,
@@ -265,8 +297,12 @@ def list_records(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     record_type: Annotated[str | None, typer.Option("--type")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Has this tag")] = None,
-    since: Annotated[str | None, typer.Option(help="Record date ≥ YYYY-MM-DD")] = None,
-    until: Annotated[str | None, typer.Option(help="Record date ≤ YYYY-MM-DD")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Record date ≥ YYYY-MM-DD", parser=_iso_date)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Record date ≤ YYYY-MM-DD", parser=_iso_date)
+    ] = None,
     search: Annotated[
         str | None, typer.Option(help="Words in title, type, provider, file name or tags")
     ] = None,

@@ -81,12 +81,12 @@ class PreloginInfo:
 class IssuedSession:
     token: str
     expires_at: datetime
-    user: User
+    account: User
 
 
 @dataclass(frozen=True)
 class RecoveryGrant:
-    token: str
+    recovery_token: str
     recovery_salt: bytes
     recovery_wrapped_vault_key: bytes
 
@@ -109,6 +109,12 @@ def server_secret(db: Session, name: str) -> bytes:
 
 def _find_user(db: Session, email: str) -> User | None:
     return db.scalar(select(User).where(User.email == email))
+
+
+#: crypto names what is wrong with key material by the API's codes for it.
+_KEY_MATERIAL_ERRORS: dict[str, type[InvalidKey]] = {
+    cls.code: cls for cls in (InvalidKey, UnlockedSecretKey, KeyMismatch)
+}
 
 
 def _check_kdf(kdf: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +160,7 @@ def signup(
     try:
         info = crypto.inspect_keys(public_key, locked_secret_key)
     except crypto.InvalidKeyMaterial as exc:
-        raise {
-            "unlocked_secret_key": UnlockedSecretKey,
-            "key_mismatch": KeyMismatch,
-        }.get(exc.reason, InvalidKey)() from exc
+        raise _KEY_MATERIAL_ERRORS.get(exc.reason, InvalidKey)() from exc
     per_address = ratelimit.bucket("signup", limits.signup, client_key(address))
     ratelimit.check(db, [per_address], now=now)
     with limits.hashing.slot():
@@ -323,7 +326,7 @@ def _open_session(
     )
     record_event(db, event=event, user_id=user.id, address=address, now=now)
     db.commit()
-    return IssuedSession(token=token, expires_at=expires, user=user)
+    return IssuedSession(token=token, expires_at=expires, account=user)
 
 
 def _check_live(
@@ -456,7 +459,7 @@ def start_recovery(
     record_event(db, event="auth.recovery_started", user_id=user.id, address=address, now=now)
     db.commit()
     return RecoveryGrant(
-        token=token,
+        recovery_token=token,
         recovery_salt=user.recovery_salt,
         recovery_wrapped_vault_key=user.recovery_wrapped_vault_key,
     )

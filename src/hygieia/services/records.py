@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, String, bindparam, delete, select, tuple_
 from sqlalchemy.orm import Session
@@ -26,102 +26,40 @@ from hygieia import crypto
 from hygieia.db.models import PendingPin, Record, User, UTCDateTime
 from hygieia.encoding import to_b64
 from hygieia.errors import (
-    BadRequest,
+    BlobNotFound,
+    CidMismatch,
     ContentMissing,
     InvalidRecord,
     NotFound,
-    PayloadTooLarge,
+    PkeskMismatch,
+    SizeMismatch,
     ValidationFailed,
 )
-from hygieia.ipfs import parse_cid
 from hygieia.services.audit import record_event
 from hygieia.services.common import Clock, utcnow
-from hygieia.storage import BlobNotFound, BlobStore, SupportsGarbageCollection
+from hygieia.storage import BlobStore, SupportsGarbageCollection
 
 log = logging.getLogger(__name__)
 
-MAX_META_JSON = 256 * 1024
-MAX_PKESK = 1024
-MAX_ENVELOPE = 8 * 1024
-MAX_SEALED_METADATA = 64 * 1024
 MAX_PAGE = 200
 
 
-class CidMismatch(InvalidRecord):
-    code, detail = "cid_mismatch", "uploaded bytes do not have the announced CID"
+class RecordMeta(Protocol):
+    """What the client announces about an upload, parsed and bounded by the API
+    (``api.schemas.RecordMetaCreate``); the checks against the bytes are made here."""
 
-
-class PkeskMismatch(InvalidRecord):
-    code, detail = "pkesk_mismatch", "the owner's PKESK is not for the owner's encryption key"
-
-
-class SizeMismatch(InvalidRecord):
-    code, detail = "size_mismatch", "uploaded size or segment count differs from the announced one"
-
-
-@dataclass(frozen=True)
-class RecordMeta:
-    """The JSON part of an upload, validated."""
-
-    cid: str
-    size: int
-    segments: int
-    pkesk: bytes
-    sealed_metadata: bytes
-    envelope: bytes
-
-
-def _b64_field(data: dict[str, Any], name: str, max_len: int) -> bytes:
-    value = data.get(name)
-    if not isinstance(value, str) or len(value) > (max_len + 2) // 3 * 4:
-        raise ValidationFailed(f"{name}: base64 string of at most {max_len} bytes required")
-    try:
-        raw = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise ValidationFailed(f"{name}: invalid base64") from exc
-    if not raw:
-        raise ValidationFailed(f"{name}: must not be empty")
-    return raw
-
-
-def _int_field(data: dict[str, Any], name: str, low: int, high: int) -> int:
-    value = data.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValidationFailed(f"{name}: integer in {low}..{high} required")
-    return value
-
-
-def parse_meta(raw: bytes, *, max_record_bytes: int) -> RecordMeta:
-    if len(raw) > MAX_META_JSON:
-        raise PayloadTooLarge("meta part too large")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("meta part is not valid UTF-8 JSON") from exc
-    if not isinstance(data, dict):
-        raise ValidationFailed("meta must be a JSON object")
-    unknown = set(data) - {"cid", "size", "segments", "pkesk", "sealed_metadata", "envelope"}
-    if unknown:
-        raise ValidationFailed("meta has unknown fields")
-    cid_text = data.get("cid")
-    if not isinstance(cid_text, str) or len(cid_text) > 128:
-        raise ValidationFailed("cid: string required")
-    try:
-        cid = str(parse_cid(cid_text))
-    except ValueError as exc:
-        raise ValidationFailed("cid: not a valid CID") from exc
-    if isinstance(data.get("size"), int) and data["size"] > max_record_bytes:
-        raise PayloadTooLarge("record larger than the configured limit")
-    size = _int_field(data, "size", 1, max_record_bytes)
-    max_segments = size // crypto.SEGMENT_SIZE + 1
-    return RecordMeta(
-        cid=cid,
-        size=size,
-        segments=_int_field(data, "segments", 1, max_segments),
-        pkesk=_b64_field(data, "pkesk", MAX_PKESK),
-        sealed_metadata=_b64_field(data, "sealed_metadata", MAX_SEALED_METADATA),
-        envelope=_b64_field(data, "envelope", MAX_ENVELOPE),
-    )
+    @property
+    def cid(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def segments(self) -> int: ...
+    @property
+    def pkesk(self) -> bytes: ...
+    @property
+    def sealed_metadata(self) -> bytes: ...
+    @property
+    def envelope(self) -> bytes: ...
 
 
 def _checked_stream(content: Iterable[bytes], meta: RecordMeta) -> Iterator[bytes]:
@@ -209,11 +147,16 @@ def _cursor(created_at: datetime, record_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor names; anything we could not have issued is a 422."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, record_id = raw.split("|", 1)
-        return datetime.fromisoformat(at), str(uuid.UUID(record_id))
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        text, record_id = raw.split("|", 1)
+        at = datetime.fromisoformat(text)
+        if at.tzinfo is None:  # ours always carry an offset; a naive one can't be compared
+            raise ValueError("cursor time without an offset")
+        # Normalised here, where an offset that leaves the datetime range is caught.
+        return at.astimezone(UTC), str(uuid.UUID(record_id))
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error) as exc:
         raise ValidationFailed("cursor is invalid") from exc
 
 

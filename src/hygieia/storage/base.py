@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self, runtime_checkable
 
-from hygieia.errors import NotFound, StorageUnavailable
+from hygieia.errors import BlobNotFound, StorageUnavailable
 
 __all__ = [
     "BlobNotFound",
@@ -48,12 +48,6 @@ BlobSource = BinaryIO | Iterable[bytes]
 
 #: How much ``put`` reads from a file object at a time.
 READ_SIZE = 1024 * 1024
-
-
-class BlobNotFound(NotFound):
-    """The store does not hold this blob (or one of its blocks)."""
-
-    code, detail = "blob_not_found", "blob not found in the store"
 
 
 class BlobStore(abc.ABC):

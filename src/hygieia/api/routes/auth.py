@@ -23,50 +23,15 @@ from hygieia.api.schemas import (
     UserKeyLookup,
     UserKeyPublic,
 )
-from hygieia.db.models import User
-from hygieia.encoding import to_b64
 from hygieia.services import accounts, audit
 
 router = APIRouter(tags=["accounts"])
 
 
-def account_public(user: User) -> AccountPublic:
-    return AccountPublic(
-        id=user.id,
-        email=user.email,
-        fingerprint=user.fingerprint,
-        encryption_key_id=user.encryption_key_id,
-        public_key=user.public_key,
-        locked_secret_key=user.locked_secret_key,
-        wrapped_vault_key=to_b64(user.wrapped_vault_key),
-        kdf=user.kdf,
-        salt=to_b64(user.salt),
-        created_at=user.created_at,
-    )
-
-
-def new_password(body: PasswordChange | RecoverComplete) -> accounts.NewPassword:
-    return accounts.NewPassword(
-        auth_key=body.new_auth_key,
-        salt=body.new_salt,
-        kdf=body.new_kdf.model_dump(),
-        wrapped_vault_key=body.new_wrapped_vault_key,
-    )
-
-
-def session_public(issued: accounts.IssuedSession) -> SessionPublic:
-    return SessionPublic(
-        token=issued.token, expires_at=issued.expires_at, account=account_public(issued.user)
-    )
-
-
 @router.get("/auth/prelogin", response_model=PreloginPublic)
 def prelogin(db: SessionDep, email: Annotated[Email, Query()]) -> PreloginPublic:
     """KDF parameters and salts for an email (stable fake ones for unknown emails)."""
-    info = accounts.prelogin(db, email=email)
-    return PreloginPublic(
-        kdf=info.kdf, salt=to_b64(info.salt), recovery_salt=to_b64(info.recovery_salt)
-    )
+    return PreloginPublic.model_validate(accounts.prelogin(db, email=email))
 
 
 @router.post("/auth/signup", response_model=SignupPublic, status_code=201)
@@ -89,7 +54,7 @@ def signup(
         address=address,
         limits=limits,
     )
-    return SignupPublic(id=user.id, email=user.email, fingerprint=user.fingerprint)
+    return SignupPublic.model_validate(user)
 
 
 @router.post("/auth/login", response_model=SessionPublic)
@@ -104,7 +69,7 @@ def login(
         address=address,
         limits=limits,
     )
-    return session_public(issued)
+    return SessionPublic.model_validate(issued)
 
 
 @router.post("/auth/logout", status_code=204)
@@ -117,7 +82,7 @@ def logout(auth: AuthDep, db: SessionDep) -> Response:
 @router.get("/me", response_model=AccountPublic)
 def me(user: CurrentUser) -> AccountPublic:
     """The account, its public key, locked secret key and wrapped vault key."""
-    return account_public(user)
+    return AccountPublic.model_validate(user)
 
 
 @router.post("/auth/password", status_code=204)
@@ -131,7 +96,7 @@ def change_password(
         user=user,
         session=session,
         auth_key=body.auth_key,
-        new=new_password(body),
+        new=body.new_password(),
         address=address,
         limits=limits,
     )
@@ -150,11 +115,7 @@ def recover(
         address=address,
         limits=limits,
     )
-    return RecoveryPublic(
-        recovery_token=grant.token,
-        recovery_salt=to_b64(grant.recovery_salt),
-        recovery_wrapped_vault_key=to_b64(grant.recovery_wrapped_vault_key),
-    )
+    return RecoveryPublic.model_validate(grant)
 
 
 @router.post("/auth/recover/complete", response_model=SessionPublic)
@@ -165,11 +126,11 @@ def recover_complete(
     issued = accounts.complete_recovery(
         db,
         recovery_token=body.recovery_token,
-        new=new_password(body),
+        new=body.new_password(),
         address=address,
         limits=limits,
     )
-    return session_public(issued)
+    return SessionPublic.model_validate(issued)
 
 
 @router.get("/audit", response_model=list[AuditEventPublic])
@@ -178,7 +139,7 @@ def audit_trail(
 ) -> list[AuditEventPublic]:
     """Your own audit trail (logins, failures, password changes, record events)."""
     return [
-        AuditEventPublic(event=e.event, at=e.at, address=e.address)
+        AuditEventPublic.model_validate(e)
         for e in audit.events_for(db, user_id=user.id, limit=limit)
     ]
 
@@ -194,4 +155,4 @@ def user_key(
     info = accounts.public_key_of(
         db, email=body.email, session_id=auth[1].id, address=address, limits=limits
     )
-    return UserKeyPublic(email=info.email, fingerprint=info.fingerprint, public_key=info.public_key)
+    return UserKeyPublic.model_validate(info)

@@ -19,7 +19,13 @@ from hygieia.api.deps import (
     StoreDep,
 )
 from hygieia.api.multipart import BodyPump, MultipartReader, boundary_of
-from hygieia.api.schemas import RecordList, RecordPublic, render_record_list
+from hygieia.api.schemas import (
+    MAX_META_JSON,
+    RecordList,
+    RecordMetaCreate,
+    RecordPublic,
+    render_record_list,
+)
 from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
@@ -99,8 +105,8 @@ def _ingest(
     part = reader.next_part()
     if part is None or part.name != "meta":
         raise ValidationFailed("the first part must be 'meta'")
-    meta = records.parse_meta(
-        reader.read_small(records.MAX_META_JSON), max_record_bytes=settings.max_record_bytes
+    meta = RecordMetaCreate.from_part(
+        reader.read_small(MAX_META_JSON), max_record_bytes=settings.max_record_bytes
     )
     part = reader.next_part()
     if part is None or part.name != "content":
