@@ -2,17 +2,24 @@
 
 Hypothesis generates valid and invalid requests for each route, with and without a real
 session token; whatever it sends, the server must never answer 5xx, and every error must
-carry the stable ``{code, detail}`` shape.
+carry the stable ``{code, detail}`` shape. The schema only says ``meta`` and ``cursor`` are
+strings, so hooks add what a string from the schema never is: an upload's meta nested past
+any recursion limit, and listing cursors that decode to odd times and ids (issue 9,
+finding 10: both answered 500 before they were handled).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
@@ -63,8 +70,57 @@ def _check(case, url: str, headers: dict[str, str]) -> None:  # type: ignore[no-
     _error_shape(response)
 
 
+def _deep_json() -> st.SearchStrategy[str]:
+    """JSON nested up to far past Python's recursion limit, alone or inside a meta object."""
+    depth = st.one_of(st.integers(1, 300), st.integers(1_000, 40_000))
+    shape = st.sampled_from([("[", "]"), ('{"a":', "}")])
+    nested = st.builds(lambda d, s: s[0] * d + "1" + s[1] * d, depth, shape)
+    return nested.flatmap(
+        lambda n: st.sampled_from([n, f'{{"cid": {n}}}', f'{{"size": 1, "extra": {n}}}'])
+    )
+
+
+def _odd_cursors() -> st.SearchStrategy[str]:
+    """Cursors the server never issued: times without an offset or at the edges of the
+    datetime range under any offset, ids that are not UUIDs, and plain junk."""
+    offsets = st.timedeltas(
+        min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+    )
+    times = st.one_of(st.datetimes(), st.datetimes(timezones=st.builds(timezone, offsets))).map(
+        datetime.isoformat
+    )
+    ids = st.one_of(st.uuids().map(str), st.text(max_size=20))
+    text = st.one_of(st.builds("{}|{}".format, times, ids), st.text(max_size=60))
+    encoded = text.map(lambda t: base64.urlsafe_b64encode(t.encode()).decode().rstrip("="))
+    return st.one_of(encoded, st.text(max_size=100))
+
+
+def _is(context: Any, method: str, path: str) -> bool:
+    op = context.operation
+    return op is not None and (op.method.upper(), op.path) == (method, path)
+
+
+def _add_hostile_inputs(schema: Any) -> None:
+    @schema.hook
+    def flatmap_body(context, body):  # type: ignore[no-untyped-def]
+        if not _is(context, "POST", "/api/v1/records"):
+            return st.just(body)
+        content = body.get("content", b"") if isinstance(body, dict) else b""
+        # meta first: the server reads the parts in that order.
+        deep = _deep_json().map(lambda meta: {"meta": meta, "content": content})
+        return st.one_of(deep, st.just(body))
+
+    @schema.hook
+    def flatmap_query(context, query):  # type: ignore[no-untyped-def]
+        if not _is(context, "GET", "/api/v1/records"):
+            return st.just(query)
+        odd = _odd_cursors().map(lambda cursor: {**(query or {}), "cursor": cursor})
+        return st.one_of(odd, st.just(query))
+
+
 def _operations(url: str) -> list:  # type: ignore[type-arg]
     schema = schemathesis.openapi.from_url(f"{url}/api/v1/openapi.json")
+    _add_hostile_inputs(schema)
     return [result.ok() for result in schema.get_all_operations()]
 
 

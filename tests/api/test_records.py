@@ -252,6 +252,59 @@ def test_hostile_uploads(
     assert raw_upload(live, tok, meta, content).status_code == 201
 
 
+def test_deeply_nested_meta_is_a_client_error(
+    live: LiveApp, alice: acct.LoggedIn, tmp_path: Path
+) -> None:
+    """Issue 9, finding 10: before this change the meta part went through ``json.loads``,
+    whose RecursionError on deep nesting answered 500 (with a traceback in the log)."""
+    meta, content = sealed_upload(alice, b"deep", tmp_path=tmp_path)
+    depth = 40_000  # far past Python's recursion limit, inside the 256 KiB meta bound
+    nested = "[" * depth + "]" * depth
+    for doc in (
+        nested,
+        '{"a":' * depth + "1" + "}" * depth,
+        json.dumps({**meta, "extra": "@"}).replace('"@"', nested),
+        json.dumps({**meta, "size": "@"}).replace('"@"', nested),  # inside a known field
+    ):
+        r = raw_upload(live, alice.token, doc, content)
+        assert (r.status_code, r.json()["code"]) == (400, "bad_request"), r.text
+    assert_nothing_stored(live, alice.token)
+
+
+@pytest.mark.parametrize(
+    "cursor_text",
+    [
+        "2026-01-02T03:04:05|{id}",  # no offset: was compared as a naive datetime, a 500
+        "2026-01-02T03:04:05.123456|{id}",
+        "0001-01-01T00:00:00+01:00|{id}",  # leaves the datetime range in UTC: a 500 too
+        "9999-12-31T23:59:59-01:00|{id}",
+        "2026-01-02T03:04:05+00:00|not-a-uuid",
+        "2026-01-02T03:04:05+00:00",
+        "not a time|{id}",
+    ],
+)
+def test_odd_cursors_are_a_client_error(
+    live: LiveApp, alice: acct.LoggedIn, cursor_text: str
+) -> None:
+    """Issue 9, finding 10: before this change a cursor whose time had no offset (or one
+    that overflowed on conversion to UTC) reached the database layer and answered 500."""
+    raw = cursor_text.format(id="0b5f3a4e-5c7d-4f3e-9a1b-2c3d4e5f6a7b").encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    r = httpx.get(
+        f"{live.url}/api/v1/records",
+        params={"cursor": cursor},
+        headers={"authorization": f"Bearer {alice.token}"},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+    for junk in ("%%%", "\u00ff" * 10, base64.urlsafe_b64encode(b"\xff\xfe|x").decode()):
+        r = httpx.get(
+            f"{live.url}/api/v1/records",
+            params={"cursor": junk},
+            headers={"authorization": f"Bearer {alice.token}"},
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+
+
 @pytest.fixture
 def small_limit(app_settings):  # type: ignore[no-untyped-def]
     app_settings.max_record_bytes = 64 * 1024

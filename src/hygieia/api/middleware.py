@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hygieia.api.error_handlers import error_response
@@ -125,14 +124,19 @@ class SecurityHeadersMiddleware:
 
 
 def loggable_path(scope: Scope) -> str:
-    """The path as the access log may show it: an API route's template once routing
-    matched one (``/api/v1/users/{email}/key``), else the path with any segment that
-    could be an e-mail address (it has an ``@``) blanked out."""
-    route = scope.get("route")
-    template = getattr(route, "path_format", None)
-    if template and not isinstance(route, Mount):
-        return str(template)
-    return "/".join("{redacted}" if "@" in part else part for part in scope["path"].split("/"))
+    """The path as the access log may show it: path parameters by their names
+    (``/api/v1/users/{email}/key``), and any other segment that could be an e-mail
+    address (it has an ``@``; a path that matched no route) blanked out."""
+    # Each parameter's value stands for one segment; matched from the right, where the
+    # routes keep their parameters.
+    pending = {str(v): k for k, v in scope.get("path_params", {}).items()}
+    parts = scope["path"].split("/")
+    for i in reversed(range(len(parts))):
+        if parts[i] in pending:
+            parts[i] = "{" + pending.pop(parts[i]) + "}"
+        elif "@" in parts[i]:
+            parts[i] = "{redacted}"
+    return "/".join(parts)
 
 
 class AccessLogMiddleware:

@@ -1,0 +1,34 @@
+"""The access log: one line per request, and never an e-mail address or a query string."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from tests.api.conftest import LiveApp
+
+ADDRESS = "logged.person@example.org"
+
+
+def test_access_log_names_routes_not_addresses(
+    live: LiveApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = f"{live.url}/api/v1"
+    with caplog.at_level(logging.INFO, logger="hygieia.access"):
+        assert httpx.get(f"{api}/auth/prelogin", params={"email": ADDRESS}).status_code == 200
+        assert httpx.get(f"{api}/users/{ADDRESS}/key").status_code == 401  # routed, refused
+        assert httpx.get(f"{api}/nope/{ADDRESS}").status_code == 404  # matches no route
+        # Refused by the body limit, before routing.
+        big = httpx.post(
+            f"{api}/users/{ADDRESS}/key", content=b"x" * (live.settings.max_json_bytes + 1)
+        )
+        assert big.status_code == 413
+    lines = [r.getMessage() for r in caplog.records if r.name == "hygieia.access"]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("GET /api/v1/auth/prelogin 200 ")
+    assert lines[1].startswith("GET /api/v1/users/{email}/key 401 ")
+    assert lines[2].startswith("GET /api/v1/nope/{redacted} 404 ")
+    assert lines[3].startswith("POST /api/v1/users/{redacted}/key 413 ")
+    assert ADDRESS not in caplog.text and "logged.person" not in caplog.text
