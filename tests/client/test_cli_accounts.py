@@ -99,3 +99,16 @@ def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
         "--local-user", "pp@example.org", "--sign", input=b"x", passphrase="chosen export phrase"
     )
     assert signed.returncode == 0, signed.stderr
+
+
+def test_bad_input_is_refused_where_it_enters(cli: Cli) -> None:
+    # Before any prompt: no password is set, so reaching one would fail differently.
+    bad_email = cli.run("signup", "not-an-address", check=False)
+    assert bad_email.returncode == 2 and "local@domain" in bad_email.stderr
+    assert "HYGIEIA_PASSWORD" not in bad_email.stderr
+    bad_code = cli.run("recover", "a@example.org", HYGIEIA_RECOVERY_CODE="nope", check=False)
+    assert bad_code.returncode == 1 and "recovery code must be" in bad_code.stderr
+    assert "HYGIEIA_NEW_PASSWORD" not in bad_code.stderr
+    bad_date = cli.run("ls", "--since", "2025-13-01", check=False)
+    assert bad_date.returncode == 2 and "YYYY-MM-DD" in bad_date.stderr
+    assert "Traceback" not in bad_email.stderr + bad_code.stderr + bad_date.stderr

@@ -143,8 +143,8 @@ class AccessLogMiddleware:
     """One line per request: method, path (see :func:`loggable_path`), status, time.
 
     The query string is never read (prelogin carries an e-mail address), nor are
-    headers or bodies. Outermost, so it sees the status the client got, the body
-    limit's refusals included.
+    headers or bodies. Added last, so it wraps the other middleware and sees the status
+    the client got, the body limit's refusals included.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -165,6 +165,10 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_noting_status)
+        except Exception:
+            # Unhandled: the server-error middleware outside this one answers 500.
+            status = status or 500
+            raise
         finally:
             log.info(
                 "%s %s %s %.1fms",
