@@ -19,7 +19,7 @@ def test_access_log_names_routes_not_addresses(
     api = f"{live.url}/api/v1"
     with caplog.at_level(logging.INFO, logger="hygieia.access"):
         assert httpx.get(f"{api}/auth/prelogin", params={"email": ADDRESS}).status_code == 200
-        assert httpx.get(f"{api}/users/{ADDRESS}/key").status_code == 401  # routed, refused
+        assert httpx.get(f"{api}/records/{ADDRESS}").status_code == 401  # routed, refused
         assert httpx.get(f"{api}/nope/{ADDRESS}").status_code == 404  # matches no route
         # Refused by the body limit, before routing.
         big = httpx.post(
@@ -34,7 +34,7 @@ def test_access_log_names_routes_not_addresses(
     assert got == [
         "GET /api/v1/auth/prelogin 200",
         "GET /api/v1/nope/{redacted} 404",
-        "GET /api/v1/users/{email}/key 401",
+        "GET /api/v1/records/{record_id} 401",
         "POST /api/v1/users/{redacted}/key 413",
     ]
     assert ADDRESS not in caplog.text and "logged.person" not in caplog.text

@@ -1,7 +1,7 @@
 """Pure ASGI middleware: body size limits, security headers and a privacy-safe access log.
 
 The access log writes method, path, status and duration; never headers, bodies, query
-strings (prelogin carries an email) or path parameters (``/users/{email}/key``).
+strings (prelogin carries an email) or path parameters (``/records/{record_id}``).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class SecurityHeadersMiddleware:
 
 def loggable_path(scope: Scope) -> str:
     """The path as the access log may show it: path parameters by their names
-    (``/api/v1/users/{email}/key``), and any other segment that could be an e-mail
+    (``/api/v1/records/{record_id}``), and any other segment that could be an e-mail
     address (it has an ``@``; a path that matched no route) blanked out."""
     # Each parameter's value stands for one segment; matched from the right, where the
     # routes keep their parameters.
