@@ -19,6 +19,7 @@ from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
 import httpx
 
 from hygieia.encoding import from_b64
+from hygieia.errors import HttpError
 
 __all__ = [
     "Account",
@@ -197,7 +198,7 @@ def _raise_for(resp: httpx.Response) -> None:
         body = resp.json()
         code, detail = str(body["code"]), str(body["detail"])
     except Exception:
-        code, detail = "http_error", f"HTTP {resp.status_code}"
+        code, detail = HttpError.code, f"HTTP {resp.status_code}"  # no JSON error body
     raise ApiError(resp.status_code, code, detail)
 
 
