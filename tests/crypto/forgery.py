@@ -3,20 +3,26 @@
 Shared by the Python reader tests (tests/crypto/test_compression.py) and the browser
 ones (tests/browser/test_record_format.py). rPGP builds them from a streamed source,
 so a bomb of hundreds of MiB costs a fraction of a second and no memory to make.
+:func:`seipd_v1` encrypts any packets a holder of the session key cares to write, for
+the attacks on the packet check (tests/crypto/test_opening.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import struct
 
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from openpgp.composed import MessageBuilder
 
 from hygieia import crypto
 from hygieia.crypto._framing import fixed_header, read_packet
 from hygieia.crypto._identity import load_public_key
 
-__all__ = ["forged_message", "forged_segment"]
+__all__ = ["forged_message", "forged_segment", "seipd_v1", "signed_literal_packets"]
 
 
 class _Zeros(io.RawIOBase):
@@ -69,3 +75,38 @@ def forged_segment(signer: crypto.UnlockedKey, session_key: bytes, chunk: int) -
     )
     tag, body, _ = read_packet(packet)
     return fixed_header(tag, len(body)) + body
+
+
+def seipd_v1(inner: bytes, session_key: bytes) -> bytes:
+    """A SEIPDv1 packet holding ``inner`` (any packets) with a valid MDC, framed fixed.
+
+    What a holder of the session key (a record's writer, or anyone it was shared
+    with) can put in front of a reader; only the reader's checks stand in the way.
+    """
+    prefix = os.urandom(16)
+    plain = prefix + prefix[-2:] + inner + b"\xd3\x14"
+    plain += hashlib.sha1(plain).digest()  # the RFC 4880 MDC
+    encryptor = Cipher(algorithms.AES256(session_key), CFB(bytes(16))).encryptor()
+    body = b"\x01" + encryptor.update(plain) + encryptor.finalize()
+    return fixed_header(18, len(body)) + body
+
+
+def signed_literal_packets(
+    signer: crypto.UnlockedKey, data: bytes, session_key: bytes
+) -> list[tuple[int, bytes]]:
+    """``(tag, body)`` of the OPS, Literal and Signature packets rPGP writes for ``data``."""
+    message = (
+        MessageBuilder.from_bytes("", data)
+        .seipd_v1("aes256")
+        .set_session_key(session_key)
+        .sign(signer._secret, signer._passphrase, "sha256")
+        .to_vec()
+    )
+    _, body, _ = read_packet(message)
+    decryptor = Cipher(algorithms.AES256(session_key), CFB(bytes(16))).decryptor()
+    inner = (decryptor.update(body[1:]) + decryptor.finalize())[18:-22]
+    packets, pos = [], 0
+    while pos < len(inner):
+        tag, packet_body, pos = read_packet(inner, pos)
+        packets.append((tag, packet_body))
+    return packets

@@ -109,3 +109,30 @@ def _order_divides_l(u: int) -> bool:
     if swap:
         x2, z2 = x3, z3
     return z2 == 0
+
+
+def _hash_id_of_first_signature(armored: str) -> int:
+    raw = SignedPublicKey.from_armor(armored)[0].to_bytes()
+    sig = next(body for tag, body in _packets(raw) if tag == 2)
+    return sig[3]
+
+
+def test_decoys_come_in_both_clients_layouts() -> None:
+    """Half rPGP's layout (SHA-256), half OpenPGP.js's (SHA-512 and salt notations).
+
+    Failed before: every decoy had rPGP's layout, so a key made in the web app
+    (OpenPGP.js) was certainly a real account's. Each layout parses, verifies and
+    keeps the fingerprint its primary key gives (tests/browser/test_decoy.py proves
+    the OpenPGP.js layout byte for byte).
+    """
+    layouts = {}
+    for i in range(16):
+        seed = hashlib.sha256(bytes([i])).digest()
+        decoy = crypto.decoy_public_key(seed, "ghost@example.org", 1_780_000_000)
+        key = load_public_key(decoy.public_key)
+        assert key.fingerprint.upper() == decoy.fingerprint
+        layouts.setdefault(_hash_id_of_first_signature(decoy.public_key), []).append(seed)
+        again = crypto.decoy_public_key(seed, "ghost@example.org", 1_780_000_000)
+        assert again.public_key == decoy.public_key
+    assert set(layouts) == {8, 10}  # SHA-256 (rPGP) and SHA-512 (OpenPGP.js)
+    assert min(len(seeds) for seeds in layouts.values()) >= 3

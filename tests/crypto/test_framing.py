@@ -93,3 +93,7 @@ def test_read_packet_joins_partial_chunks() -> None:
     assert fixed_header(18, len(body)) == b"\xd2\xff\x00\x00\x05\x00"
     with pytest.raises(crypto.InvalidFraming):
         read_packet(framed[:-1])
+    # A partial chunk under 512 bytes: no writer makes one, and 1-byte chunks would
+    # cost a reader a list entry per byte (tests/crypto/test_opening.py).
+    with pytest.raises(crypto.InvalidFraming):
+        read_packet(b"\xd2\xe9" + body[:512] + b"\xe8" + body[512:768] + b"\x01" + body[768:769])

@@ -65,8 +65,16 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    # Some proxies (Azure Application Gateway, IIS ARR) append the client's port:
+    # "192.0.2.1:5678", "[2001:db8::1]:5678". Unparsed, such an entry would end the walk
+    # at the proxy and put every client in the proxy's buckets.
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(text.strip())
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -2,10 +2,15 @@
 
 A lookup must not tell whether an email has an account (security review, finding 3),
 so an unknown email gets a public key that looks like the ones our clients make
-(protocol §2: v4 Ed25519-legacy primary, cv25519 ECDH subkey, the same subpackets in
-the same order, byte for byte as rPGP writes them) and is the same on every lookup.
-rPGP can't generate keys from a seed, hence the packets are written by hand here; a
-test rebuilds a real rPGP key from its seed and demands identical bytes.
+(protocol §2: v4 Ed25519-legacy primary, cv25519 ECDH subkey) and is the same on every
+lookup. The two clients write different self-signatures: the CLI's rPGP signs with
+SHA-256 and its own subpackets, the web app's OpenPGP.js with SHA-512, other
+subpackets and a random salt notation. A decoy takes one of the two layouts, chosen
+by its seed, byte for byte as that library writes it: a decoy in one layout only would
+give away every account made with the other client. Neither library generates keys
+from a seed, hence the packets are written by hand here; tests rebuild a real key of
+each library from its seed and demand identical bytes (tests/crypto/test_decoy.py,
+tests/browser/test_decoy.py).
 
 The encryption subkey has **no known secret**: its point comes from hashing the seed
 onto the curve (Elligator 2, RFC 9380), so nobody, the server included, can read what
@@ -67,15 +72,22 @@ def _key_hash_prefix(body: bytes) -> bytes:
     return b"\x99" + struct.pack(">H", len(body)) + body
 
 
+_HASHES = {8: hashlib.sha256, 10: hashlib.sha512}
+
+
 def _signature(
-    signer: Ed25519PrivateKey, sig_type: int, signed: bytes, hashed: bytes, issuer: bytes
+    signer: Ed25519PrivateKey,
+    sig_type: int,
+    signed: bytes,
+    hashed: bytes,
+    unhashed: bytes,
+    hash_id: int = 8,
 ) -> bytes:
-    """A v4 EdDSA-legacy signature packet body over ``signed`` (SHA-256)."""
-    header = bytes([4, sig_type, 22, 8]) + struct.pack(">H", len(hashed)) + hashed
+    """A v4 EdDSA-legacy signature packet body over ``signed`` (SHA-256 or SHA-512)."""
+    header = bytes([4, sig_type, 22, hash_id]) + struct.pack(">H", len(hashed)) + hashed
     trailer = b"\x04\xff" + struct.pack(">I", len(header))
-    digest = hashlib.sha256(signed + header + trailer).digest()
+    digest = _HASHES[hash_id](signed + header + trailer).digest()
     raw = signer.sign(digest)
-    unhashed = _subpacket(16, issuer)
     return (
         header
         + struct.pack(">H", len(unhashed))
@@ -86,16 +98,85 @@ def _signature(
     )
 
 
-def _build(seed: bytes, encryption_point: bytes, email: str, created: int) -> bytes:
-    """The transferable public key, as rPGP's ``generate_identity`` profile writes it."""
-    signer = Ed25519PrivateKey.from_private_bytes(seed)
-    ed_public = signer.public_key().public_bytes_raw()
+def _keys(seed: bytes, encryption_point: bytes, created: int) -> tuple[bytes, bytes, bytes]:
+    """(primary key body, its v4 fingerprint, encryption subkey body): alike in both layouts."""
+    ed_public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
     when = struct.pack(">I", created)
     primary = (
         b"\x04" + when + b"\x16" + bytes([len(_ED25519_OID)]) + _ED25519_OID
         + _mpi(b"\x40" + ed_public)
     )  # fmt: skip
     fingerprint = hashlib.sha1(_key_hash_prefix(primary)).digest()  # noqa: S324 - OpenPGP v4
+    subkey = (
+        b"\x04" + when + b"\x12" + bytes([len(_CV25519_OID)]) + _CV25519_OID
+        + _mpi(b"\x40" + encryption_point) + _ECDH_KDF
+    )  # fmt: skip
+    return primary, fingerprint, subkey
+
+
+def _user_id_signed(primary: bytes, user_id: bytes) -> bytes:
+    return _key_hash_prefix(primary) + b"\xb4" + struct.pack(">I", len(user_id)) + user_id
+
+
+def _build_openpgpjs(
+    seed: bytes, encryption_point: bytes, email: str, created: int, salts: tuple[bytes, bytes]
+) -> bytes:
+    """The transferable public key as the web app's ``generateIdentity`` writes it
+    (OpenPGP.js 6, PGP_CONFIG); ``salts`` are the 32-byte salt notations of the two
+    self-signatures, random in OpenPGP.js."""
+    signer = Ed25519PrivateKey.from_private_bytes(seed)
+    primary, fingerprint, subkey = _keys(seed, encryption_point, created)
+    key_id = fingerprint[-8:]
+    user_id = f"<{email}>".encode()
+    critical_time = _subpacket(0x82, struct.pack(">I", created))
+
+    def salt(value: bytes) -> bytes:
+        name = b"salt@notations.openpgpjs.org"
+        return _subpacket(20, bytes(4) + struct.pack(">HH", len(name), len(value)) + name + value)
+
+    issuer_fpr = _subpacket(33, b"\x04" + fingerprint)
+    cert_hashed = (
+        critical_time
+        + _subpacket(11, b"\x09\x07")  # AES-256, AES-128
+        + _subpacket(16, key_id)
+        + salt(salts[0])
+        + _subpacket(21, b"\x08\x0a\x0e\x0c")  # SHA-256, SHA-512, SHA3-256, SHA3-512
+        + _subpacket(22, b"\x00\x02\x01")  # uncompressed, zlib, zip
+        + _subpacket(25, b"\x01")  # primary user id
+        + _subpacket(0x9B, b"\x03")  # key flags (critical): certify + sign
+        + _subpacket(30, b"\x01")  # SEIPDv1
+        + issuer_fpr
+    )
+    cert = _signature(signer, 0x13, _user_id_signed(primary, user_id), cert_hashed, b"", 10)
+    binding_hashed = (
+        critical_time
+        + _subpacket(16, key_id)
+        + salt(salts[1])
+        + _subpacket(0x9B, b"\x0c")  # key flags (critical): encrypt
+        + issuer_fpr
+    )
+    binding = _signature(
+        signer,
+        0x18,
+        _key_hash_prefix(primary) + _key_hash_prefix(subkey),
+        binding_hashed,
+        b"",
+        10,
+    )
+    return (
+        _packet(6, primary)
+        + _packet(13, user_id)
+        + _packet(2, cert)
+        + _packet(14, subkey)
+        + _packet(2, binding)
+    )
+
+
+def _build(seed: bytes, encryption_point: bytes, email: str, created: int) -> bytes:
+    """The transferable public key, as rPGP's ``generate_identity`` profile writes it."""
+    signer = Ed25519PrivateKey.from_private_bytes(seed)
+    primary, fingerprint, subkey = _keys(seed, encryption_point, created)
+    when = struct.pack(">I", created)
     key_id = fingerprint[-8:]
     user_id = f"<{email}>".encode()
     issuer_fpr = _subpacket(33, b"\x04" + fingerprint)
@@ -110,23 +191,14 @@ def _build(seed: bytes, encryption_point: bytes, email: str, created: int) -> by
         + _subpacket(39, b"")  # no AEAD preferences
         + _subpacket(25, b"\x01")  # primary user id
     )
-    cert = _signature(
-        signer,
-        0x13,
-        _key_hash_prefix(primary) + b"\xb4" + struct.pack(">I", len(user_id)) + user_id,
-        cert_hashed,
-        key_id,
-    )
-    subkey = (
-        b"\x04" + when + b"\x12" + bytes([len(_CV25519_OID)]) + _CV25519_OID
-        + _mpi(b"\x40" + encryption_point) + _ECDH_KDF
-    )  # fmt: skip
+    issuer = _subpacket(16, key_id)  # unhashed
+    cert = _signature(signer, 0x13, _user_id_signed(primary, user_id), cert_hashed, issuer)
     binding = _signature(
         signer,
         0x18,
         _key_hash_prefix(primary) + _key_hash_prefix(subkey),
         _subpacket(2, when) + _subpacket(27, b"\x0c") + issuer_fpr,
-        key_id,
+        issuer,
     )
     return (
         _packet(6, primary)
@@ -164,7 +236,13 @@ def decoy_public_key(seed: bytes, email: str, created: int) -> DecoyKey:
     if len(seed) != 32:
         raise ValueError("seed must be 32 bytes")
     primary_seed = hashlib.sha256(b"hygieia/decoy-primary\x00" + seed).digest()
-    raw = _build(primary_seed, _hash_to_curve25519(seed), email, created)
+    point = _hash_to_curve25519(seed)
+    if hashlib.sha256(b"hygieia/decoy-layout\x00" + seed).digest()[0] & 1:
+        # Half the decoys look made in the browser, half by the CLI.
+        salts = hashlib.sha512(b"hygieia/decoy-salts\x00" + seed).digest()
+        raw = _build_openpgpjs(primary_seed, point, email, created, (salts[:32], salts[32:]))
+    else:
+        raw = _build(primary_seed, point, email, created)
     key = SignedPublicKey.from_bytes(raw)
     key.verify_bindings()  # never hand out a key rPGP itself would reject
     return DecoyKey(public_key=key.to_armored(), fingerprint=key.fingerprint.upper())

@@ -49,6 +49,11 @@ SEGMENT_HEADER_SIZE = 6  # 0xD2 0xFF u32be(len)
 _SEIPD_V1 = 1
 # version + 16-byte IV + 2 check bytes + MDC packet (22): the smallest SEIPDv1 body.
 _MIN_SEIPD_BODY = 1 + 18 + 22
+# RFC 9580 §4.2.1.4 demands 512 bytes of the first partial chunk only, but rPGP,
+# OpenPGP.js and gpg never write a smaller one anywhere. Refusing them bounds the
+# chunks per packet: 1-byte chunks cost a reader a list entry and a loop turn per
+# byte (a 4 MiB segment became 2 million spans, 280 MB and seconds of CPU).
+_MIN_PARTIAL_CHUNK = 512
 
 
 def fixed_header(tag: int, length: int) -> bytes:
@@ -68,7 +73,8 @@ def packet_spans(
     (RFC 4880 §4.2.1) are accepted only with ``old_format`` (keys may carry them;
     nothing Hygieia frames does). The one parser of packet lengths in the package:
     callers that want the body joined use :func:`read_packet`. Raises
-    :class:`InvalidFraming` on anything malformed or truncated.
+    :class:`InvalidFraming` on anything malformed or truncated, and on a partial
+    chunk under 512 bytes (no writer makes one; see ``_MIN_PARTIAL_CHUNK``).
     """
     if offset >= len(data):
         raise InvalidFraming("truncated packet header")
@@ -109,6 +115,8 @@ def packet_spans(
             pos, partial = pos + 5, False
         else:
             length, pos, partial = 1 << (octet & 0x1F), pos + 1, True
+            if length < _MIN_PARTIAL_CHUNK:
+                raise InvalidFraming("partial body chunk under 512 bytes")
         if pos + length > len(data):
             raise InvalidFraming("truncated packet body")
         spans.append((pos, pos + length))

@@ -125,13 +125,20 @@ def _check_kdf(kdf: dict[str, Any]) -> dict[str, Any]:
 
 
 def prelogin(db: Session, *, email: str) -> PreloginInfo:
-    """KDF parameters for ``email``; stable fake ones for unknown emails (no probing)."""
-    user = _find_user(db, email)
-    if user is not None:
-        return PreloginInfo(kdf=user.kdf, salt=user.salt, recovery_salt=user.recovery_salt)
+    """KDF parameters for ``email``; stable fake ones for unknown emails (no probing).
+
+    The stand-in is made for every email, and the account read by the same small
+    query either way: a known email used to skip the server-secret read, which made
+    it answer measurably faster (0.1-0.2 ms) on an unthrottled route.
+    """
     key = server_secret(db, "prelogin")
     mac = hmac.new(key, email.encode("utf-8"), hashlib.sha256).digest()
     mac2 = hmac.new(key, b"recovery\x00" + email.encode("utf-8"), hashlib.sha256).digest()
+    row = db.execute(
+        select(User.kdf, User.salt, User.recovery_salt).where(User.email == email)
+    ).first()
+    if row is not None:
+        return PreloginInfo(kdf=row.kdf, salt=row.salt, recovery_salt=row.recovery_salt)
     return PreloginInfo(
         kdf=crypto.DEFAULT_KDF.to_dict(), salt=mac[:SALT_BYTES], recovery_salt=mac2[:SALT_BYTES]
     )
