@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -199,14 +198,18 @@ def test_signup_conflicts_look_alike(live: LiveApp) -> None:
     assert httpx.post(f"{live.url}/api/v1/auth/signup", json=first).status_code == 201
     same_email = {**_signup_body("owner@example.org")}
     same_key = {**first, "email": "someone-new@example.org"}
-    email_runs = [_timed_signup(live, same_email) for _ in range(3)]
-    key_runs = [_timed_signup(live, same_key) for _ in range(3)]
+    # Interleaved, so load from other processes on this shared machine falls on both
+    # kinds alike, and compared by their fastest run, which load can only slow down.
+    email_runs, key_runs = [], []
+    for _ in range(5):
+        email_runs.append(_timed_signup(live, same_email))
+        key_runs.append(_timed_signup(live, same_key))
     answers = {answer for _, answer in email_runs + key_runs}
     assert answers == {(409, "email_taken", "an account with this email or key exists")}
-    email_time = statistics.median(t for t, _ in email_runs)
-    key_time = statistics.median(t for t, _ in key_runs)
+    email_time = min(t for t, _ in email_runs)
+    key_time = min(t for t, _ in key_runs)
     # Both paths run the two hashes; before the fix the ratio was ~13.
-    assert 0.5 < email_time / key_time < 2.0, (email_time, key_time)
+    assert 0.4 < email_time / key_time < 2.5, (email_time, key_time)
 
 
 def test_signup_is_rate_limited_per_address(app_settings: Settings, live: LiveApp) -> None:
@@ -318,13 +321,18 @@ def test_server_hashing_is_bounded(app_settings: Settings, live: LiveApp) -> Non
     # The limiter is built with the app; rebuild it with these settings.
     from hygieia.services.hashing import HashLimiter
 
-    live.app.state.hash_limiter = HashLimiter(slots=1, queue=0)
-    answers = in_parallel(16, lambda: raw_login(live, f"u{secrets.token_hex(4)}@example.org"))
+    limiter = HashLimiter(slots=1, queue=0)
+    live.app.state.hash_limiter = limiter
+    # The one slot is taken (as by a long hash) for the whole burst, so whether the
+    # requests overlap does not depend on how loaded the machine is.
+    with limiter.slot():
+        answers = in_parallel(16, lambda: raw_login(live, f"u{secrets.token_hex(4)}@example.org"))
     codes = {(r.status_code, r.json()["code"]) for r in answers}
-    assert codes <= {(401, "invalid_credentials"), (503, "server_busy")}, codes
-    busy = [r for r in answers if r.status_code == 503]
-    assert busy, "16 concurrent hashes on one slot with no queue: some must be refused"
-    assert all(int(r.headers["retry-after"]) >= 1 for r in busy)
+    assert codes == {(503, "server_busy")}, codes
+    assert all(int(r.headers["retry-after"]) >= 1 for r in answers)
+    # Once the slot is free the same request is served again.
+    after = raw_login(live, "late@example.org")
+    assert (after.status_code, after.json()["code"]) == (401, "invalid_credentials")
 
 
 # --- finding 9: a recovery grant is used once ------------------------------------
