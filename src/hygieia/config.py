@@ -36,6 +36,21 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(default=2 * 1024**3, gt=0)
     #: Largest JSON request body.
     max_json_bytes: int = Field(default=256 * 1024, gt=0)
+    #: Ciphertext bytes one account may store in all; 0 means no quota.
+    quota_bytes: int = Field(default=0, ge=0)
+    #: Uploads running at once in this server process, and per account; past them an
+    #: upload is refused at once (503 ``uploads_busy`` / 429 ``too_many_uploads``).
+    max_uploads: int = Field(default=16, ge=1)
+    max_uploads_per_account: int = Field(default=4, ge=1)
+
+    #: Seconds a request body may go without a byte before the request is answered
+    #: 408 and dropped (an upload then leaves nothing behind).
+    body_idle_timeout: float = Field(default=30.0, gt=0)
+    #: Seconds from a connection's opening (or a request's first byte) to the end of
+    #: the request's headers; past it the connection is closed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds an idle keep-alive connection is kept between requests.
+    keep_alive_timeout: int = Field(default=5, ge=1)
 
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     #: Failed logins allowed per account *and client address* before each further
@@ -66,6 +81,9 @@ class Settings(BaseSettings):
     #: Orphan pins younger than this are left alone (an upload on another replica may
     #: be between its pin and its commit). Pin-to-commit takes milliseconds.
     reconcile_grace_seconds: int = Field(default=300, ge=0)
+    #: Reconcile (and collect garbage) every this many seconds while serving; 0: never.
+    #: With several processes on one database, one at a time does it (a lease).
+    reconcile_interval_seconds: int = Field(default=3600, ge=0)
     log_level: str = "info"
     #: Worker threads for blocking work (DB, storage). Each running upload holds one;
     #: fewer threads contend less for the GIL under load.

@@ -77,7 +77,7 @@ class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
 
 
-# --- 404, 405, 409 ----------------------------------------------------------------------
+# --- 404, 405, 408, 409 -----------------------------------------------------------------
 class NotFound(HygieiaError):
     code, status, detail = "not_found", 404, "not found"
 
@@ -90,6 +90,11 @@ class BlobNotFound(NotFound):
 
 class MethodNotAllowed(HygieiaError):
     code, status, detail = "method_not_allowed", 405, "method not allowed"
+
+
+class RequestTimeout(HygieiaError):
+    # Answered by the body-limit middleware itself, when a request body stalls.
+    code, status, detail = "request_timeout", 408, "the request body stopped arriving"
 
 
 class Conflict(HygieiaError):
@@ -105,6 +110,10 @@ class EmailTaken(Conflict):
 # --- 413, 415 ---------------------------------------------------------------------------
 class PayloadTooLarge(HygieiaError):
     code, status, detail = "payload_too_large", 413, "request body too large"
+
+
+class RecordExceedsQuota(PayloadTooLarge):
+    code, detail = "record_exceeds_quota", "the record is larger than the account's storage quota"
 
 
 class UnsupportedMediaType(HygieiaError):
@@ -157,6 +166,10 @@ class RateLimited(HygieiaError):
         self.retry_after = retry_after
 
 
+class TooManyUploads(RateLimited):
+    code, detail = "too_many_uploads", "too many uploads at once for this account"
+
+
 # --- 5xx -------------------------------------------------------------------------------
 class ContentMissing(HygieiaError):
     code, status, detail = "content_missing", 502, "record content is missing from the store"
@@ -172,6 +185,14 @@ class ServerBusy(HygieiaError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class UploadsBusy(ServerBusy):
+    code, detail = "uploads_busy", "the server is taking no more uploads right now"
+
+
+class QuotaExceeded(HygieiaError):
+    code, status, detail = "quota_exceeded", 507, "the account's storage quota would be exceeded"
 
 
 # --- any status --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from datetime import timedelta
+from typing import Any
 
 from hygieia._memory import tune_glibc_malloc
 from hygieia.config import Settings
@@ -40,16 +41,23 @@ def serve(*, host: str | None = None, port: int | None = None) -> None:
     configure_logging(settings.log_level)
     tune_glibc_malloc()
     app = create_app(settings)
-    # uvicorn's own access log prints query strings (prelogin carries an email): ours doesn't.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_config=None,
-        proxy_headers=False,
-        server_header=False,
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app: deadlines for connections that stall (see
+    :mod:`hygieia.http_protocol`), and no access log of its own (it prints query
+    strings, and prelogin carries an email: ours doesn't)."""
+    from hygieia.http_protocol import header_timeout_protocol
+
+    return {
+        "http": header_timeout_protocol(settings.header_timeout),
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def db_upgrade() -> None:

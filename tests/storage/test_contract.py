@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hygieia.ipfs import normalize_cid, parse_cid
+from hygieia.ipfs import FileImporter, normalize_cid, parse_cid
 from hygieia.storage import BlobNotFound, BlobStore, SupportsCarExport
 from tests.storage.conftest import open_store
 
@@ -152,6 +152,55 @@ def test_same_cid_from_every_backend(
     data = payload(5 * MiB + 77, seed=3)
     with open_store(other, request, tmp_path / "other") as second:
         assert store.put(pieces(data)) == second.put(io.BytesIO(data))
+
+
+# -- a put that fails leaves nothing behind --------------------------------------------
+# Fails on the code before the fix (issue 9, finding 8): a failed put left its blocks in
+# the store until a restart or `admin reconcile`, and stores had no push-form writer.
+
+
+def _leaves(data: bytes) -> list[str]:
+    found: list[str] = []
+    FileImporter(lambda cid, _block: found.append(str(cid))).write(data)
+    return found  # the whole 1 MiB chunks the importer emitted as it went
+
+
+def test_failed_put_removes_its_blocks(store: BlobStore) -> None:
+    data = payload(3 * MiB + 5, seed=11)
+
+    def breaks_off() -> Iterator[bytes]:
+        yield data[: 2 * MiB + 100]
+        raise RuntimeError("the client went away")
+
+    with pytest.raises(RuntimeError):
+        store.put(breaks_off())
+    written = _leaves(data[: 2 * MiB + 100])
+    assert len(written) == 2
+    assert not any(store.has(cid) for cid in written)
+
+
+def test_aborted_writer_removes_a_finished_blob(store: BlobStore) -> None:
+    # As an upload whose bytes don't have the announced CID: finished, then refused.
+    data = payload(2 * MiB + 9, seed=12)
+    writer = store.writer()
+    for piece in pieces(data):
+        writer.write(piece)
+    cid = writer.finish()
+    assert store.has(cid)
+    writer.abort()
+    assert not store.has(cid)
+    assert not any(store.has(leaf) for leaf in _leaves(data))
+
+
+def test_abort_spares_what_a_pin_reaches(store: BlobStore) -> None:
+    kept = payload(2 * MiB, seed=13)
+    kept_cid = store.put([kept])
+    store.pin(kept_cid)
+    writer = store.writer()
+    writer.write(kept[:MiB] + payload(MiB + 1, seed=14))  # shares kept's first leaf
+    writer.finish()
+    writer.abort()
+    assert read_all(store, kept_cid) == kept
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""LocalBlobStore specifics: on-disk layout, durability across reopen, corruption."""
+"""LocalBlobStore specifics: on-disk layout, durability across reopen, corruption,
+garbage collection and file modes."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +124,69 @@ def test_collect_garbage_keeps_what_pins_reach(tmp_path: Path) -> None:
     store.unpin(kept)
     store.collect_garbage(older_than=0)
     assert not any((tmp_path / "blocks").glob("*/*"))
+
+
+# -- failed puts, long puts and garbage collection (issue 9, finding 8) -------------------
+def _block_files(root: Path) -> set[str]:
+    return {p.name for p in (root / "blocks").glob("*/*")}
+
+
+def _age(paths: Iterator[Path], seconds: float) -> None:
+    past = time.time() - seconds
+    for path in paths:
+        os.utime(path, (past, past))
+
+
+def test_put_in_progress_is_safe_from_collection(tmp_path: Path) -> None:
+    """A put lasting longer than the grace (a slow 2 GiB upload) keeps its first blocks:
+    its journal lists them. Fails on the code before the fix, which collected them."""
+    store = LocalBlobStore(tmp_path)
+    writer = store.writer()
+    writer.write(os.urandom(2 * MiB + 5))
+    assert len(_block_files(tmp_path)) == 2
+    _age((tmp_path / "blocks").glob("*/*"), 600)  # written ten minutes ago
+    assert store.collect_garbage(older_than=300) == 0
+    cid = writer.finish()
+    store.pin(cid)
+    assert not list((tmp_path / "tmp").iterdir())  # the pin retired the journal
+    assert store.collect_garbage(older_than=0) == 0
+    assert len(b"".join(store.get(cid))) == 2 * MiB + 5
+
+    # A journal nobody has written to within the grace (a put that died) protects
+    # nothing, and goes too.
+    stale = store.writer()
+    stale.write(os.urandom(MiB))
+    _age(itertools.chain((tmp_path / "blocks").glob("*/*"), (tmp_path / "tmp").iterdir()), 600)
+    assert store.collect_garbage(older_than=300) == 1
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_pin_needs_every_block(tmp_path: Path) -> None:
+    """A put that fails removes blocks it added; if a concurrent put of the same bytes
+    found them there and wrote nothing, its pin fails instead of pinning a hole."""
+    store = LocalBlobStore(tmp_path)
+    cid = store.put([os.urandom(2 * MiB + 1)])
+    next((tmp_path / "blocks").glob("*/bafkrei*")).unlink()
+    with pytest.raises(BlobNotFound):
+        store.pin(cid)
+    assert list(store.pins()) == []
+
+
+def test_store_is_private_to_its_user(tmp_path: Path) -> None:
+    """Directories 0700 and files 0600 whatever the umask, and an old store (0755) is
+    tightened when opened. Fails on the code before the fix (issue 9, finding 11)."""
+    old_umask = os.umask(0o022)
+    try:
+        root = tmp_path / "old"
+        for d in ("blocks", "pins", "tmp"):
+            (root / d).mkdir(parents=True, mode=0o755)
+        store = LocalBlobStore(root)
+        cid = store.put([os.urandom(MiB + 1)])
+        store.pin(cid)
+        store.writer().write(os.urandom(10))  # a journal in tmp/
+        store.collect_garbage(older_than=3600)  # the lock file
+    finally:
+        os.umask(old_umask)
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

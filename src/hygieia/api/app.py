@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -23,10 +25,10 @@ from hygieia.api.middleware import (
 )
 from hygieia.api.routes import auth, meta
 from hygieia.api.routes import records as record_routes
+from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
 from hygieia.db.engine import open_database, session_factory
-from hygieia.errors import StorageUnavailable
-from hygieia.services import ratelimit, records
+from hygieia.services import maintenance, ratelimit
 from hygieia.services.hashing import HashLimiter
 from hygieia.web import STATIC_DIR
 
@@ -55,8 +57,15 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         try:
             app.state.store = store if store is not None else _make_store(settings)
             if settings.reconcile_on_start:
-                _start_up_maintenance(app)
+                _maintain(app)
+            upkeep = None
+            if settings.reconcile_interval_seconds:
+                upkeep = asyncio.create_task(_maintenance_loop(app))
             yield
+            if upkeep is not None:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
             close = getattr(app.state.store, "close", None)
             if close is not None:
                 close()
@@ -77,6 +86,9 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     # Server-side Argon2id work of every account route shares these slots (per process:
     # they bound this machine's CPU).
     app.state.hash_limiter = HashLimiter(slots=settings.hash_concurrency, queue=settings.hash_queue)
+    app.state.upload_slots = UploadSlots(
+        total=settings.max_uploads, per_account=settings.max_uploads_per_account
+    )
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API)
     app.include_router(auth.router, prefix=API)
@@ -90,35 +102,36 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
 
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(
+        BodyLimitMiddleware, limit_for=limit_for, idle_timeout=settings.body_idle_timeout
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)  # last added is outermost: it sees every answer
     return app
 
 
-def _start_up_maintenance(app: FastAPI) -> None:
-    """Prune stale rate-limit rows and reconcile store and index (see records.reconcile)."""
+def _maintain(app: FastAPI) -> maintenance.Outcome:
+    """Prune stale throttle rows, reconcile store and index (see services.maintenance)."""
     settings: Settings = app.state.settings
-    with app.state.sessionmaker() as db:
+    return maintenance.run(
+        app.state.engine,
+        app.state.sessionmaker,
+        app.state.store,
+        grace=timedelta(seconds=settings.reconcile_grace_seconds),
         # Throttle buckets untouched for longer than any window count for nothing.
-        ratelimit.prune(db, older_than_seconds=max(settings.login_window_seconds, ratelimit.HOUR))
-        db.commit()
+        prune_older_than_seconds=max(settings.login_window_seconds, ratelimit.HOUR),
+    )
+
+
+async def _maintenance_loop(app: FastAPI) -> None:
+    """Maintenance every ``reconcile_interval_seconds``, in a worker thread."""
+    interval = app.state.settings.reconcile_interval_seconds
+    while True:
+        await asyncio.sleep(interval)
         try:
-            report = records.reconcile(
-                db, app.state.store, grace=timedelta(seconds=settings.reconcile_grace_seconds)
-            )
-        except StorageUnavailable:
-            log.warning("reconcile skipped: blob store unavailable")
-            return
-    if report.unpinned or report.repinned or report.collected:
-        log.info(
-            "reconcile: released %d orphan pin(s), re-pinned %d, deleted %d block file(s)",
-            len(report.unpinned),
-            len(report.repinned),
-            report.collected,
-        )
-    if report.missing:
-        log.error("reconcile: %d record(s) have no content in the store", len(report.missing))
+            await anyio.to_thread.run_sync(_maintain, app)
+        except Exception as exc:  # the next turn tries again; serving goes on
+            log.warning("maintenance failed: %s", type(exc).__name__)
 
 
 def _make_store(settings: Settings) -> Any:

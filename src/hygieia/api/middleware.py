@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: body size limits, security headers and a privacy-safe access log.
+"""Pure ASGI middleware: body size limits and stall timeout, security headers and a
+privacy-safe access log.
 
 The access log writes method, path, status and duration; never headers, bodies, query
 strings (prelogin carries an email) or path parameters (``/records/{record_id}``).
@@ -6,6 +7,7 @@ strings (prelogin carries an email) or path parameters (``/records/{record_id}``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hygieia.api.error_handlers import error_response
-from hygieia.errors import BadRequest, HygieiaError, PayloadTooLarge
+from hygieia.errors import BadRequest, HygieiaError, PayloadTooLarge, RequestTimeout
 
 log = logging.getLogger("hygieia.access")
 
@@ -31,22 +33,32 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: HygieiaError)
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over the limit with 413 before reading them through.
+    """Refuse bodies over the limit with 413 before reading them through, and bodies
+    that stall with 408.
 
     ``limit_for(path)`` gives the limit for a path (uploads get the record limit, JSON
     routes the small one). A declared Content-Length over the limit is refused at once;
     a chunked body is counted as it streams and cut off when it passes the limit.
+    While the body is incomplete, each wait for its next piece may last ``idle_timeout``
+    seconds: then the client is answered 408 ``request_timeout`` (connection closed)
+    and the app sees a client that went away. Uploads hold no worker thread while they
+    wait, but buffers, a slot and a socket; a stalled one must not keep them forever.
+    An answer the app gives before the body was read closes the connection too.
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(
+        self, app: ASGIApp, limit_for: Callable[[str], int], idle_timeout: float | None = None
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
+        has_body = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -57,14 +69,33 @@ class BodyLimitMiddleware:
                 if declared > limit:
                     await _refuse(scope, receive, send, PayloadTooLarge())
                     return
+                has_body = declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
         seen = 0
         app_started = False
         refused = False
+        body_done = not has_body
 
         async def counting_receive() -> Message:
-            nonlocal seen, refused
-            message: Message = await receive()
+            nonlocal seen, refused, body_done
+            if refused:
+                return {"type": "http.disconnect"}
+            if body_done:
+                # Past the body, receive only waits for a disconnect (a streaming
+                # response listens for one): no deadline then.
+                message: Message = await receive()
+                return message
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    message = await receive()
+            except TimeoutError:
+                if not app_started:
+                    refused = True
+                    await _refuse(scope, receive, send, RequestTimeout())
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     if not refused and not app_started:
@@ -77,9 +108,14 @@ class BodyLimitMiddleware:
         async def guarded_send(message: Message) -> None:
             nonlocal app_started
             if refused:
-                return  # we already answered 413
+                return  # we already answered 413 or 408
             if message["type"] == "http.response.start":
                 app_started = True
+                headers = list(message.get("headers", []))
+                if not body_done and (b"connection", b"close") not in headers:
+                    # Answered before the body was read (an upload refused at once):
+                    # close rather than read the rest of it, maybe gigabytes, for nothing.
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:

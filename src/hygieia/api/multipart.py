@@ -1,22 +1,26 @@
-"""Pull-style streaming ``multipart/form-data`` reader for uploads of any size.
+"""Push-style streaming ``multipart/form-data`` for uploads of any size.
 
 Starlette's ``request.form()`` spools each file part to a temporary file before the
 route runs; records can be gigabytes, and we want the ciphertext to flow straight from
-the socket into the blob store. python-multipart's push parser does the parsing; this
-module only turns its callbacks into "next part" / "this part's data" pulls, fed by a
-:class:`BodyPump` that reads the ASGI ``receive`` channel ahead of the worker thread.
+the socket into the blob store. A :class:`BodyPump` reads the ASGI ``receive`` channel
+on the event loop, ahead of its consumer, in batches of about 1 MiB; the route hands
+each batch to a worker thread, where python-multipart's push parser (wrapped by
+:class:`MultipartReader`) passes each part's bytes on to a :class:`FormHandler`.
+
+No thread ever waits for the network: a worker is taken for a batch that has arrived
+and given back once it is parsed, checked and stored. (Until this was so, forty
+stalled uploads parked forty workers and every other route waited behind them.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import anyio.from_thread
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hygieia.errors import BadRequest, ClientDisconnected, UnsupportedMediaType, ValidationFailed
@@ -24,14 +28,16 @@ from hygieia.errors import BadRequest, ClientDisconnected, UnsupportedMediaType,
 MAX_PART_HEADERS = 16 * 1024
 
 
-#: Body bytes gathered on the event loop per hop to the worker thread (one hop per ASGI
+#: Body bytes gathered on the event loop per hop to a worker thread (one hop per ASGI
 #: message, ~64 KiB, cost a thread round trip each: 1,600 per 100 MB).
 BATCH = 1024 * 1024
 
+Batch = list[bytes]
 
-async def _receive_batch(receive: Callable[[], Any]) -> tuple[list[bytes], bool]:
+
+async def _receive_batch(receive: Callable[[], Any]) -> tuple[Batch, bool]:
     # The ASGI messages as they came (not joined: the importer copies each byte once).
-    parts: list[bytes] = []
+    parts: Batch = []
     size = 0
     while size < BATCH:
         message = await receive()
@@ -47,17 +53,17 @@ async def _receive_batch(receive: Callable[[], Any]) -> tuple[list[bytes], bool]
 
 
 class BodyPump:
-    """Reads the request body on the event loop *ahead* of the worker thread.
+    """Reads the request body on the event loop *ahead* of its consumer.
 
-    Without it, uvicorn stops reading the socket while the worker hashes and writes
-    the previous chunk, so network receive and storage run one after the other. The
-    pump keeps up to ``depth`` batches (~1 MiB each) in flight (two are enough to
-    overlap, at little RSS); the worker pulls them with one thread hop per batch.
+    Without it, uvicorn stops reading the socket while a worker hashes and writes the
+    previous batch, so network receive and storage run one after the other. The pump
+    keeps up to ``depth`` batches (~1 MiB each) in flight (two are enough to overlap,
+    at little RSS); :meth:`batches` yields them on the event loop.
     """
 
     def __init__(self, receive: Callable[[], Any], depth: int = 2) -> None:
         self._receive = receive
-        self._queue: asyncio.Queue[tuple[list[bytes], bool, BaseException | None]] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[Batch, bool, BaseException | None]] = asyncio.Queue(
             maxsize=depth
         )
         self._task: asyncio.Task[None] | None = None
@@ -82,14 +88,14 @@ class BodyPump:
                 return
             await self._queue.put((parts, more, None))
 
-    def chunks(self) -> Iterator[bytes]:
-        """The body, from a worker thread."""
+    async def batches(self) -> AsyncIterator[Batch]:
+        """The body, batch by batch (the last may be empty)."""
         more = True
         while more:
-            parts, more, error = anyio.from_thread.run(self._queue.get)
+            parts, more, error = await self._queue.get()
             if error is not None:
                 raise error
-            yield from parts
+            yield parts
 
 
 def boundary_of(content_type: str | None) -> bytes:
@@ -109,10 +115,29 @@ class Part:
     content_type: str | None
 
 
+class FormHandler(Protocol):
+    """What a :class:`MultipartReader` tells, as the body is fed to it."""
+
+    def part(self, part: Part) -> None:
+        """A part begins (its headers are complete)."""
+
+    def data(self, data: bytes) -> None:
+        """The current part's next bytes."""
+
+    def part_end(self) -> None:
+        """The current part is complete."""
+
+
 class MultipartReader:
-    def __init__(self, chunks: Iterator[bytes], boundary: bytes) -> None:
-        self._chunks = chunks
-        self._events: deque[tuple[str, Any]] = deque()
+    """Feeds a body, piece by piece, through the parser to a :class:`FormHandler`.
+
+    The handler's exceptions pass through :meth:`feed` unchanged; malformed framing is
+    a ``BadRequest``. :meth:`close` checks that the body ended with its closing
+    boundary, so a caller can act on the form only once it is known to be whole.
+    """
+
+    def __init__(self, boundary: bytes, handler: FormHandler) -> None:
+        self._handler = handler
         self._field = bytearray()
         self._value = bytearray()
         self._headers: dict[str, str] = {}
@@ -127,8 +152,8 @@ class MultipartReader:
                 "on_header_end": self._on_header_end,
                 "on_headers_finished": self._on_headers_finished,
                 "on_part_data": self._on_part_data,
-                "on_part_end": lambda: self._events.append(("part_end", None)),
-                "on_end": lambda: self._events.append(("end", None)),
+                "on_part_end": handler.part_end,
+                "on_end": self._on_end,
             },
         )
 
@@ -161,69 +186,33 @@ class MultipartReader:
         if disposition != b"form-data" or b"name" not in params:
             raise ValidationFailed("multipart part without a form-data name")
         filename = params.get(b"filename")
-        self._events.append(
-            (
-                "part",
-                Part(
-                    name=params[b"name"].decode("utf-8", "replace"),
-                    filename=filename.decode("utf-8", "replace") if filename else None,
-                    content_type=self._headers.get("content-type"),
-                ),
+        self._handler.part(
+            Part(
+                name=params[b"name"].decode("utf-8", "replace"),
+                filename=filename.decode("utf-8", "replace") if filename else None,
+                content_type=self._headers.get("content-type"),
             )
         )
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if end > start:
-            self._events.append(("data", bytes(data[start:end])))
+            # A whole input piece is passed on as is (slicing all of a bytes object
+            # returns it): no copy here.
+            self._handler.data(bytes(data[start:end]))
 
-    # --- pulling -------------------------------------------------------------------
-    def _next_event(self) -> tuple[str, Any]:
-        while not self._events:
-            if self._ended:
-                raise BadRequest("multipart body ended early")
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                self._ended = True
-                self._parser.finalize()
-                continue
-            try:
-                self._parser.write(chunk)
-            except ValidationFailed:
-                raise
-            except Exception as exc:
-                raise BadRequest("malformed multipart body") from exc
-        return self._events.popleft()
+    def _on_end(self) -> None:
+        self._ended = True
 
-    def next_part(self) -> Part | None:
-        """The next part's headers, or ``None`` at the end of the body."""
-        while True:
-            kind, value = self._next_event()
-            if kind == "part":
-                return value  # type: ignore[no-any-return]
-            if kind == "end":
-                return None
-            if kind == "data":
-                raise BadRequest("unexpected data outside a part")
+    # --- feeding -------------------------------------------------------------------
+    def feed(self, piece: bytes) -> None:
+        if self._ended:
+            return  # the epilogue after the closing boundary is ignored
+        try:
+            self._parser.write(piece)
+        except FormParserError as exc:
+            raise BadRequest("malformed multipart body") from exc
 
-    def data(self) -> Iterator[bytes]:
-        """The current part's bytes, streamed."""
-        while True:
-            kind, value = self._next_event()
-            if kind == "data":
-                yield value
-            elif kind == "part_end":
-                return
-            else:
-                raise BadRequest("malformed multipart body")
-
-    def read_small(self, limit: int) -> bytes:
-        buf = bytearray()
-        for chunk in self.data():
-            buf += chunk
-            if len(buf) > limit:
-                raise ValidationFailed("form field too large")
-        return bytes(buf)
-
-    def expect_end(self) -> None:
-        if self.next_part() is not None:
-            raise ValidationFailed("unexpected extra multipart part")
+    def close(self) -> None:
+        """The body is complete: it must have ended with the closing boundary."""
+        if not self._ended:
+            raise BadRequest("multipart body ended early")

@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hygieia.datadir import prepare_data_dir
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -24,10 +26,10 @@ def open_database(settings: Settings) -> Engine:
     """The database ``settings`` name, its schema brought to the head: how every server
     command (``serve``, ``db upgrade``, ``admin …``) and ``create_app`` open it.
 
-    The caller disposes of the engine. The data directory is created first, as the
-    default SQLite file lives in it.
+    The caller disposes of the engine. The data directory is made private first (it
+    holds the default SQLite file; see :mod:`hygieia.datadir`).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     engine = make_engine(settings.resolved_database_url())
     try:
         migrate(engine)

@@ -4,7 +4,8 @@ The server never holds a key: it checks what it can without one (segment framing
 sizes, that the owner's PKESK names the owner's encryption key, that the uploaded
 bytes have the CID the client announced), stores the ciphertext, pins it, and only then
 commits the row (DESIGN §1.4). A crash between pin and commit leaves a ``PendingPin``
-row, which :func:`reconcile` turns into an unpin.
+row, which :func:`reconcile` turns into an unpin. An upload that fails or is refused
+removes the blocks it stored (:meth:`Upload.abort`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, String, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, String, bindparam, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
@@ -32,6 +33,8 @@ from hygieia.errors import (
     InvalidRecord,
     NotFound,
     PkeskMismatch,
+    QuotaExceeded,
+    RecordExceedsQuota,
     SizeMismatch,
     ValidationFailed,
 )
@@ -62,25 +65,128 @@ class RecordMeta(Protocol):
     def envelope(self) -> bytes: ...
 
 
-def _checked_stream(content: Iterable[bytes], meta: RecordMeta) -> Iterator[bytes]:
-    """Pass ciphertext through while checking its framing and its announced size."""
-    checker = crypto.SegmentFramingChecker(max_segments=meta.segments)
-    seen = 0
-    for chunk in content:
-        seen += len(chunk)
-        if seen > meta.size:
+def start_upload(
+    db: Session, store: BlobStore, *, owner: User, meta: RecordMeta, quota_bytes: int = 0
+) -> Upload:
+    """Check what can be checked before a byte of content is stored, and open the put.
+
+    ``quota_bytes`` (0: none) is checked here against the announced size, and again
+    when the record is indexed (uploads may run side by side).
+    """
+    try:
+        key_id = crypto.pkesk_key_id(meta.pkesk)
+    except crypto.InvalidFraming as exc:
+        raise InvalidRecord("pkesk is not an OpenPGP PKESK packet") from exc
+    if key_id != owner.encryption_key_id:
+        raise PkeskMismatch()
+    if quota_bytes:
+        if meta.size > quota_bytes:
+            raise RecordExceedsQuota()
+        if _stored_bytes(db, owner.id) + meta.size > quota_bytes:
+            raise QuotaExceeded()
+    return Upload(store, owner=owner, meta=meta, quota_bytes=quota_bytes)
+
+
+def _stored_bytes(db: Session, owner_id: str) -> int:
+    used = db.scalar(
+        select(func.coalesce(func.sum(Record.size), 0)).where(Record.owner_id == owner_id)
+    )
+    return int(used or 0)
+
+
+class Upload:
+    """One record on its way in: ciphertext pushed with :meth:`write` as it arrives
+    (framing and size checked as it passes), then :meth:`commit`, or :meth:`abort`.
+
+    Nothing is indexed before ``commit``, and ``abort`` (after any failure, including
+    one of ``commit``) removes the blocks the upload stored that no pin reaches.
+    """
+
+    def __init__(
+        self, store: BlobStore, *, owner: User, meta: RecordMeta, quota_bytes: int
+    ) -> None:
+        self._store = store
+        self._owner = owner
+        self._meta = meta
+        self._quota_bytes = quota_bytes
+        self._checker = crypto.SegmentFramingChecker(max_segments=meta.segments)
+        self._seen = 0
+        self._writer = store.writer()
+
+    def write(self, chunk: bytes) -> None:
+        self._seen += len(chunk)
+        if self._seen > self._meta.size:
             raise SizeMismatch()
         try:
-            checker.feed(chunk)
+            self._checker.feed(chunk)
         except crypto.InvalidFraming as exc:
             raise InvalidRecord("ciphertext is not a sequence of record segments") from exc
-        yield chunk
-    try:
-        count = checker.finish()
-    except crypto.InvalidFraming as exc:
-        raise InvalidRecord("ciphertext ends inside a segment") from exc
-    if seen != meta.size or count != meta.segments:
-        raise SizeMismatch()
+        self._writer.write(chunk)
+
+    def commit(self, db: Session, *, address: str | None = None, now: Clock = utcnow) -> Record:
+        """The content is complete: check it, pin it, then index the record."""
+        meta = self._meta
+        try:
+            count = self._checker.finish()
+        except crypto.InvalidFraming as exc:
+            raise InvalidRecord("ciphertext ends inside a segment") from exc
+        if self._seen != meta.size or count != meta.segments:
+            raise SizeMismatch()
+        cid = self._writer.finish()
+        if cid != meta.cid:
+            raise CidMismatch()  # abort() removes the bytes
+        pending = PendingPin(cid=cid, created_at=now())
+        db.add(pending)
+        db.commit()  # the intent is durable before the pin exists
+        self._store.pin(cid)
+        try:
+            return self._index(db, cid, pending, address=address, now=now)
+        except BaseException:
+            db.rollback()
+            try:
+                _release(db, self._store, pending)  # the pin, unless a record uses it
+            except Exception:
+                log.warning("upload: pin of a refused record left for reconcile")
+            raise
+
+    def _index(
+        self,
+        db: Session,
+        cid: str,
+        pending: PendingPin,
+        *,
+        address: str | None,
+        now: Clock,
+    ) -> Record:
+        meta, owner = self._meta, self._owner
+        row = RecordRow(
+            id=str(uuid.uuid4()),
+            cid=cid,
+            size=meta.size,
+            segments=meta.segments,
+            created_at=now(),
+            owner_pkesk=meta.pkesk,
+            sealed_metadata=meta.sealed_metadata,
+            session_key_envelope=meta.envelope,
+        )
+        record = Record(owner_id=owner.id, listing=render_public(row), **row._asdict())
+        db.add(record)
+        if self._quota_bytes:
+            # The row is written first: on SQLite that takes the database's write lock,
+            # on PostgreSQL the owner's row is locked; either way concurrent uploads of
+            # one account count each other's records here, one after the other.
+            db.flush()
+            db.execute(select(User.id).where(User.id == owner.id).with_for_update(key_share=True))
+            if _stored_bytes(db, owner.id) > self._quota_bytes:
+                raise QuotaExceeded()
+        db.delete(pending)
+        record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
+        db.commit()
+        return record
+
+    def abort(self) -> None:
+        """Give the upload up: its blocks go, unless a pin reaches them. Never raises."""
+        self._writer.abort()
 
 
 def create(
@@ -91,39 +197,19 @@ def create(
     meta: RecordMeta,
     content: Iterable[bytes],
     address: str | None = None,
+    quota_bytes: int = 0,
     now: Clock = utcnow,
 ) -> Record:
-    """Store, pin, then index one record. Nothing is committed unless all of it worked."""
+    """Store, pin, then index one record. Nothing is committed unless all of it worked,
+    and nothing is left in the store if it didn't."""
+    upload = start_upload(db, store, owner=owner, meta=meta, quota_bytes=quota_bytes)
     try:
-        key_id = crypto.pkesk_key_id(meta.pkesk)
-    except crypto.InvalidFraming as exc:
-        raise InvalidRecord("pkesk is not an OpenPGP PKESK packet") from exc
-    if key_id != owner.encryption_key_id:
-        raise PkeskMismatch()
-    cid = store.put(_checked_stream(content, meta))
-    if cid != meta.cid:
-        # The bytes are in the store but unpinned: a store GC may drop them.
-        raise CidMismatch()
-    pending = PendingPin(cid=cid, created_at=now())
-    db.add(pending)
-    db.commit()  # the intent is durable before the pin exists
-    store.pin(cid)
-    row = RecordRow(
-        id=str(uuid.uuid4()),
-        cid=cid,
-        size=meta.size,
-        segments=meta.segments,
-        created_at=now(),
-        owner_pkesk=meta.pkesk,
-        sealed_metadata=meta.sealed_metadata,
-        session_key_envelope=meta.envelope,
-    )
-    record = Record(owner_id=owner.id, listing=render_public(row), **row._asdict())
-    db.add(record)
-    db.delete(pending)
-    record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
-    db.commit()
-    return record
+        for chunk in content:
+            upload.write(chunk)
+        return upload.commit(db, address=address, now=now)
+    except BaseException:
+        upload.abort()
+        raise
 
 
 def _parse_id(record_id: str) -> str:

@@ -13,6 +13,7 @@ from hygieia.storage.base import (
     BlobNotFound,
     BlobSource,
     BlobStore,
+    BlobWriter,
     SupportsCarExport,
     SupportsGarbageCollection,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "BlobNotFound",
     "BlobSource",
     "BlobStore",
+    "BlobWriter",
     "KuboBlobStore",
     "LocalBlobStore",
     "MemoryBlobStore",

@@ -1,10 +1,13 @@
 """What the embedded stores share: put through the importer, get and CAR export by
-walking the DAG block by block. A subclass only says how blocks and pins are kept."""
+walking the DAG block by block, pins that need the whole DAG, and the removal of a
+failed put's blocks. A subclass only says how blocks and pins are kept and locked."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from hygieia.errors import StorageUnavailable
@@ -17,11 +20,53 @@ from hygieia.ipfs import (
     decode_dag_pb,
     parse_cid,
 )
-from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, iter_source
+from hygieia.storage.base import BlobNotFound, BlobStore, BlobWriter
+
+#: Pins taken this long before a put began are still looked at when its blocks are
+#: removed (clock granularity of file times; see ``_pins_since``).
+_PIN_SLACK = 5.0
+
+
+class _BlockWriter(BlobWriter):
+    """A put into a block store; remembers the blocks it added, for ``abort``."""
+
+    def __init__(self, store: BlockBlobStore) -> None:
+        self._store = store
+        self._started = time.time()
+        self._added: list[CID] = []
+        self._importer = FileImporter(self._emit)
+
+    def _emit(self, cid: CID, block: bytes) -> None:
+        if self._store._write_block(cid, block):
+            self._added.append(cid)
+        self._note(cid)
+
+    def _note(self, cid: CID) -> None:
+        """A block of this put is in the store (a hook for the local store's journal)."""
+
+    def write(self, data: bytes) -> None:
+        self._importer.write(data)
+
+    def finish(self) -> str:
+        # Children are written before their parents and the root last, so a root
+        # that is present means the whole DAG is.
+        return str(self._importer.finish())
+
+    def abort(self) -> None:
+        added, self._added = self._added, []
+        if added:
+            with contextlib.suppress(StorageUnavailable):
+                self._store._discard(added, since=self._started)
 
 
 class BlockBlobStore(BlobStore):
-    """A ``BlobStore`` over a key-value block store, with ``export_car``."""
+    """A ``BlobStore`` over a key-value block store, with ``export_car``.
+
+    Pinning and removing blocks exclude each other (``_exclusive``), and a pin needs
+    every block of its DAG: a put that fails and removes its blocks can't take a
+    block from under a concurrent put of the same bytes, which then fails to pin
+    instead of pinning a hole.
+    """
 
     # -- what a subclass provides --------------------------------------------------
     @abc.abstractmethod
@@ -29,8 +74,16 @@ class BlockBlobStore(BlobStore):
         """The block's bytes, or None if absent."""
 
     @abc.abstractmethod
-    def _write_block(self, cid: CID, block: bytes) -> None:
-        """Store a block durably (a no-op if it is already there)."""
+    def _write_block(self, cid: CID, block: bytes) -> bool:
+        """Store a block durably; False (and nothing written) if it was already there."""
+
+    @abc.abstractmethod
+    def _delete_block(self, cid: CID) -> None:
+        """Remove a block (a no-op if absent)."""
+
+    @abc.abstractmethod
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold off other pins and block removals (of every process on the store)."""
 
     @abc.abstractmethod
     def _has_block(self, cid: CID) -> bool: ...
@@ -41,14 +94,13 @@ class BlockBlobStore(BlobStore):
     @abc.abstractmethod
     def _remove_pin(self, cid: CID) -> None: ...
 
+    def _pins_since(self, since: float) -> Iterable[str]:
+        """Pins that may have been taken after ``since`` (a superset is fine: all pins)."""
+        return self.pins()
+
     # -- BlobStore -----------------------------------------------------------------
-    def put(self, source: BlobSource) -> str:
-        # Children are written before their parents and the root last, so a root
-        # that is present means the whole DAG is.
-        importer = FileImporter(self._write_block)
-        for piece in iter_source(source):
-            importer.write(piece)
-        return str(importer.finish())
+    def writer(self) -> BlobWriter:
+        return _BlockWriter(self)
 
     def get(self, cid: str) -> Iterator[bytes]:
         root = parse_cid(cid)
@@ -60,9 +112,10 @@ class BlockBlobStore(BlobStore):
 
     def pin(self, cid: str) -> None:
         parsed = parse_cid(cid)
-        if not self._has_block(parsed):
-            raise BlobNotFound()
-        self._add_pin(parsed)
+        with self._exclusive():
+            if not self._whole(parsed):
+                raise BlobNotFound()
+            self._add_pin(parsed)
 
     def unpin(self, cid: str) -> None:
         self._remove_pin(parse_cid(cid))
@@ -80,6 +133,51 @@ class BlockBlobStore(BlobStore):
             seen.add(block_cid)
             out.write(car_block_prefix(block_cid, block))
             out.write(block)
+
+    # -- removing a failed put's blocks ------------------------------------------------
+    def _discard(self, added: list[CID], *, since: float) -> None:
+        """Delete blocks a put added, unless a pin reaches them.
+
+        They did not exist when the put began, so only a pin taken since then can
+        reach them: only those pins are walked, not the whole store.
+        """
+        with self._exclusive():
+            keep = self._reachable(self._pins_since(since - _PIN_SLACK))
+            for cid in added:
+                if str(cid) not in keep:
+                    self._delete_block(cid)
+
+    def _reachable(self, roots: Iterable[str]) -> set[str]:
+        """Every block the given pins reach. Reads only the (small) dag-pb nodes."""
+        seen: set[str] = set()
+        stack = [parse_cid(cid) for cid in roots]
+        while stack:
+            cid = stack.pop()
+            name = str(cid)
+            if name in seen:
+                continue
+            seen.add(name)
+            if cid.codec == RAW:
+                continue
+            block = self._read_block(cid)
+            if block is not None:
+                stack.extend(decode_dag_pb(block).links)
+        return seen
+
+    def _whole(self, root: CID) -> bool:
+        """Whether every block of the DAG is here (leaves are checked, not read)."""
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            if cid.codec == RAW:
+                if not self._has_block(cid):
+                    return False
+                continue
+            block = self._read_block(cid)
+            if block is None:
+                return False
+            stack.extend(decode_dag_pb(block).links)
+        return True
 
     # -- walking -------------------------------------------------------------------
     def _block(self, cid: CID) -> bytes:

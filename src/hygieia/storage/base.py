@@ -11,6 +11,10 @@ Contract (checked for every backend by ``tests/storage/test_contract.py``):
 * ``put`` streams its input (a binary file object or an iterable of ``bytes``) into
   the store and returns the canonical CID string. It does **not** pin: callers pin
   once their own state is committed, and reconcile with :meth:`BlobStore.pins`.
+  ``writer()`` is the same put in push form (``write`` pieces, ``finish`` for the
+  CID), for callers that must not hold a thread while their input trickles in.
+* A put that fails, or whose blob the caller rejects (``BlobWriter.abort``), removes
+  the blocks it added that no pin reaches: a refused upload leaves nothing behind.
 * ``get`` returns an iterator of chunks; it raises :class:`BlobNotFound` at call
   time, before any byte is produced, when the store does not hold the blob.
 * ``pin`` keeps a blob the store holds (``BlobNotFound`` otherwise); pinning twice is
@@ -38,6 +42,7 @@ __all__ = [
     "BlobNotFound",
     "BlobSource",
     "BlobStore",
+    "BlobWriter",
     "StorageUnavailable",
     "SupportsCarExport",
     "SupportsGarbageCollection",
@@ -50,12 +55,45 @@ BlobSource = BinaryIO | Iterable[bytes]
 READ_SIZE = 1024 * 1024
 
 
+class BlobWriter(abc.ABC):
+    """One put in push form: :meth:`write` the bytes, then :meth:`finish` for the CID.
+
+    :meth:`abort` ends a put that failed, or one whose blob the caller rejects after
+    ``finish`` (wrong CID, refused upload) and has not pinned: it removes the blocks
+    this put added that no pin reaches. It never raises (it is called while another
+    error is on its way); what it can't remove, garbage collection does later.
+    """
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Add the next bytes of the blob."""
+
+    @abc.abstractmethod
+    def finish(self) -> str:
+        """The blob is complete: store what is left and return its canonical CID."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Give the put up and remove the blocks it added that no pin reaches."""
+
+
 class BlobStore(abc.ABC):
     """Content-addressed blob storage. See the module docstring for the contract."""
 
     @abc.abstractmethod
+    def writer(self) -> BlobWriter:
+        """Start a put in push form (see :class:`BlobWriter`)."""
+
     def put(self, source: BlobSource) -> str:
         """Store the bytes of ``source`` (streamed) and return their CID."""
+        writer = self.writer()
+        try:
+            for piece in iter_source(source):
+                writer.write(piece)
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
 
     @abc.abstractmethod
     def get(self, cid: str) -> Iterator[bytes]:

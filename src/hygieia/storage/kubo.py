@@ -7,6 +7,11 @@ body, chunk by chunk (chunked transfer encoding, nothing buffered); ``get`` and
 (Kubo 0.22: CIDv0, 256 KiB chunks, dag-pb leaves, 174 links; js-ipfs: 174 links), so
 the CID is the same as the embedded stores' by construction.
 
+``writer()`` runs that upload on a thread of its own fed through a short queue, so the
+caller pushes pieces as they come without holding a worker thread; a put that fails or
+is aborted asks the node to delete the blocks it imported (``block/rm``, which spares
+every block a pin reaches).
+
 Every call has a timeout; transport failures become ``StorageUnavailable`` and the
 node's "not found" answers become ``BlobNotFound``. CIDs the node prints (js-ipfs
 prints base58 ``zb2…``) are decoded and returned in canonical CIDv1 base32.
@@ -22,8 +27,12 @@ what Hygieia stores.
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import json
+import queue
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
@@ -31,7 +40,7 @@ import httpx
 
 from hygieia.errors import HygieiaError, StorageUnavailable
 from hygieia.ipfs import CHUNK_SIZE, CID, RAW, FileImporter, car_block_prefix, car_header, parse_cid
-from hygieia.storage.base import BlobNotFound, BlobSource, BlobStore, iter_source
+from hygieia.storage.base import BlobNotFound, BlobStore, BlobWriter
 
 __all__ = ["KuboBlobStore"]
 
@@ -93,18 +102,20 @@ class KuboBlobStore(BlobStore):
         self._lookup_timeout = {"timeout": f"{int(lookup * 1000)}ms"}
 
     # -- BlobStore -----------------------------------------------------------------
-    def put(self, source: BlobSource) -> str:
+    def writer(self) -> BlobWriter:
+        return _KuboWriter(self)
+
+    def _import(self, importer: _CarImporter, pieces: Iterator[bytes]) -> str:
         # The DAG is built here and sent as a CAR (dag/import) rather than with `add`:
         # `add` can't make the layout explicit on every node (js-ipfs hard-codes 174
         # links per node, Kubo before 0.35 too), so above 174 chunks the node's CID
         # would differ from the local store's. The CAR header has to come first, before
         # the root is known, so it names a placeholder root and roots aren't pinned.
         boundary = secrets.token_hex(16)
-        importer = _CarImporter()
         self._call(
             "dag/import",
             params={"pin-roots": "false", "stats": "false"},
-            content=_multipart(boundary, importer.car(iter_source(source))),
+            content=_multipart(boundary, importer.car(pieces)),
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
         if importer.root is None:
@@ -113,6 +124,14 @@ class KuboBlobStore(BlobStore):
         if not self.has(root):
             raise StorageUnavailable("the IPFS node did not keep the imported blocks")
         return root
+
+    def _remove_unpinned(self, cids: list[CID]) -> None:
+        """Best effort: the node refuses to delete blocks a pin reaches, and says so
+        per block; those answers, like any other failure here, are not errors."""
+        for i in range(0, len(cids), _RM_BATCH):
+            params = [("arg", str(c)) for c in cids[i : i + _RM_BATCH]]
+            with contextlib.suppress(httpx.HTTPError):
+                self._client.post("block/rm", params=[*params, ("quiet", "true")])
 
     def get(self, cid: str) -> Iterator[bytes]:
         parsed = self._require(cid)
@@ -259,15 +278,96 @@ class _VerifiedStream(Iterator[bytes]):
         self._response.close()
 
 
+#: CIDs per ``block/rm`` call (they travel in the query string).
+_RM_BATCH = 100
+
+
+class _Last(enum.Enum):
+    """The writer's last word to the sending thread."""
+
+    END = "the blob is complete"
+    ABORT = "give the import up"
+
+
+class _KuboWriter(BlobWriter):
+    """Pieces go through a queue of two to a thread that streams the CAR to the node.
+
+    The queue is the backpressure: ``write`` waits while the node is behind, never
+    while the caller's own input is. The thread is not one of the server's worker
+    threads, so a slow upload can't starve other requests of them.
+    """
+
+    def __init__(self, store: KuboBlobStore) -> None:
+        self._store = store
+        self._importer = _CarImporter()
+        self._queue: queue.Queue[bytes | _Last] = queue.Queue(maxsize=2)
+        self._cid: str | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._heard_last = False
+        self._thread = threading.Thread(target=self._run, name="hygieia-ipfs-put", daemon=True)
+        self._thread.start()
+
+    def _pieces(self) -> Iterator[bytes]:
+        while True:
+            piece = self._queue.get()
+            if isinstance(piece, _Last):
+                # Aborted or not, the CAR is ended cleanly and the import completes:
+                # an import cut off mid-stream can leave the node holding its GC lock
+                # (js-ipfs does), and the block/rm that follows then waits forever.
+                self._heard_last = True
+                return
+            yield piece
+
+    def _run(self) -> None:
+        try:
+            self._cid = self._store._import(self._importer, self._pieces())
+        except BaseException as exc:
+            self._error = exc
+            # Keep taking pieces until the writer's last word, so it never waits on a
+            # queue nobody reads.
+            while not self._heard_last:
+                self._heard_last = isinstance(self._queue.get(), _Last)
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if data:
+            self._queue.put(data)
+
+    def finish(self) -> str:
+        self._close(_Last.END)
+        if self._error is not None:
+            raise self._error
+        assert self._cid is not None
+        return self._cid
+
+    def abort(self) -> None:
+        self._close(_Last.ABORT)
+        if self._error is None:
+            # Only after an import that completed: after a failed one the node is in
+            # trouble, and `ipfs repo gc` will do.
+            self._store._remove_unpinned(self._importer.emitted)
+        self._importer.emitted.clear()
+
+    def _close(self, last: _Last) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(last)
+        self._thread.join()
+
+
 class _CarImporter:
     """Turns a byte stream into a CARv1 stream of its UnixFS DAG, block by block."""
 
     def __init__(self) -> None:
         self.root: CID | None = None
+        self.emitted: list[CID] = []
         self._pending: list[bytes] = []
         self._importer = FileImporter(self._emit)
 
     def _emit(self, cid: CID, block: bytes) -> None:
+        self.emitted.append(cid)
         self._pending += (car_block_prefix(cid, block), block)
 
     def car(self, pieces: Iterator[bytes]) -> Iterator[bytes]:

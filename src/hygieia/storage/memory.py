@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -18,13 +19,23 @@ class MemoryBlobStore(BlockBlobStore):
         self._blocks: dict[CID, bytes] = {}
         self._pins: set[CID] = set()
         self._lock = threading.Lock()
+        self._pin_lock = threading.Lock()
 
     def _read_block(self, cid: CID) -> bytes | None:
         return self._blocks.get(cid)
 
-    def _write_block(self, cid: CID, block: bytes) -> None:
+    def _write_block(self, cid: CID, block: bytes) -> bool:
         with self._lock:
-            self._blocks.setdefault(cid, block)
+            return self._blocks.setdefault(cid, block) is block
+
+    def _delete_block(self, cid: CID) -> None:
+        with self._lock:
+            self._blocks.pop(cid, None)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._pin_lock:
+            yield
 
     def _has_block(self, cid: CID) -> bool:
         return cid in self._blocks

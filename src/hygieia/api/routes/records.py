@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from hygieia.api.deps import (
     SettingsDep,
     StoreDep,
 )
-from hygieia.api.multipart import BodyPump, MultipartReader, boundary_of
+from hygieia.api.multipart import Batch, BodyPump, MultipartReader, Part, boundary_of
 from hygieia.api.schemas import (
     MAX_META_JSON,
     RecordList,
@@ -26,6 +27,7 @@ from hygieia.api.schemas import (
     RecordPublic,
     render_record_list,
 )
+from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
@@ -75,45 +77,101 @@ async def upload(
 ) -> Response:
     """Upload a sealed record: parts ``meta`` (JSON) then ``content`` (ciphertext)."""
     boundary = boundary_of(request.headers.get("content-type"))
-    async with BodyPump(request.receive) as pump:
-        # Parsing, checking and storing block, so they run in a worker thread fed by
-        # the pump, which keeps reading the socket meanwhile.
-        record = await run_in_threadpool(
-            _ingest,
-            pump,
-            boundary,
-            user=user,
-            db=db,
-            store=store,
-            settings=settings,
-            address=address,
-        )
+    slots: UploadSlots = request.app.state.upload_slots
+    with slots.take(user.id):
+        # The token check left a database connection checked out: it goes back to the
+        # pool while the body trickles in (forty stalled uploads held forty, and every
+        # route that reads the database waited for one).
+        await anyio.to_thread.run_sync(db.commit)
+        form = _RecordForm(db, store, user=user, settings=settings)
+        reader = MultipartReader(boundary, form)
+        try:
+            # The body is read on the event loop; parsing, checking and storing block,
+            # so each batch that has arrived goes to a worker thread, and the thread
+            # is given back before the next batch is awaited.
+            async with BodyPump(request.receive) as pump:
+                async for batch in pump.batches():
+                    await anyio.to_thread.run_sync(_feed, reader, batch)
+            record = await anyio.to_thread.run_sync(partial(form.commit, reader, address=address))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(form.abort)
+            raise
     return _record_json(record, status_code=201)
 
 
-def _ingest(
-    pump: BodyPump,
-    boundary: bytes,
-    *,
-    user: User,
-    db: Session,
-    store: BlobStore,
-    settings: Settings,
-    address: str,
-) -> Record:
-    reader = MultipartReader(pump.chunks(), boundary)
-    part = reader.next_part()
-    if part is None or part.name != "meta":
-        raise ValidationFailed("the first part must be 'meta'")
-    meta = RecordMetaCreate.from_part(
-        reader.read_small(MAX_META_JSON), max_record_bytes=settings.max_record_bytes
-    )
-    part = reader.next_part()
-    if part is None or part.name != "content":
-        raise ValidationFailed("the second part must be 'content'")
-    row = records.create(db, store, owner=user, meta=meta, content=reader.data(), address=address)
-    reader.expect_end()
-    return row
+def _feed(reader: MultipartReader, batch: Batch) -> None:
+    for piece in batch:
+        reader.feed(piece)
+
+
+class _RecordForm:
+    """An upload's parts as they arrive: ``meta`` first, then ``content``, nothing else.
+
+    The meta part is checked (and the quota with it) before a byte of content is
+    stored; content goes straight into the record's put. The record is committed only
+    once the whole body has been read and found well formed.
+    """
+
+    def __init__(self, db: Session, store: BlobStore, *, user: User, settings: Settings) -> None:
+        self._db = db
+        self._store = store
+        self._user = user
+        self._settings = settings
+        self._state = "start"
+        self._meta = bytearray()
+        self._upload: records.Upload | None = None
+
+    def part(self, part: Part) -> None:
+        if self._state == "start":
+            if part.name != "meta":
+                raise ValidationFailed("the first part must be 'meta'")
+            self._state = "meta"
+        elif self._state == "after meta":
+            if part.name != "content":
+                raise ValidationFailed("the second part must be 'content'")
+            self._state = "content"
+        else:
+            raise ValidationFailed("unexpected extra multipart part")
+
+    def data(self, data: bytes) -> None:
+        if self._state == "meta":
+            self._meta += data
+            if len(self._meta) > MAX_META_JSON:
+                raise ValidationFailed("form field too large")
+        elif self._state == "content":
+            assert self._upload is not None
+            self._upload.write(data)
+
+    def part_end(self) -> None:
+        if self._state == "meta":
+            meta = RecordMetaCreate.from_part(
+                bytes(self._meta), max_record_bytes=self._settings.max_record_bytes
+            )
+            self._upload = records.start_upload(
+                self._db,
+                self._store,
+                owner=self._user,
+                meta=meta,
+                quota_bytes=self._settings.quota_bytes,
+            )
+            self._db.commit()  # no connection held while the content streams
+            self._state = "after meta"
+        elif self._state == "content":
+            self._state = "done"
+
+    def commit(self, reader: MultipartReader, *, address: str) -> Record:
+        """The body has been read: if it was exactly meta + content, index the record."""
+        reader.close()
+        if self._state == "after meta":
+            raise ValidationFailed("the second part must be 'content'")
+        if self._state != "done" or self._upload is None:
+            raise ValidationFailed("the first part must be 'meta'")
+        return self._upload.commit(self._db, address=address)
+
+    def abort(self) -> None:
+        if self._upload is not None:
+            self._upload.abort()
 
 
 @router.get("/records", response_model=RecordList)
