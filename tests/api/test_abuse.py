@@ -23,7 +23,7 @@ from hygieia.client import account as acct
 from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.config import Settings
 from hygieia.crypto._identity import load_public_key
-from tests.api.conftest import LiveApp
+from tests.support.live import LiveApp
 
 PASSWORD = "abuse test password 123"
 ATTACKER = "203.0.113.66"

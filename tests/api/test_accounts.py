@@ -9,7 +9,7 @@ from hygieia.client import account as acct
 from hygieia.client.sdk import ApiError
 from hygieia.crypto._identity import load_public_key
 from hygieia.encoding import to_b64
-from tests.api.conftest import LiveApp
+from tests.support.live import LiveApp
 
 PASSWORD = "correct horse battery staple ünïcødé"
 

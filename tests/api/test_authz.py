@@ -13,7 +13,7 @@ from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.db.models import AuthSession
 from hygieia.services.common import token_hash
-from tests.api.conftest import LiveApp
+from tests.support.live import LiveApp
 
 PASSWORD = "authz test password 123"
 

@@ -10,8 +10,8 @@ import pytest
 
 from hygieia import crypto
 from hygieia.encoding import to_b64
-from tests.api.conftest import LiveApp
 from tests.support.keys import gpg_unlocked_identity
+from tests.support.live import LiveApp
 
 SECRET_MARKER = "SuperSecretValue-9f2c"
 

@@ -18,7 +18,7 @@ from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client.sdk import ApiError, HygieiaClient
-from tests.api.conftest import LiveApp
+from tests.support.live import LiveApp
 
 PW = "records test password 1"
 

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from hygieia import crypto
-from tests.client.conftest import Cli
+from tests.support.cli import Cli
 from tests.support.gpg import Gpg
 
 PW = "cli test password ✓ 2026"

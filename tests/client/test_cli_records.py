@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.client.conftest import Cli
+from tests.support.cli import Cli
 from tests.support.gpg import Gpg
 
 PW = "records cli password 77"

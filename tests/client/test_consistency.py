@@ -19,7 +19,7 @@ from hygieia.client import records as recs
 from hygieia.client.sdk import ApiError, HygieiaClient, RecordItem
 from hygieia.db.models import PendingPin, Record
 from hygieia.storage import LocalBlobStore
-from tests.client.conftest import Cli
+from tests.support.cli import Cli
 from tests.support.server import free_port, running_server, server_process
 
 PW = "consistency password 9"
