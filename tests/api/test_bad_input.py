@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -106,7 +107,7 @@ def test_absurd_sizes(live: LiveApp, good_body: dict[str, object]) -> None:
 
 
 def test_chunked_oversized_body_refused(live: LiveApp) -> None:
-    def gen():  # type: ignore[no-untyped-def]
+    def gen() -> Iterator[bytes]:
         for _ in range(64):
             yield b"x" * 16384
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ class PageHandle:
         return self.page.evaluate(script, arg)
 
 
-def new_page(browser: Any, base_url: str, **context_args: Any) -> Iterator[PageHandle]:
+def new_page(browser: Any, base_url: str, **context_args: Any) -> Generator[PageHandle, None, None]:
     context = browser.new_context(accept_downloads=True, **context_args)
     context.set_default_timeout(ARGON_TIMEOUT_MS)
     page = context.new_page()
