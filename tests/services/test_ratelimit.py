@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,7 +29,7 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def at(seconds: float):  # type: ignore[no-untyped-def]
+def at(seconds: float) -> Callable[[], datetime]:
     return lambda: T0 + timedelta(seconds=seconds)
 
 
