@@ -102,9 +102,9 @@ def _is(context: Any, method: str, path: str) -> bool:
     return op is not None and (op.method.upper(), op.path) == (method, path)
 
 
-def _add_hostile_inputs(schema: Any) -> None:
+def _add_hostile_inputs(schema: schemathesis.BaseSchema) -> None:
     @schema.hook
-    def flatmap_body(context, body):  # type: ignore[no-untyped-def]
+    def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
         if not _is(context, "POST", "/api/v1/records"):
             return st.just(body)
         content = body.get("content", b"") if isinstance(body, dict) else b""
@@ -113,7 +113,7 @@ def _add_hostile_inputs(schema: Any) -> None:
         return st.one_of(deep, st.just(body))
 
     @schema.hook
-    def flatmap_query(context, query):  # type: ignore[no-untyped-def]
+    def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:
         if not _is(context, "GET", "/api/v1/records"):
             return st.just(query)
         odd = _odd_cursors().map(lambda cursor: {**(query or {}), "cursor": cursor})

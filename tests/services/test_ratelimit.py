@@ -36,6 +36,7 @@ def at(seconds: float) -> Callable[[], datetime]:
 def retry_after(db: Session, b: ratelimit.Bucket, seconds: float) -> int:
     with pytest.raises(RateLimited) as exc:
         ratelimit.claim(db, [b], now=at(seconds))
+    assert exc.value.retry_after is not None
     return exc.value.retry_after
 
 
@@ -168,7 +169,7 @@ def test_hash_limiter_waiter_times_out(held: tuple[HashLimiter, threading.Event]
     limiter, release = held
     with pytest.raises(ServerBusy) as exc, limiter.slot():
         pass
-    assert exc.value.retry_after >= 1
+    assert exc.value.retry_after is not None and exc.value.retry_after >= 1
     release.set()
     with limiter.slot():  # waits for the holder to finish, then runs
         pass
