@@ -1,4 +1,4 @@
-"""Shared fixtures: both databases, a real app served over HTTP, the IPFS test server."""
+"""Shared fixtures: both databases, the IPFS test server, no stray gpg-agents."""
 
 from __future__ import annotations
 
@@ -7,16 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import database
+from tests.support.databases import MigratedTemplates, database
 from tests.support.gpg import stop_gpg_agents
 from tests.support.ipfs_server import ipfs_api_fixture
 
 DB_KINDS = ["sqlite", "postgres"]
 
 
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
+    templates = MigratedTemplates(tmp_path_factory.mktemp("db-templates"))
+    yield templates
+    templates.close()
+
+
 @pytest.fixture(params=DB_KINDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL on each backend (PostgreSQL: a new database)."""
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, db_templates: MigratedTemplates
+) -> Iterator[str]:
+    """A fresh database URL on each backend, already at the schema head."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    with db_templates.database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=DB_KINDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL (no schema) on each backend, for migration tests."""
     if request.param == "postgres":
         request.applymarker(pytest.mark.postgres)
     with database(request.param, tmp_path) as url:

@@ -16,6 +16,7 @@ from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client.sdk import HygieiaClient
+from tests.support.accounts import TEST_KDF
 from tests.support.keys import secret_material
 from tests.support.server import running_server
 from tests.support.zk import RecordingTransport, Secrets, assert_nothing_leaks, files_under
@@ -51,15 +52,15 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     secrets = Secrets()
     with running_server(data_dir, DATABASE_URL=db_url) as url:
         api = HygieiaClient(url, transport=recorder)
-        signed = acct.signup(api, email, PASSWORDS[0])
+        signed = acct.signup(api, email, PASSWORDS[0], kdf=TEST_KDF)
         session = acct.login(api, email, PASSWORDS[0])
         _add_password_secrets(secrets, 0, api, email)
 
-        acct.change_password(api, PASSWORDS[0], PASSWORDS[1])
+        acct.change_password(api, PASSWORDS[0], PASSWORDS[1], kdf=TEST_KDF)
         acct.login(api, email, PASSWORDS[1])
         _add_password_secrets(secrets, 1, api, email)
 
-        recovered = acct.recover(api, email, signed.recovery_code, PASSWORDS[2])
+        recovered = acct.recover(api, email, signed.recovery_code, PASSWORDS[2], kdf=TEST_KDF)
         after = acct.login(api, email, PASSWORDS[2])
         _add_password_secrets(secrets, 2, api, email)
         me = api.me()
@@ -98,13 +99,14 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     for i, scalar in enumerate(material):
         secrets.add(f"secret_scalar{i}", scalar)
 
-    for name, value in {
+    plain: dict[str, str | bytes] = {
         "title": TITLE,
         "filename": FILENAME,
         "provider": PROVIDER,
         "tag": TAG,
         "content_marker": CONTENT_MARKER,
-    }.items():
+    }
+    for name, value in plain.items():
         secrets.add(name, value)
     for i, start in enumerate((0, 1024 * 1024 + 7, len(content) - 64)):
         secrets.add(f"content{i}", content[start : start + 48])
@@ -128,7 +130,7 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     sent = Secrets()
     sent.add(
         "auth_key",
-        crypto.derive_keys(PASSWORDS[2], me.salt, crypto.DEFAULT_KDF).auth_key,
+        crypto.derive_keys(PASSWORDS[2], me.salt, TEST_KDF).auth_key,
     )
     assert any(sent.find_in(b) for b in recorder.bodies)
 

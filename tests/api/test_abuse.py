@@ -23,7 +23,8 @@ from hygieia.client import account as acct
 from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.config import Settings
 from hygieia.crypto._identity import load_public_key
-from tests.api.conftest import LiveApp
+from tests.support.accounts import TEST_KDF
+from tests.support.live import LiveApp
 
 PASSWORD = "abuse test password 123"
 ATTACKER = "203.0.113.66"
@@ -66,7 +67,7 @@ def test_attacker_cannot_lock_the_victim_out(behind_proxy: Settings, live: LiveA
     guesses the victim's own login from another address, the recovery and an
     authenticated password change were all refused with 429.
     """
-    victim = acct.signup(from_address(live, VICTIM), "victim@example.org", PASSWORD)
+    victim = acct.signup(from_address(live, VICTIM), "victim@example.org", PASSWORD, kdf=TEST_KDF)
     for _ in range(3):
         assert raw_login(live, "victim@example.org", ATTACKER).status_code == 401
     throttled = raw_login(live, "victim@example.org", ATTACKER)
@@ -78,10 +79,17 @@ def test_attacker_cannot_lock_the_victim_out(behind_proxy: Settings, live: LiveA
     # Even from the attacker's address (a shared NAT), recovery and a signed-in
     # password change have counters of their own.
     recovered = acct.recover(
-        from_address(live, ATTACKER), "victim@example.org", victim.recovery_code, "second pw 42!"
+        from_address(live, ATTACKER),
+        "victim@example.org",
+        victim.recovery_code,
+        "second pw 42!",
+        kdf=TEST_KDF,
     )
     acct.change_password(
-        from_address(live, ATTACKER, recovered.token), "second pw 42!", "third pw 42!!"
+        from_address(live, ATTACKER, recovered.token),
+        "second pw 42!",
+        "third pw 42!!",
+        kdf=TEST_KDF,
     )
     acct.login(from_address(live, VICTIM), "victim@example.org", "third pw 42!!")
 
@@ -99,7 +107,7 @@ def test_parallel_guesses_cannot_outrun_the_limit(roomy_hashing: Settings, live:
     Fails before the fix: the failures were counted after the check and written
     with the answer, so all 30 concurrent guesses got 401.
     """
-    acct.signup(live.client(), "target@example.org", PASSWORD)
+    acct.signup(live.client(), "target@example.org", PASSWORD, kdf=TEST_KDF)
     answers = in_parallel(30, lambda: raw_login(live, "target@example.org"))
     statuses = sorted(r.status_code for r in answers)
     assert statuses.count(401) == 10, statuses
@@ -121,10 +129,10 @@ def test_forwarded_for_is_ignored_from_untrusted_peers(
     Passes before the fix too (the header was never read); it guards the new code.
     """
     app_settings.login_max_failures = 3
-    acct.signup(live.client(), "xena@example.org", PASSWORD)
+    acct.signup(live.client(), "xena@example.org", PASSWORD, kdf=TEST_KDF)
     session = acct.login(from_address(live, "192.0.2.200"), "xena@example.org", PASSWORD)
     assert _audit_addresses(live, session.token)[0] == "127.0.0.1"
-    acct.signup(live.client(), "walt@example.org", PASSWORD)
+    acct.signup(live.client(), "walt@example.org", PASSWORD, kdf=TEST_KDF)
     for i in range(3):
         assert raw_login(live, "walt@example.org", f"192.0.2.{i}").status_code == 401
     assert raw_login(live, "walt@example.org", "192.0.2.99").status_code == 429
@@ -138,7 +146,7 @@ def test_forwarded_for_is_honoured_from_trusted_proxies(
     Fails before the fix: every request counted as the proxy's address, so clients
     behind one proxy shared one limit, and the audit trail named the proxy.
     """
-    acct.signup(from_address(live, VICTIM), "yves@example.org", PASSWORD)
+    acct.signup(from_address(live, VICTIM), "yves@example.org", PASSWORD, kdf=TEST_KDF)
     # Three guesses each from five addresses: nobody is throttled but the guessers.
     for i in range(5):
         for _ in range(3):
@@ -157,7 +165,7 @@ def test_forwarded_for_is_honoured_from_trusted_proxies(
 def _signup_body(email: str) -> dict[str, Any]:
     """What the Python client sends at sign-up (made here to reuse its key)."""
     salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
-    keys = crypto.derive_keys(PASSWORD, salt)
+    keys = crypto.derive_keys(PASSWORD, salt, TEST_KDF)
     vault_key = crypto.new_vault_key()
     identity = crypto.generate_identity(email, vault_key)
     rkeys = crypto.derive_recovery_keys(
@@ -169,7 +177,7 @@ def _signup_body(email: str) -> dict[str, Any]:
 
     return {
         "email": email,
-        "kdf": crypto.DEFAULT_KDF.to_dict(),
+        "kdf": TEST_KDF.to_dict(),
         "salt": b64(salt),
         "recovery_salt": b64(recovery_salt),
         "auth_key": b64(keys.auth_key),
@@ -215,10 +223,10 @@ def test_signup_conflicts_look_alike(live: LiveApp) -> None:
 def test_signup_is_rate_limited_per_address(app_settings: Settings, live: LiveApp) -> None:
     """Fails before the fix: sign-up had no limit at all."""
     app_settings.signup_max_per_address = 2
-    acct.signup(live.client(), "one@example.org", PASSWORD)
-    acct.signup(live.client(), "two@example.org", PASSWORD)
+    acct.signup(live.client(), "one@example.org", PASSWORD, kdf=TEST_KDF)
+    acct.signup(live.client(), "two@example.org", PASSWORD, kdf=TEST_KDF)
     with pytest.raises(ApiError) as exc:
-        acct.signup(live.client(), "three@example.org", PASSWORD)
+        acct.signup(live.client(), "three@example.org", PASSWORD, kdf=TEST_KDF)
     assert exc.value.status == 429 and exc.value.code == "rate_limited"
 
 
@@ -229,7 +237,7 @@ def test_key_lookup_is_no_oracle(app_settings: Settings, live: LiveApp) -> None:
     (and put the email in the access log); there was no ``POST /users/key``.
     """
     app_settings.key_lookup_max = 4  # the fifth lookup below is one too many
-    acct.signup(live.client(), "ivy@example.org", PASSWORD)
+    acct.signup(live.client(), "ivy@example.org", PASSWORD, kdf=TEST_KDF)
     me = acct.login(live.client(), "ivy@example.org", PASSWORD)
     api = live.client(me.token)
     # Two of the four lookups read the answer raw, to see all of its fields.
@@ -267,21 +275,23 @@ def test_prelogin_salt_never_changes(live: LiveApp) -> None:
     prelogin showed a change that a stand-in answer never shows.
     """
     api = live.client()
-    result = acct.signup(api, "stable@example.org", PASSWORD)
+    result = acct.signup(api, "stable@example.org", PASSWORD, kdf=TEST_KDF)
     before = api.prelogin("stable@example.org")
     ghost = api.prelogin("ghost@example.org")
     s = acct.login(live.client(), "stable@example.org", PASSWORD)
-    acct.change_password(live.client(s.token), PASSWORD, "changed password 1")
+    acct.change_password(live.client(s.token), PASSWORD, "changed password 1", kdf=TEST_KDF)
     assert api.prelogin("stable@example.org") == before
-    acct.recover(live.client(), "stable@example.org", result.recovery_code, "changed pw 2!!")
+    acct.recover(
+        live.client(), "stable@example.org", result.recovery_code, "changed pw 2!!", kdf=TEST_KDF
+    )
     assert api.prelogin("stable@example.org") == before
     assert api.prelogin("ghost@example.org") == ghost
     # A client that tries to change the salt is refused (after proving the password).
     s2 = acct.login(live.client(), "stable@example.org", "changed pw 2!!")
-    keys = crypto.derive_keys("changed pw 2!!", before.salt)
+    keys = crypto.derive_keys("changed pw 2!!", before.salt, TEST_KDF)
     body = {
         "auth_key": base64.b64encode(keys.auth_key).decode(),
-        **acct._new_password_material("changed pw 3!!", s2.vault_key, crypto.new_salt()),
+        **acct._new_password_material("changed pw 3!!", s2.vault_key, crypto.new_salt(), TEST_KDF),
     }
     with pytest.raises(ApiError) as exc:
         live.client(s2.token).change_password(body)
@@ -292,7 +302,7 @@ def test_no_email_in_any_log(live: LiveApp, caplog: pytest.LogCaptureFixture) ->
     """Fails before the fix: the access log wrote ``GET /api/v1/users/<email>/key``."""
     caplog.set_level(logging.DEBUG)
     api = live.client()
-    acct.signup(api, "private.person@example.org", PASSWORD)
+    acct.signup(api, "private.person@example.org", PASSWORD, kdf=TEST_KDF)
     s = acct.login(live.client(), "private.person@example.org", PASSWORD)
     with pytest.raises(ApiError):
         acct.login(live.client(), "private.person@example.org", "wrong password")
@@ -345,7 +355,7 @@ def test_recovery_grant_is_used_once_under_concurrency(live: LiveApp) -> None:
     account's sessions, so all four concurrent requests got 200.
     """
     api = live.client()
-    result = acct.signup(api, "gina@example.org", PASSWORD)
+    result = acct.signup(api, "gina@example.org", PASSWORD, kdf=TEST_KDF)
     pre = api.prelogin("gina@example.org")
     rkeys = crypto.derive_recovery_keys(
         crypto.parse_recovery_code(result.recovery_code), pre.recovery_salt
@@ -354,7 +364,7 @@ def test_recovery_grant_is_used_once_under_concurrency(live: LiveApp) -> None:
     vault_key = crypto.unwrap_vault_key(grant.recovery_wrapped_vault_key, rkeys.wrap_key)
     body = {
         "recovery_token": grant.recovery_token,
-        **acct._new_password_material("new pw one!!", vault_key, pre.salt),
+        **acct._new_password_material("new pw one!!", vault_key, pre.salt, TEST_KDF),
     }
     answers = in_parallel(
         4,

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.api.conftest import LiveApp
+from tests.support.live import LiveApp
 
 ADDRESS = "logged.person@example.org"
 

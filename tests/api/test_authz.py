@@ -13,7 +13,8 @@ from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.db.models import AuthSession
 from hygieia.services.common import token_hash
-from tests.api.conftest import LiveApp
+from tests.support.accounts import TEST_KDF
+from tests.support.live import LiveApp
 
 PASSWORD = "authz test password 123"
 
@@ -44,8 +45,8 @@ ROUTES = [
 @pytest.fixture
 def accounts(live: LiveApp) -> dict[str, object]:
     api = live.client()
-    acct.signup(api, "alice@example.org", PASSWORD)
-    acct.signup(api, "mallory@example.org", PASSWORD)
+    acct.signup(api, "alice@example.org", PASSWORD, kdf=TEST_KDF)
+    acct.signup(api, "mallory@example.org", PASSWORD, kdf=TEST_KDF)
     alice = acct.login(live.client(), "alice@example.org", PASSWORD)
     mallory = acct.login(live.client(), "mallory@example.org", PASSWORD)
     pre = api.prelogin("alice@example.org")

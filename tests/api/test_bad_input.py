@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -10,8 +11,8 @@ import pytest
 
 from hygieia import crypto
 from hygieia.encoding import to_b64
-from tests.api.conftest import LiveApp
 from tests.support.keys import gpg_unlocked_identity
+from tests.support.live import LiveApp
 
 SECRET_MARKER = "SuperSecretValue-9f2c"
 
@@ -106,7 +107,7 @@ def test_absurd_sizes(live: LiveApp, good_body: dict[str, object]) -> None:
 
 
 def test_chunked_oversized_body_refused(live: LiveApp) -> None:
-    def gen():  # type: ignore[no-untyped-def]
+    def gen() -> Iterator[bytes]:
         for _ in range(64):
             yield b"x" * 16384
 

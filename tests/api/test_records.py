@@ -9,6 +9,7 @@ import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,21 +19,23 @@ from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client.sdk import ApiError, HygieiaClient
-from tests.api.conftest import LiveApp
+from hygieia.config import Settings
+from hygieia.storage import BlobStore
+from tests.support.accounts import new_account
+from tests.support.live import LiveApp
+from tests.support.tamper import Rewrite, TamperingTransport
 
 PW = "records test password 1"
 
 
 @pytest.fixture
 def alice(live: LiveApp) -> acct.LoggedIn:
-    acct.signup(live.client(), "alice@example.org", PW)
-    return acct.login(live.client(), "alice@example.org", PW)
+    return new_account(live.client(), "alice@example.org", PW)
 
 
 @pytest.fixture
 def bob(live: LiveApp) -> acct.LoggedIn:
-    acct.signup(live.client(), "bob@example.org", PW)
-    return acct.login(live.client(), "bob@example.org", PW)
+    return new_account(live.client(), "bob@example.org", PW)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -91,7 +94,7 @@ def test_delete_releases_pin(live: LiveApp, alice: acct.LoggedIn, tmp_path: Path
     assert exc.value.status == 404
 
 
-def live_store(live: LiveApp):  # type: ignore[no-untyped-def]
+def live_store(live: LiveApp) -> BlobStore:
     return live.app.state.store
 
 
@@ -143,7 +146,7 @@ def test_authorisation_matrix(
 # --- hostile uploads -------------------------------------------------------------------
 def sealed_upload(
     alice: acct.LoggedIn, data: bytes, *, tmp_path: Path, to_key: str | None = None
-) -> tuple[dict[str, object], bytes]:
+) -> tuple[dict[str, Any], bytes]:
     signer = alice.unlock()
     sk = crypto.new_session_key()
     src = write(tmp_path, "up.bin", data)
@@ -161,9 +164,9 @@ def sealed_upload(
 
 
 def raw_upload(
-    live: LiveApp, token: str, meta: object, content: bytes, **kw: object
+    live: LiveApp, token: str, meta: object, content: bytes, **kw: Any
 ) -> httpx.Response:
-    files = {
+    files: dict[str, tuple[str | None, str | bytes] | tuple[str, bytes, str]] = {
         "meta": (None, meta if isinstance(meta, str | bytes) else json.dumps(meta)),
         "content": ("cid", content, "application/octet-stream"),
     }
@@ -173,7 +176,7 @@ def raw_upload(
         files=files,
         timeout=60,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def assert_nothing_stored(live: LiveApp, token: str) -> None:
@@ -200,8 +203,8 @@ def test_hostile_uploads(
     other_cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
     expect(raw_upload(live, tok, {**meta, "cid": other_cid}, content), 422, "cid_mismatch")
     # Wrong size / segment count.
-    expect(raw_upload(live, tok, {**meta, "size": meta["size"] + 1}, content), 422, "size_mismatch")  # type: ignore[operator]
-    expect(raw_upload(live, tok, {**meta, "size": meta["size"] - 1}, content), 422, "size_mismatch")  # type: ignore[operator]
+    expect(raw_upload(live, tok, {**meta, "size": meta["size"] + 1}, content), 422, "size_mismatch")
+    expect(raw_upload(live, tok, {**meta, "size": meta["size"] - 1}, content), 422, "size_mismatch")
     # More segments than the size allows is refused before any byte is stored.
     expect(raw_upload(live, tok, {**meta, "segments": 2}, content), 422, "validation_error")
     # Not record framing at all, or cut short.
@@ -306,14 +309,14 @@ def test_odd_cursors_are_a_client_error(
 
 
 @pytest.fixture
-def small_limit(app_settings):  # type: ignore[no-untyped-def]
+def small_limit(app_settings: Settings) -> Settings:
     app_settings.max_record_bytes = 64 * 1024
     return app_settings
 
 
 def test_oversized_upload_refused_before_reading(
-    small_limit, live: LiveApp, alice: acct.LoggedIn, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    small_limit: Settings, live: LiveApp, alice: acct.LoggedIn, tmp_path: Path
+) -> None:
     meta, content = sealed_upload(alice, b"z" * 200_000, tmp_path=tmp_path)
     r = raw_upload(live, alice.token, meta, content)
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
@@ -358,7 +361,7 @@ def send_slowly(
     )
     sent = 0
     try:
-        for chunk in itertools.chain(chunks, [None]):  # type: ignore[list-item]
+        for chunk in itertools.chain(chunks, [None]):
             readable, _, _ = select.select([sock], [], [], 0 if chunk is not None else 30)
             if readable:
                 break
@@ -378,9 +381,7 @@ def send_slowly(
 
 
 # --- a hostile server: the client refuses to write anything --------------------------
-def _tampered(live: LiveApp, alice: acct.LoggedIn, rewrite) -> HygieiaClient:  # type: ignore[no-untyped-def]
-    from tests.support.tamper import TamperingTransport
-
+def _tampered(live: LiveApp, alice: acct.LoggedIn, rewrite: Rewrite) -> HygieiaClient:
     return HygieiaClient(live.url, token=alice.token, transport=TamperingTransport(rewrite))
 
 

@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from tests.browser.conftest import PageHandle
+from tests.support.browser import PageHandle
 
 
 def signup(web: PageHandle, email: str, password: str, *, shots: bool = False) -> str:

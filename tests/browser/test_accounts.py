@@ -199,11 +199,11 @@ def test_tabs_work_from_the_keyboard(web):
 
 
 def test_idle_lock_clears_keys(browser, tmp_path_factory):
-    from tests.browser.conftest import _new_page
+    from tests.support.browser import new_page
     from tests.support.server import running_server
 
     with running_server(tmp_path_factory.mktemp("idle"), IDLE_LOCK_SECONDS="3") as base:
-        for web in _new_page(browser, base, viewport={"width": 1280, "height": 900}):
+        for web in new_page(browser, base, viewport={"width": 1280, "height": 900}):
             web.goto()
             flows.signup(web, "dave@example.org", PASSWORD)
             web.page.wait_for_selector("#view-locked:not([hidden])", timeout=20_000)

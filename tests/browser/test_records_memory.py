@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.browser import flows
-from tests.browser.conftest import ARGON_TIMEOUT_MS, CHROMIUM_ARGS, PageHandle
+from tests.support.browser import ARGON_TIMEOUT_MS, CHROMIUM_ARGS, PageHandle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

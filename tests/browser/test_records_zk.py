@@ -16,8 +16,8 @@ import pytest
 
 from hygieia import crypto
 from tests.browser import flows, media
-from tests.browser.conftest import PageHandle, _new_page
 from tests.browser.proxy import RecordingRelay, recording_relay
+from tests.support.browser import PageHandle, new_page
 from tests.support.keys import secret_material
 from tests.support.zk import Secrets
 
@@ -30,7 +30,7 @@ MIB = 1024 * 1024
 @pytest.fixture
 def relayed(browser: Any, server: str) -> Iterator[tuple[PageHandle, RecordingRelay]]:
     with recording_relay(server) as relay:
-        pages = _new_page(browser, relay.base_url, viewport={"width": 1280, "height": 900})
+        pages = new_page(browser, relay.base_url, viewport={"width": 1280, "height": 900})
         handle = next(pages)
         try:
             yield handle, relay

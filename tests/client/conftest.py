@@ -1,43 +1,14 @@
+"""CLI fixtures: a ``hygieia serve`` subprocess per test, on each database and store."""
+
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import Cli
 from tests.support.server import running_server
-
-
-@dataclass
-class Cli:
-    server: str
-    home: Path
-    data_dir: Path
-    store_env: dict[str, str] | None = None
-
-    def run(
-        self, *args: str, password: str | None = None, check: bool = True, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        child = {k: v for k, v in os.environ.items() if not k.startswith("HYGIEIA_")}
-        child.update({"HYGIEIA_HOME": str(self.home), "HYGIEIA_SERVER": self.server})
-        if password is not None:
-            child["HYGIEIA_PASSWORD"] = password
-        child.update(env)
-        proc = subprocess.run(
-            [sys.executable, "-m", "hygieia", *args],
-            env=child,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=600,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"hygieia {' '.join(args)} failed: {proc.stdout}\n{proc.stderr}")
-        return proc
 
 
 @pytest.fixture

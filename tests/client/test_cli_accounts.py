@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from hygieia import crypto
-from tests.client.conftest import Cli
+from tests.support.cli import Cli
 from tests.support.gpg import Gpg
 
 PW = "cli test password ✓ 2026"
@@ -51,7 +51,7 @@ def test_no_password_without_terminal_is_a_clear_error(cli: Cli) -> None:
 
 
 def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
-    cli.run("signup", "gpg@example.org", password=PW)
+    cli.new_account("gpg@example.org", PW)
     key_file = tmp_path / "secret.asc"
     cli.run("key", "export", "-o", str(key_file), password=PW)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -86,7 +86,7 @@ def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
-    cli.run("signup", "pp@example.org", password=PW)
+    cli.new_account("pp@example.org", PW)
     out = cli.run(
         "key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE="chosen export phrase"
     ).stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
 from hygieia.client import account as acct
@@ -19,13 +19,14 @@ from hygieia.client import records as recs
 from hygieia.client.sdk import ApiError, HygieiaClient, RecordItem
 from hygieia.db.models import PendingPin, Record
 from hygieia.storage import LocalBlobStore
-from tests.client.conftest import Cli
+from tests.support.accounts import new_account
+from tests.support.cli import Cli
 from tests.support.server import free_port, running_server, server_process
 
 PW = "consistency password 9"
 
 
-def _engine(db_url: str):  # type: ignore[no-untyped-def]
+def _engine(db_url: str) -> Engine:
     return create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
 
 
@@ -87,8 +88,7 @@ def test_server_killed_mid_upload_leaves_nothing(db_url: str, tmp_path: Path) ->
     src.write_bytes(os.urandom(30 * 1024 * 1024))
     with server_process(data_dir, DATABASE_URL=db_url) as (url, proc):
         api = HygieiaClient(url)
-        acct.signup(api, "crash@example.org", PW)
-        session = acct.login(api, "crash@example.org", PW)
+        session = new_account(api, "crash@example.org", PW)
         sent = 0
 
         def kill_after_some_bytes(n: int) -> None:
@@ -121,8 +121,7 @@ def test_storage_unreachable_is_503_and_writes_nothing(db_url: str, tmp_path: Pa
     data_dir = tmp_path / "server"
     with running_server(data_dir, DATABASE_URL=db_url, STORE="kubo", IPFS_API=dead) as url:
         api = HygieiaClient(url)
-        acct.signup(api, "down@example.org", PW)
-        session = acct.login(api, "down@example.org", PW)
+        session = new_account(api, "down@example.org", PW)
         src = tmp_path / "a.txt"
         src.write_bytes(b"needs a store")
         with pytest.raises(ApiError) as exc:
@@ -135,7 +134,7 @@ def test_storage_unreachable_is_503_and_writes_nothing(db_url: str, tmp_path: Pa
 
 
 def test_missing_content_is_reported_not_served(cli: Cli, db_url: str, tmp_path: Path) -> None:
-    cli.run("signup", "lost@example.org", password=PW)
+    cli.new_account("lost@example.org", PW)
     (tmp_path / "a.txt").write_bytes(b"will be lost")
     rid, _cid = cli.run("put", str(tmp_path / "a.txt"), password=PW).stdout.split()
     for block in (cli.data_dir / "blocks" / "blocks").rglob("*"):
@@ -163,8 +162,7 @@ def test_missing_content_is_reported_not_served(cli: Cli, db_url: str, tmp_path:
 def test_concurrent_uploads_are_independent(cli: Cli, tmp_path: Path) -> None:
     """Two uploads at once from two threads both land intact."""
     api = HygieiaClient(cli.server)
-    acct.signup(api, "conc@example.org", PW)
-    session = acct.login(api, "conc@example.org", PW)
+    session = new_account(api, "conc@example.org", PW)
     files = []
     for i in range(2):
         p = tmp_path / f"f{i}.bin"
@@ -193,7 +191,7 @@ def _blocks(data_dir: Path) -> set[str]:
 def test_deleted_ciphertext_leaves_the_disk_and_lost_pins_come_back(
     cli: Cli, db_url: str, tmp_path: Path
 ) -> None:
-    cli.run("signup", "gc@example.org", password=PW)
+    cli.new_account("gc@example.org", PW)
     before = _blocks(cli.data_dir)
     (tmp_path / "keep.bin").write_bytes(os.urandom(3 * 1024 * 1024))
     (tmp_path / "drop.bin").write_bytes(os.urandom(3 * 1024 * 1024))
@@ -205,8 +203,14 @@ def test_deleted_ciphertext_leaves_the_disk_and_lost_pins_come_back(
     # A lost pin (e.g. a store restored from an older backup) must not cost a record.
     (cli.data_dir / "blocks" / "pins" / keep_cid).unlink()
 
-    env = {"HYGIEIA_DATA_DIR": str(cli.data_dir), "HYGIEIA_DATABASE_URL": db_url}
-    out = cli.run("admin", "reconcile", "--grace", "0", **env).stdout
+    out = cli.run(
+        "admin",
+        "reconcile",
+        "--grace",
+        "0",
+        HYGIEIA_DATA_DIR=str(cli.data_dir),
+        HYGIEIA_DATABASE_URL=db_url,
+    ).stdout
     assert f"pinned again {keep_cid}" in out
     assert _blocks(cli.data_dir) == with_keep and with_keep > before
     assert drop_cid not in _blocks(cli.data_dir)

@@ -35,7 +35,7 @@ ACCOUNT = {
     "salt": base64.b64encode(b"\x02" * 16).decode(),
     "created_at": "2026-01-01T00:00:00Z",
 }
-RECORD = {
+RECORD: dict[str, Any] = {
     "id": "00000000-0000-4000-8000-000000000001",
     "cid": "bafkreib",
     "size": 123,

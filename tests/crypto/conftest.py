@@ -5,26 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from hygieia import crypto
 from tests.support.gpg import Gpg
-
-
-@dataclass(frozen=True)
-class Person:
-    identity: crypto.Identity
-    vault_key: bytes
-    key: crypto.UnlockedKey
-
-
-def make_person(email: str) -> Person:
-    vault_key = crypto.new_vault_key()
-    identity = crypto.generate_identity(email, vault_key)
-    return Person(identity, vault_key, crypto.unlock(identity.locked_secret_key, vault_key))
+from tests.support.identities import Person, make_person
 
 
 @pytest.fixture(scope="module")

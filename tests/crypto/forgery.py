@@ -48,7 +48,7 @@ class _Zeros(io.RawIOBase):
 def _compressed(size: int, prefix: bytes = b"") -> MessageBuilder:
     """A literal of ``size`` mostly-zero bytes, zlib-compressed (about 1000:1)."""
     source = io.BufferedReader(_Zeros(size, prefix))
-    return MessageBuilder.from_reader("", source).compression("zlib")  # type: ignore[arg-type]
+    return MessageBuilder.from_reader("", source).compression("zlib")
 
 
 def forged_message(signer: crypto.UnlockedKey, recipient_public_key: str, size: int) -> bytes:

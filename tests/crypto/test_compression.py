@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from hygieia import crypto
+from tests.support.identities import Person
 
-from .conftest import Person
 from .forgery import forged_message, forged_segment
 
 MIB = 1024 * 1024

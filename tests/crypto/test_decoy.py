@@ -125,7 +125,7 @@ def test_decoys_come_in_both_clients_layouts() -> None:
     keeps the fingerprint its primary key gives (tests/browser/test_decoy.py proves
     the OpenPGP.js layout byte for byte).
     """
-    layouts = {}
+    layouts: dict[int, list[bytes]] = {}
     for i in range(16):
         seed = hashlib.sha256(bytes([i])).digest()
         decoy = crypto.decoy_public_key(seed, "ghost@example.org", 1_780_000_000)

@@ -16,8 +16,7 @@ from openpgp.composed import (
 from hygieia import crypto
 from hygieia.crypto._identity import generate_secret_key
 from tests.support.gpg import Gpg
-
-from .conftest import Person, make_person
+from tests.support.identities import Person, make_person
 
 
 def s2k_params(armored: str) -> list[tuple[int, str, str, int, bytes, bytes]]:

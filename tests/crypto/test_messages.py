@@ -6,8 +6,7 @@ import json
 import pytest
 
 from hygieia import crypto
-
-from .conftest import Person
+from tests.support.identities import Person
 
 
 def test_seal_and_open_for_several_readers(alice: Person, bob: Person) -> None:

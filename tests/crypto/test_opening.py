@@ -27,8 +27,8 @@ from hygieia.crypto._framing import fixed_header, read_packet
 from hygieia.crypto._identity import load_public_key
 from hygieia.crypto._messages import MAX_MESSAGE_SIZE
 from hygieia.crypto._opening import open_signed
+from tests.support.identities import Person
 
-from .conftest import Person
 from .forgery import seipd_v1, signed_literal_packets
 
 OPS, LITERAL, SIG, COMPRESSED, MARKER, PADDING = 4, 11, 2, 8, 10, 21

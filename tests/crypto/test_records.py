@@ -9,8 +9,7 @@ import pytest
 
 from hygieia import crypto
 from tests.support.gpg import Gpg
-
-from .conftest import Person
+from tests.support.identities import Person
 
 SMALL = 1000  # segment size for fast tests
 

@@ -26,14 +26,14 @@ from hygieia.db.models import Base
 VERSIONS = MIGRATIONS / "versions"
 
 
-def test_head_constant_matches_alembic(db_url: str) -> None:
-    engine = make_engine(db_url)
+def test_head_constant_matches_alembic(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
     assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == SCHEMA_HEAD
     engine.dispose()
 
 
-def test_upgrade_downgrade_round_trip(db_url: str) -> None:
-    engine = make_engine(db_url)
+def test_upgrade_downgrade_round_trip(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
     assert current_revision(engine) is None
     migrate(engine)
     migrate(engine)  # idempotent
@@ -47,12 +47,12 @@ def test_upgrade_downgrade_round_trip(db_url: str) -> None:
     engine.dispose()
 
 
-def test_models_match_migrations(db_url: str) -> None:
+def test_models_match_migrations(empty_db_url: str) -> None:
     """Autogenerate finds nothing to do: the migration describes the models exactly."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    engine = make_engine(db_url)
+    engine = make_engine(empty_db_url)
     migrate(engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -60,7 +60,7 @@ def test_models_match_migrations(db_url: str) -> None:
     assert diff == []
 
 
-def test_0002_renders_existing_records(db_url: str) -> None:
+def test_0002_renders_existing_records(empty_db_url: str) -> None:
     """Rows stored before 0002 get the same rendering the API gives them now."""
     import json
     import uuid
@@ -71,7 +71,7 @@ def test_0002_renders_existing_records(db_url: str) -> None:
     from hygieia.services.records import RecordRow, render_public
     from tests.support.rendering import record_public
 
-    engine = make_engine(db_url)
+    engine = make_engine(empty_db_url)
     migrate(engine, "0001")
     meta = MetaData()
     meta.reflect(engine)

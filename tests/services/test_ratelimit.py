@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,13 +29,14 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def at(seconds: float):  # type: ignore[no-untyped-def]
+def at(seconds: float) -> Callable[[], datetime]:
     return lambda: T0 + timedelta(seconds=seconds)
 
 
 def retry_after(db: Session, b: ratelimit.Bucket, seconds: float) -> int:
     with pytest.raises(RateLimited) as exc:
         ratelimit.claim(db, [b], now=at(seconds))
+    assert exc.value.retry_after is not None
     return exc.value.retry_after
 
 
@@ -168,7 +169,7 @@ def test_hash_limiter_waiter_times_out(held: tuple[HashLimiter, threading.Event]
     limiter, release = held
     with pytest.raises(ServerBusy) as exc, limiter.slot():
         pass
-    assert exc.value.retry_after >= 1
+    assert exc.value.retry_after is not None and exc.value.retry_after >= 1
     release.set()
     with limiter.slot():  # waits for the holder to finish, then runs
         pass

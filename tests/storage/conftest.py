@@ -1,4 +1,4 @@
-"""Storage fixtures: one store per backend, and the real js-ipfs server (session-wide)."""
+"""Storage fixtures: one store per backend (the js-ipfs server is session-wide)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hygieia.storage import BlobStore, KuboBlobStore, LocalBlobStore, MemoryBlobStore
-
-BACKENDS = ["memory", "local", pytest.param("kubo", marks=pytest.mark.ipfs)]
-
-
-def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    if kind == "memory":
-        return MemoryBlobStore()
-    if kind == "local":
-        return LocalBlobStore(tmp_path / "blocks")
-    api = request.getfixturevalue("ipfs_api")
-    # js-ipfs looks for a missing block until the lookup deadline even offline.
-    return KuboBlobStore(api, timeout=60, lookup_timeout=0.5)
+from hygieia.storage import BlobStore
+from tests.support.stores import BACKENDS, open_store
 
 
 @pytest.fixture(params=BACKENDS)

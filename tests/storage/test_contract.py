@@ -11,7 +11,7 @@ import pytest
 
 from hygieia.ipfs import FileImporter, normalize_cid, parse_cid
 from hygieia.storage import BlobNotFound, BlobStore, SupportsCarExport
-from tests.storage.conftest import open_store
+from tests.support.stores import open_store
 
 MiB = 1024 * 1024
 EMPTY_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # Kubo, raw leaves

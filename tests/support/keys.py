@@ -15,7 +15,7 @@ from tests.support.gpg import Gpg
 
 def dearmor(armored: str) -> bytes:
     lines = armored.strip().splitlines()
-    body = []
+    body: list[str] = []
     started = False
     for line in lines:
         if line.startswith("-----BEGIN"):

@@ -12,13 +12,15 @@ def record_public(row: RecordRow) -> RecordPublic:
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode("ascii")
 
-    return RecordPublic(
-        id=row.id,
-        cid=row.cid,
-        size=row.size,
-        segments=row.segments,
-        created_at=row.created_at,
-        pkesk=b64(row.owner_pkesk),
-        sealed_metadata=b64(row.sealed_metadata),
-        envelope=b64(row.session_key_envelope),
+    return RecordPublic.model_validate(
+        {
+            "id": row.id,
+            "cid": row.cid,
+            "size": row.size,
+            "segments": row.segments,
+            "created_at": row.created_at,
+            "pkesk": b64(row.owner_pkesk),
+            "sealed_metadata": b64(row.sealed_metadata),
+            "envelope": b64(row.session_key_envelope),
+        }
     )

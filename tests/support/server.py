@@ -39,7 +39,7 @@ def wait_healthy(
 
 
 @contextmanager
-def running_server(data_dir: Path, log_path: Path | None = None, **env: str) -> Iterator[str]:
+def running_server(data_dir: Path, log_path: Path | None = None, /, **env: str) -> Iterator[str]:
     """Start ``python -m hygieia serve`` on a free port; yield its base URL."""
     with server_process(data_dir, log_path, **env) as (url, _proc):
         yield url
@@ -47,7 +47,7 @@ def running_server(data_dir: Path, log_path: Path | None = None, **env: str) -> 
 
 @contextmanager
 def server_process(
-    data_dir: Path, log_path: Path | None = None, **env: str
+    data_dir: Path, log_path: Path | None = None, /, **env: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Like :func:`running_server`, yielding ``(base_url, process)``.
 

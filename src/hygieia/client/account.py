@@ -30,23 +30,31 @@ class LoggedIn(SessionGrant):
         return crypto.unlock(self.account.locked_secret_key, self.vault_key)
 
 
-def _new_password_material(password: str, vault_key: bytes, salt: bytes) -> dict[str, Any]:
+def _new_password_material(
+    password: str, vault_key: bytes, salt: bytes, kdf: crypto.KdfParams
+) -> dict[str, Any]:
     # The account keeps its salt for good (the server refuses another): a salt that
     # changed would show prelogin probers that the email has an account.
-    params = crypto.DEFAULT_KDF
-    keys = crypto.derive_keys(password, salt, params)
+    keys = crypto.derive_keys(password, salt, kdf)
     return {
         "new_auth_key": to_b64(keys.auth_key),
         "new_salt": to_b64(salt),
-        "new_kdf": params.to_dict(),
+        "new_kdf": kdf.to_dict(),
         "new_wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
     }
 
 
-def signup(api: HygieiaClient, email: str, password: str) -> SignupResult:
+def signup(
+    api: HygieiaClient, email: str, password: str, *, kdf: crypto.KdfParams = crypto.DEFAULT_KDF
+) -> SignupResult:
+    """Create an account whose password keys are derived with ``kdf``.
+
+    The parameters are stored with the account and used at every login. Real accounts
+    keep the default: it sets the cost of guessing the password offline, and unknown
+    emails get it in the server's fake prelogin answers. Test fixtures pass cheaper ones.
+    """
     salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
-    params = crypto.DEFAULT_KDF
-    keys = crypto.derive_keys(password, salt, params)
+    keys = crypto.derive_keys(password, salt, kdf)
     vault_key = crypto.new_vault_key()
     identity = crypto.generate_identity(email, vault_key)
     code = crypto.new_recovery_code()
@@ -54,7 +62,7 @@ def signup(api: HygieiaClient, email: str, password: str) -> SignupResult:
     account = api.signup(
         {
             "email": email,
-            "kdf": params.to_dict(),
+            "kdf": kdf.to_dict(),
             "salt": to_b64(salt),
             "recovery_salt": to_b64(recovery_salt),
             "auth_key": to_b64(keys.auth_key),
@@ -92,7 +100,14 @@ def unlock_vault(api: HygieiaClient, password: str) -> LoggedIn:
     return LoggedIn(token=api.token or "", expires_at="", account=account, vault_key=vault_key)
 
 
-def change_password(api: HygieiaClient, old_password: str, new_password: str) -> None:
+def change_password(
+    api: HygieiaClient,
+    old_password: str,
+    new_password: str,
+    *,
+    kdf: crypto.KdfParams = crypto.DEFAULT_KDF,
+) -> None:
+    """Re-wrap the vault key under ``new_password``, derived with ``kdf`` (see :func:`signup`)."""
     account = api.me()
     params = crypto.KdfParams.from_dict(account.kdf)
     old = crypto.derive_keys(old_password, account.salt, params)
@@ -100,12 +115,20 @@ def change_password(api: HygieiaClient, old_password: str, new_password: str) ->
     vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, old.wrap_key)
     body = {
         "auth_key": to_b64(old.auth_key),
-        **_new_password_material(new_password, vault_key, account.salt),
+        **_new_password_material(new_password, vault_key, account.salt, kdf),
     }
     api.change_password(body)
 
 
-def recover(api: HygieiaClient, email: str, recovery_code: str, new_password: str) -> LoggedIn:
+def recover(
+    api: HygieiaClient,
+    email: str,
+    recovery_code: str,
+    new_password: str,
+    *,
+    kdf: crypto.KdfParams = crypto.DEFAULT_KDF,
+) -> LoggedIn:
+    """Set ``new_password`` (derived with ``kdf``, see :func:`signup`) with the recovery code."""
     code = crypto.parse_recovery_code(recovery_code)
     pre = api.prelogin(email)
     rkeys = crypto.derive_recovery_keys(code, pre.recovery_salt)
@@ -114,7 +137,7 @@ def recover(api: HygieiaClient, email: str, recovery_code: str, new_password: st
     answer = api.recover_complete(
         {
             "recovery_token": grant.recovery_token,
-            **_new_password_material(new_password, vault_key, pre.salt),
+            **_new_password_material(new_password, vault_key, pre.salt, kdf),
         }
     )
     return _use_session(api, answer, vault_key)
