@@ -138,10 +138,10 @@ def test_failed_uploads_leave_no_blocks(db_url: str, tmp_path: Path) -> None:
                 422,
                 "cid_mismatch",
             )
-        shorter = {**meta, "size": meta["size"] - MiB}  # type: ignore[operator]
+        shorter = {**meta, "size": meta["size"] - MiB}
         expect(post(server, alice.token, body(shorter, content)), 422, "size_mismatch")
         # Framing that breaks after the record's 3 MiB have been stored.
-        junk = {**meta, "size": meta["size"] + 1000}  # type: ignore[operator]
+        junk = {**meta, "size": meta["size"] + 1000}
         expect(post(server, alice.token, body(junk, content + bytes(1000))), 422, "invalid_record")
         assert server.blocks() == set()
         assert server.leftovers() == 0
