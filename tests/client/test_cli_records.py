@@ -100,7 +100,8 @@ def test_ls_filters(cli: Cli, tmp_path: Path) -> None:
     table = cli.run("ls", password=PW).stdout
     assert "Discharge letter" in table
     bad = cli.run("ls", "--since", "yesterday", password=PW, check=False)
-    assert bad.returncode == 1
+    # A usage error, refused before any prompt or request.
+    assert bad.returncode == 2 and "expected a date, YYYY-MM-DD" in bad.stderr
 
 
 def test_get_refuses_a_file_whose_signature_fails(cli: Cli, tmp_path: Path) -> None:
