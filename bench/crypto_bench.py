@@ -10,7 +10,6 @@ with the HTTP transport replaced by one that streams the sealed file from disk.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -208,10 +207,8 @@ def seal_open_vs_gpg(cfg: Config, only: set[str]) -> list[Figure]:
                 "created_at": "2026-01-01T00:00:00Z",
                 "pkesk": to_b64(crypto.make_pkesk(session_key, signer.public_key)),
                 "sealed_metadata": to_b64(
-                    crypto.seal_message(
-                        json.dumps(metadata).encode(),
-                        recipients=[signer.public_key],
-                        signer=signer,
+                    crypto.seal_record_metadata(
+                        metadata, record_id=RECORD_ID, recipients=[signer.public_key], signer=signer
                     )
                 ),
                 "envelope": to_b64(b"unused"),

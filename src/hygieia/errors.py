@@ -107,6 +107,12 @@ class EmailTaken(Conflict):
     code, detail = "email_taken", "an account with this email or key exists"
 
 
+class RecordIdTaken(Conflict):
+    # The same answer whoever holds the id (the caller or another account): an upload
+    # can't be used to learn whose an id is (issue 9, finding 13).
+    code, detail = "record_id_taken", "a record with this id exists"
+
+
 # --- 413, 415 ---------------------------------------------------------------------------
 class PayloadTooLarge(HygieiaError):
     code, status, detail = "payload_too_large", 413, "request body too large"

@@ -46,7 +46,7 @@ def test_stock_gpg_opens_what_the_cli_stored(store_cli: Cli, tmp_path: Path) -> 
     (tmp_path / "scan.dcm").write_bytes(data)
     rid, cid = cli.run("put", str(tmp_path / "scan.dcm"), password=PW).stdout.split()
     raw = tmp_path / "record.bin"
-    cli.run("get", rid, "--raw", "-o", str(raw))
+    cli.run("get", rid, "--raw", "-o", str(raw), password=PW)
     pkesk = tmp_path / "record.bin.pkesk"
     assert pkesk.exists()
 

@@ -78,6 +78,13 @@ _B64_OUT = PlainSerializer(to_b64, return_type=str)
 _B64_SCHEMA = WithJsonSchema({"type": "string", "contentEncoding": "base64"})
 
 
+def _record_id(value: str) -> str:
+    # One spelling only: clients compare the id they asked for with the sealed one.
+    if not crypto.is_record_id(value):
+        raise ValueError("a random UUID (version 4) in lowercase canonical form")
+    return value
+
+
 def _canonical_cid(value: str) -> str:
     try:
         return str(parse_cid(value))
@@ -97,6 +104,7 @@ Base64 = Annotated[bytes, _b64_decoder(0), _B64_OUT, _B64_SCHEMA]
 ArmoredKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
 Token = Annotated[str, Field(min_length=1, max_length=256)]
 Cid = Annotated[str, Field(min_length=1, max_length=MAX_CID_CHARS), AfterValidator(_canonical_cid)]
+RecordId = Annotated[str, Field(min_length=36, max_length=36), AfterValidator(_record_id)]
 
 
 class Strict(BaseModel):
@@ -218,8 +226,13 @@ class ClientConfigPublic(BaseModel):
 
 
 class RecordMetaCreate(Strict):
-    """The ``meta`` part of an upload: what the client announces about the ciphertext."""
+    """The ``meta`` part of an upload: what the client announces about the ciphertext.
 
+    ``id`` is the record id the client chose and sealed into the metadata (protocol §3,
+    "Binding"); clients from before that send none and the server makes one.
+    """
+
+    id: RecordId | None = None
     cid: Cid
     size: int = Field(ge=1)
     segments: int = Field(ge=1)

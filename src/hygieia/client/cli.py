@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -317,6 +317,13 @@ def list_records(
             listed, text=search, record_type=record_type, tags=tag or (), since=since, until=until
         )
         items = [r.as_json() for r in chosen]
+    unbound = [it["id"] for it in items if not it["bound"]]
+    if unbound:
+        err.print(
+            f"warning: {len(unbound)} unbound (legacy) record(s), sealed before records named "
+            f"their id, so the server could have swapped them: {', '.join(unbound)}",
+            highlight=False,
+        )
     if as_json:
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
         return
@@ -357,20 +364,32 @@ def get(
         if raw:
             if output is None:
                 raise fail("--raw needs -o PATH")
-            api, _ = authed_client(server)
+            # The password too: the sealed metadata says which CID is this record's.
+            api, session = _vault(server)
             with api, progress_bar("downloading", None) as bar:
-                item = recs.get_raw(api, record_id, output, progress=bar)
+                item, meta = recs.get_raw(api, session, record_id, output, progress=bar)
             out.print(f"{output} ({item.size} bytes, CID {item.cid})", highlight=False)
             out.print(f"{output}.pkesk (your PKESK for gpg)", highlight=False)
+            _warn_if_unbound(meta, record_id)
             return
         api, session = _vault(server)
         with api:
             item = api.get_record(record_id)
-            meta = recs.open_metadata(item, session.unlock())
+            meta = recs.open_metadata(item, session.unlock(), record_id=record_id)
             target = output or Path(Path(str(meta.get("filename") or record_id)).name)
             with progress_bar("downloading", item.size) as bar:
                 recs.get(api, session, record_id, target, progress=bar)
     out.print(f"{target} ({meta['size']} bytes, verified)", highlight=False)
+    _warn_if_unbound(meta, record_id)
+
+
+def _warn_if_unbound(meta: dict[str, Any], record_id: str) -> None:
+    if not crypto.metadata_is_bound(meta):
+        err.print(
+            f"warning: {record_id} is an unbound (legacy) record: it was sealed before "
+            "records named their id, so nothing proves it is the record listed under it",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -1,8 +1,13 @@
 """Record flows done client-side: seal, upload, list, download, verify, open.
 
 Upload: the file is sealed segment by segment (flat memory) into a temporary file while
-its UnixFS CID is computed; the metadata (including that CID and the plaintext SHA-256)
-is sealed; then ciphertext and key packets go up in one streaming multipart request.
+its UnixFS CID is computed; the metadata (including that CID, the plaintext SHA-256 and
+the record id this client chose) is sealed; then ciphertext and key packets go up in one
+streaming multipart request.
+
+Every read checks that what the server sent belongs to the record asked for: the sealed
+metadata must name that id (:func:`hygieia.crypto.open_record_metadata`), and its CID
+the content. Legacy records, sealed before the id was, open but say so (``bound``).
 
 Download: the ciphertext streams in once; it is hashed into its CID and decrypted and
 verified segment by segment on the way, into a temporary file next to the target. Only
@@ -15,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import mimetypes
 import os
 import re
@@ -33,11 +37,14 @@ from hygieia.ipfs import FileImporter, parse_cid
 
 Progress = Callable[[int], None]
 
-META_VERSION = 1
-
 
 class RecordVerificationError(Exception):
     """A downloaded record failed a check (CID, signature, order, digest): nothing written."""
+
+
+class RecordMismatchError(RecordVerificationError):
+    """The server answered for a record with another record's data (swapped, moved or
+    resurrected): the sealed id, the listed id and the id asked for must all agree."""
 
 
 def _noop(_: int) -> None:
@@ -126,8 +133,8 @@ class RecordFields:
 def build_metadata(
     source: Path, *, sealed: SealedFile, sha256: str, fields: RecordFields
 ) -> dict[str, Any]:
+    # "v" and "id" are added when it is sealed (crypto.seal_record_metadata).
     return {
-        "v": META_VERSION,
         "title": fields.title or source.name,
         "type": fields.record_type or "document",
         "date": fields.date,
@@ -189,6 +196,7 @@ def prepare_upload(
     """Seal ``source`` and its metadata, and wrap the session key for the owner."""
     signer = session.unlock()
     own_public = signer.public_key
+    record_id = crypto.new_record_id()
     session_key = crypto.new_session_key()
     sealed, sha256 = seal_file(
         source, session_key=session_key, signer=signer, workdir=workdir, progress=seal_progress
@@ -198,15 +206,14 @@ def prepare_upload(
             source, sealed=sealed, sha256=sha256, fields=fields or RecordFields()
         )
         meta = {
+            "id": record_id,
             "cid": sealed.cid,
             "size": sealed.size,
             "segments": sealed.segments,
             "pkesk": to_b64(crypto.make_pkesk(session_key, own_public)),
             "sealed_metadata": to_b64(
-                crypto.seal_message(
-                    json.dumps(metadata, ensure_ascii=False).encode("utf-8"),
-                    recipients=[own_public],
-                    signer=signer,
+                crypto.seal_record_metadata(
+                    metadata, record_id=record_id, recipients=[own_public], signer=signer
                 )
             ),
             "envelope": to_b64(
@@ -227,11 +234,16 @@ def upload(
     """Send a prepared upload (one streaming multipart request); returns the record."""
     with open(prepared.sealed.path, "rb") as fh:
         # The multipart file name is the CID, never the real file name.
-        return api.upload_record(
+        record = api.upload_record(
             prepared.meta,
             cast(IO[bytes], _ProgressFile(fh, progress)),
             filename=prepared.sealed.cid,
         )
+    # Only the id this client sealed is any use: a record stored under another is
+    # one that no reader would accept.
+    if record.id != prepared.meta["id"] or not _same_cid(record.cid, prepared.sealed.cid):
+        raise RecordMismatchError("the server stored the record under another id or CID")
+    return record
 
 
 def put(
@@ -262,9 +274,15 @@ class RecordInfo:
     created_at: str
     meta: dict[str, Any]
 
+    @property
+    def bound(self) -> bool:
+        """False for an unbound (legacy) record: its metadata doesn't name its id."""
+        return crypto.metadata_is_bound(self.meta)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "bound": self.bound,
             "cid": self.cid,
             "created_at": self.created_at,
             "title": self.meta.get("title"),
@@ -280,14 +298,31 @@ class RecordInfo:
         }
 
 
-def open_metadata(item: RecordItem, key: crypto.UnlockedKey) -> dict[str, Any]:
+def open_metadata(
+    item: RecordItem, key: crypto.UnlockedKey, *, record_id: str | None = None
+) -> dict[str, Any]:
+    """The verified metadata of the record ``item`` the server sent for ``record_id``
+    (the id asked for; a listing passes none and the item's own id is checked).
+
+    :class:`RecordMismatchError` if the server's item, or the sealed metadata, is for
+    another record, or the sealed CID is not the item's; legacy (version 1) metadata
+    is returned, to be shown as unbound (:func:`hygieia.crypto.metadata_is_bound`).
+    """
+    expected = item.id if record_id is None else record_id
+    if item.id != expected:
+        raise RecordMismatchError(f"the server answered for record {expected} with another")
     try:
-        raw = crypto.open_message(item.sealed_metadata, key=key, signer_public_key=key.public_key)
-        meta = json.loads(raw.decode("utf-8"))
-    except (crypto.DecryptionError, ValueError, UnicodeDecodeError) as exc:
+        meta = crypto.open_record_metadata(
+            item.sealed_metadata, record_id=expected, key=key, signer_public_key=key.public_key
+        )
+    except crypto.RecordMismatch as exc:
+        raise RecordMismatchError(str(exc)) from exc
+    except crypto.DecryptionError as exc:
         raise RecordVerificationError("record metadata failed verification") from exc
-    if not isinstance(meta, dict) or meta.get("v") != META_VERSION:
-        raise RecordVerificationError("unknown record metadata version")
+    # Content is bound through the CID the metadata carries (and a legacy record's
+    # content to its metadata, as before).
+    if not _same_cid(item.cid, str(meta.get("cid", ""))):
+        raise RecordMismatchError("the server's CID differs from the sealed one")
     return meta
 
 
@@ -427,9 +462,7 @@ def get(
     """Download, verify and decrypt a record into ``target`` (atomically)."""
     key = session.unlock()
     item = api.get_record(record_id)
-    meta = open_metadata(item, key)
-    if not _same_cid(item.cid, meta["cid"]):
-        raise RecordVerificationError("the server's CID differs from the sealed one")
+    meta = open_metadata(item, key, record_id=record_id)
     digest = hashlib.sha256()
     with (
         _replace_when_done(target, ".hygieia-get-") as out,
@@ -456,10 +489,21 @@ def get(
 
 
 def get_raw(
-    api: HygieiaClient, record_id: str, target: Path, *, progress: Progress = _noop
-) -> RecordItem:
-    """The ciphertext exactly as stored (CID-checked) plus its owner PKESK beside it."""
+    api: HygieiaClient,
+    session: LoggedIn,
+    record_id: str,
+    target: Path,
+    *,
+    progress: Progress = _noop,
+) -> tuple[RecordItem, dict[str, Any]]:
+    """The ciphertext exactly as stored plus its owner PKESK beside it; the record and
+    its verified metadata.
+
+    The sealed metadata is opened and checked first (it must name ``record_id``), and
+    the ciphertext must have the CID sealed in it: a record's raw bytes are its own.
+    """
     item = api.get_record(record_id)
+    meta = open_metadata(item, session.unlock(), record_id=record_id)
     importer, finish = content_cid()
     with (
         _replace_when_done(target, ".hygieia-raw-") as out,
@@ -469,11 +513,11 @@ def get_raw(
             importer.write(chunk)
             out.write(chunk)
             progress(len(chunk))
-        if not _same_cid(finish(), item.cid):
+        if not _same_cid(finish(), meta["cid"]):
             raise RecordVerificationError("downloaded ciphertext does not match its CID")
     target = target.resolve()
     target.with_name(target.name + ".pkesk").write_bytes(item.pkesk)
-    return item
+    return item, meta
 
 
 def remove(api: HygieiaClient, record_id: str) -> None:

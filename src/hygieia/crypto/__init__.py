@@ -6,7 +6,13 @@ opaque :class:`DecryptionError`. Formats are specified in ``docs/protocol.md``.
 """
 
 from ._decoy import DecoyKey, decoy_public_key
-from ._errors import CryptoError, DecryptionError, InvalidFraming, InvalidKeyMaterial
+from ._errors import (
+    CryptoError,
+    DecryptionError,
+    InvalidFraming,
+    InvalidKeyMaterial,
+    RecordMismatch,
+)
 from ._framing import SegmentFramingChecker, iter_packets
 from ._identity import (
     MAX_ARMORED_KEY_SIZE,
@@ -25,6 +31,15 @@ from ._messages import (
     open_session_key_envelope,
     seal_message,
     seal_session_key_envelope,
+)
+from ._metadata import (
+    LEGACY_METADATA_VERSION,
+    METADATA_VERSION,
+    is_record_id,
+    metadata_is_bound,
+    new_record_id,
+    open_record_metadata,
+    seal_record_metadata,
 )
 from ._records import (
     SEGMENT_SIZE,
@@ -47,7 +62,9 @@ from ._verifier import dummy_verify, hash_secret, needs_rehash, verify_secret
 
 __all__ = [
     "DEFAULT_KDF",
+    "LEGACY_METADATA_VERSION",
     "MAX_ARMORED_KEY_SIZE",
+    "METADATA_VERSION",
     "SEGMENT_SIZE",
     "CryptoError",
     "DecoyKey",
@@ -58,6 +75,7 @@ __all__ = [
     "InvalidKeyMaterial",
     "KdfParams",
     "KeyInfo",
+    "RecordMismatch",
     "RecoveryKeys",
     "SegmentFramingChecker",
     "UnlockedKey",
@@ -70,20 +88,25 @@ __all__ = [
     "generate_identity",
     "hash_secret",
     "inspect_keys",
+    "is_record_id",
     "iter_packets",
     "make_pkesk",
     "max_segment_packet",
+    "metadata_is_bound",
     "needs_rehash",
+    "new_record_id",
     "new_recovery_code",
     "new_salt",
     "new_session_key",
     "new_vault_key",
     "open_message",
+    "open_record_metadata",
     "open_segments",
     "open_session_key_envelope",
     "parse_recovery_code",
     "pkesk_key_id",
     "seal_message",
+    "seal_record_metadata",
     "seal_segments",
     "seal_session_key_envelope",
     "segment_count",

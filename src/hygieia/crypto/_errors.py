@@ -25,6 +25,25 @@ class DecryptionError(CryptoError):
         super().__init__(message)
 
 
+class RecordMismatch(DecryptionError):
+    """Sealed metadata that opened and verified, but belongs to another record.
+
+    Not opaque, unlike its base: the metadata is genuine (the owner signed it), so the
+    only thing learnt is that the server served it under the wrong id, and the user
+    should be told exactly that. ``expected`` is the id asked for; ``found`` the id the
+    metadata names (None if it isn't a well-formed id).
+    """
+
+    def __init__(self, expected: str, found: str | None = None) -> None:
+        whose = f"record {found}'s" if found else "another record's"
+        super().__init__(
+            f"the server sent {whose} sealed metadata for record {expected} "
+            "(records swapped, moved or resurrected): refused"
+        )
+        self.expected = expected
+        self.found = found
+
+
 class InvalidKeyMaterial(CryptoError):
     """Uploaded OpenPGP key material is unusable; ``reason`` is machine-readable."""
 

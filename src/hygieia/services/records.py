@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, String, bindparam, delete, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
@@ -35,6 +36,7 @@ from hygieia.errors import (
     PkeskMismatch,
     QuotaExceeded,
     RecordExceedsQuota,
+    RecordIdTaken,
     SizeMismatch,
     ValidationFailed,
 )
@@ -63,6 +65,10 @@ class RecordMeta(Protocol):
     def sealed_metadata(self) -> bytes: ...
     @property
     def envelope(self) -> bytes: ...
+    # Chosen by the client, which seals it into the metadata (protocol §3, "Binding");
+    # None only from clients older than that, whose records get a server-made id.
+    @property
+    def id(self) -> str | None: ...
 
 
 def start_upload(
@@ -71,7 +77,9 @@ def start_upload(
     """Check what can be checked before a byte of content is stored, and open the put.
 
     ``quota_bytes`` (0: none) is checked here against the announced size, and again
-    when the record is indexed (uploads may run side by side).
+    when the record is indexed (uploads may run side by side). So is the client's id:
+    one that is taken (by this account or any other: the same answer) is refused here,
+    and again by the primary key if two uploads race for it.
     """
     try:
         key_id = crypto.pkesk_key_id(meta.pkesk)
@@ -79,12 +87,19 @@ def start_upload(
         raise InvalidRecord("pkesk is not an OpenPGP PKESK packet") from exc
     if key_id != owner.encryption_key_id:
         raise PkeskMismatch()
+    if meta.id is not None and _id_taken(db, meta.id):
+        raise RecordIdTaken()
     if quota_bytes:
         if meta.size > quota_bytes:
             raise RecordExceedsQuota()
         if _stored_bytes(db, owner.id) + meta.size > quota_bytes:
             raise QuotaExceeded()
     return Upload(store, owner=owner, meta=meta, quota_bytes=quota_bytes)
+
+
+def _id_taken(db: Session, record_id: str) -> bool:
+    """Whether any account has a record with this id (one lookup, whoever owns it)."""
+    return db.scalar(select(Record.id).where(Record.id == record_id)) is not None
 
 
 def _stored_bytes(db: Session, owner_id: str) -> int:
@@ -160,7 +175,7 @@ class Upload:
     ) -> Record:
         meta, owner = self._meta, self._owner
         row = RecordRow(
-            id=str(uuid.uuid4()),
+            id=meta.id or str(uuid.uuid4()),
             cid=cid,
             size=meta.size,
             segments=meta.segments,
@@ -171,17 +186,27 @@ class Upload:
         )
         record = Record(owner_id=owner.id, listing=render_public(row), **row._asdict())
         db.add(record)
-        if self._quota_bytes:
-            # The row is written first: on SQLite that takes the database's write lock,
-            # on PostgreSQL the owner's row is locked; either way concurrent uploads of
-            # one account count each other's records here, one after the other.
-            db.flush()
-            db.execute(select(User.id).where(User.id == owner.id).with_for_update(key_share=True))
-            if _stored_bytes(db, owner.id) > self._quota_bytes:
-                raise QuotaExceeded()
-        db.delete(pending)
-        record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
-        db.commit()
+        try:
+            if self._quota_bytes:
+                # The row is written first: on SQLite that takes the database's write
+                # lock, on PostgreSQL the owner's row is locked; either way concurrent
+                # uploads of one account count each other's records here, in turn.
+                db.flush()
+                db.execute(
+                    select(User.id).where(User.id == owner.id).with_for_update(key_share=True)
+                )
+                if _stored_bytes(db, owner.id) > self._quota_bytes:
+                    raise QuotaExceeded()
+            db.delete(pending)
+            record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
+            db.commit()
+        except IntegrityError:
+            # Another upload took the id since start_upload looked (commit() then
+            # releases this one's pin).
+            db.rollback()
+            if _id_taken(db, row.id):
+                raise RecordIdTaken() from None
+            raise
         return record
 
     def abort(self) -> None:

@@ -54,8 +54,11 @@ UPLOAD_DOC = {
                     "properties": {
                         "meta": {
                             "type": "string",
-                            "description": "JSON {cid, size, segments, pkesk, "
-                            "sealed_metadata, envelope}; must be the first part",
+                            "description": "JSON {id, cid, size, segments, pkesk, "
+                            "sealed_metadata, envelope}; must be the first part. "
+                            "id: the record id the client chose and sealed into the "
+                            "metadata (lowercase UUIDv4); 409 record_id_taken if any "
+                            "record has it",
                         },
                         "content": {"type": "string", "format": "binary"},
                     },

@@ -102,6 +102,10 @@ function applyFilters() {
     : '';
 }
 
+const UNBOUND_SHORT = 'Unbound (legacy) record';
+const UNBOUND_LONG =
+  'Sealed before records named their id: its content matches its metadata, but nothing proves it is the record listed under this id.';
+
 function recordItem(r) {
   const m = r.meta;
   const title = m ? m.title || m.filename || 'Untitled' : 'Unreadable record';
@@ -112,8 +116,9 @@ function recordItem(r) {
     if (m.provider) sub.append(el('span', { text: m.provider }));
     sub.append(el('span', { text: formatBytes(m.size) }));
     for (const t of m.tags ?? []) sub.append(el('span', { class: 'tag', text: t }));
+    if (!r.bound) sub.append(el('span', { class: 'unbound', text: UNBOUND_SHORT, title: UNBOUND_LONG }));
   } else {
-    sub.append(el('span', { text: 'Its metadata could not be decrypted or verified.' }));
+    sub.append(el('span', { text: r.refused ? `Refused: ${r.refused}.` : 'Its metadata could not be decrypted or verified.' }));
   }
   return el(
     'li',
@@ -212,6 +217,7 @@ async function showRecord(r) {
     ['Content ID', m.cid],
     ['SHA-256', m.sha256],
   ];
+  if (!r.bound) rows.push(['Binding', `${UNBOUND_SHORT}. ${UNBOUND_LONG}`]);
   $('rec-meta').replaceChildren(
     ...rows
       .filter(([, v]) => v)

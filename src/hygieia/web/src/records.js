@@ -2,10 +2,11 @@
 // download and open segment by segment, delete. Only ciphertext leaves the page.
 //
 // The checks mirror hygieia.client.records: metadata must carry the owner's own
-// signature; content opens with the owner PKESK (never the envelope); the downloaded
-// ciphertext's CID must equal both the sealed and the server's CID; the plaintext
-// SHA-256 and size must equal the sealed ones. Nothing is handed over (no view, no
-// download) unless every check passed.
+// signature and name the record it is listed under (else RecordMismatchError; legacy
+// metadata without an id opens, flagged `bound: false`); content opens with the owner
+// PKESK (never the envelope); the downloaded ciphertext's CID must equal both the
+// sealed and the server's CID; the plaintext SHA-256 and size must equal the sealed
+// ones. Nothing is handed over (no view, no download) unless every check passed.
 import { createSHA256 } from 'hash-wasm';
 import * as c from './crypto/index.js';
 import { scratchFile } from './scratch.js';
@@ -17,6 +18,7 @@ class RecordCheckError extends c.DecryptionError {}
 
 async function openMeta(item) {
   const meta = await c.openMetadata(c.fromB64(item.sealed_metadata), {
+    recordId: item.id,
     privateKey: session.privateKey,
     verificationKeys: session.publicKey,
   });
@@ -27,12 +29,17 @@ async function openMeta(item) {
   return meta;
 }
 
-/** The record's metadata, or null when it does not open: shown as "unreadable", not hidden. */
-async function openMetaOrNull(item) {
+/**
+ * A listed record's {meta, bound, refused}. Metadata that does not open is null, and
+ * the record shown as unreadable rather than hidden; one refused as another record's
+ * keeps the reason (`refused`), for the list to say so.
+ */
+async function openListed(item) {
   try {
-    return await openMeta(item);
-  } catch {
-    return null;
+    const meta = await openMeta(item);
+    return { meta, bound: c.metadataIsBound(meta), refused: null };
+  } catch (err) {
+    return { meta: null, bound: false, refused: err instanceof c.RecordMismatchError ? err.message : null };
   }
 }
 
@@ -44,7 +51,7 @@ export async function loadRecords(api) {
     const q = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) q.set('cursor', cursor);
     const page = await api.json('GET', `/records?${q}`);
-    for (const item of page.items) out.push({ ...item, meta: await openMetaOrNull(item) });
+    for (const item of page.items) out.push({ ...item, ...(await openListed(item)) });
     cursor = page.next_cursor;
   } while (cursor);
   session.records = out;
@@ -52,7 +59,7 @@ export async function loadRecords(api) {
 }
 
 /** Metadata as the CLI writes it (hygieia.client.records.build_metadata). */
-function metadataFor(file, fields, { sha256, cid, segments }) {
+function metadataFor(file, fields, { id, sha256, cid, segments }) {
   const tags = [...new Set((fields.tags ?? []).map((t) => t.trim()).filter(Boolean))].sort();
   return c.recordMetadata({
     title: fields.title || file.name,
@@ -67,7 +74,7 @@ function metadataFor(file, fields, { sha256, cid, segments }) {
     cid,
     segments,
     segment_size: c.SEGMENT_SIZE,
-  });
+  }, id);
 }
 
 /**
@@ -79,6 +86,7 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
   if (fields.date && !/^\d{4}-\d{2}-\d{2}$/.test(fields.date)) throw new TypeError('bad date');
   const signingKey = session.privateKey;
   const publicKey = session.publicKey;
+  const id = c.newRecordId(); // sealed into the metadata, sent with the upload
   const sessionKey = c.newSessionKey();
   const sha = await createSHA256();
   const sink = await scratchFile('up');
@@ -98,11 +106,12 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
     const cid = await c.contentCid(sealed());
     const content = await sink.close();
     if (content.size !== cipherBytes) throw new Error('scratch file is incomplete');
-    const meta = metadataFor(file, fields, { sha256: sha.digest('hex'), cid, segments: count });
+    const meta = metadataFor(file, fields, { id, sha256: sha.digest('hex'), cid, segments: count });
     const form = new FormData();
     form.append(
       'meta',
       JSON.stringify({
+        id,
         cid,
         size: cipherBytes,
         segments: count,
@@ -119,10 +128,10 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
       signal,
       onProgress: (loaded, total) => onProgress('upload', loaded / total),
     });
-    if (!c.sameCid(record.cid, cid)) {
-      throw new RecordCheckError('the server stored a different CID');
+    if (record.id !== id || !c.sameCid(record.cid, cid)) {
+      throw new RecordCheckError('the server stored the record under another id or CID');
     }
-    return { ...record, meta };
+    return { ...record, meta, bound: true, refused: null };
   } finally {
     c.wipe(sessionKey);
     await sink.remove();

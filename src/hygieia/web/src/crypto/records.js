@@ -302,6 +302,36 @@ export async function openJson(bytes, { decryptionKeys, verificationKeys }) {
   }
 }
 
+// ---- record metadata, bound to the record id (protocol §3, "Binding") -------------
+
+export const METADATA_VERSION = 2;
+export const LEGACY_METADATA_VERSION = 1; // no id: opens, shown as unbound
+const RECORD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** The server sent another record's metadata for the one asked for. */
+export class RecordMismatchError extends DecryptionError {
+  constructor(expected, found) {
+    const whose = found ? `record ${found}’s` : 'another record’s';
+    super(`the server sent ${whose} sealed metadata for record ${expected} (records swapped, moved or resurrected)`);
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+/** A fresh record id, chosen by the client before it seals anything: a lowercase UUIDv4. */
+export function newRecordId() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export function isRecordId(value) {
+  return typeof value === 'string' && RECORD_ID.test(value);
+}
+
 const META_KEYS = [
   'title',
   'type',
@@ -317,20 +347,39 @@ const META_KEYS = [
   'segment_size',
 ];
 
-export function recordMetadata(fields) {
-  const meta = { v: 1 };
+/** Version-2 metadata of record `id` (the order of keys as hygieia.client writes them). */
+export function recordMetadata(fields, id) {
+  if (!isRecordId(id)) throw new TypeError('record id must be a lowercase UUIDv4');
+  const meta = { v: METADATA_VERSION, id };
   for (const k of META_KEYS) meta[k] = fields[k] ?? (k === 'tags' ? [] : null);
   return meta;
 }
 
-export async function sealMetadata(fields, { publicKey, signingKey }) {
-  return sealJson(recordMetadata(fields), { encryptionKeys: publicKey, signingKeys: signingKey });
+export async function sealMetadata(fields, { recordId, publicKey, signingKey }) {
+  return sealJson(recordMetadata(fields, recordId), { encryptionKeys: publicKey, signingKeys: signingKey });
 }
 
-export async function openMetadata(bytes, { privateKey, verificationKeys }) {
+/**
+ * Open, verify and check the metadata of the record asked for as `recordId`
+ * (hygieia.crypto.open_record_metadata): version 2 must name that id, or
+ * RecordMismatchError; version 1 (legacy, no id) is returned for the caller to flag
+ * as unbound (metadataIsBound); anything else is a DecryptionError.
+ */
+export async function openMetadata(bytes, { recordId, privateKey, verificationKeys }) {
   const meta = await openJson(bytes, { decryptionKeys: privateKey, verificationKeys });
-  if (!meta || meta.v !== 1) throw new DecryptionError('unknown metadata version');
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    throw new DecryptionError('record metadata is not a JSON object');
+  }
+  if (meta.v === LEGACY_METADATA_VERSION && !('id' in meta)) return meta;
+  if (meta.v !== METADATA_VERSION) throw new DecryptionError('unknown record metadata version');
+  if (typeof meta.id !== 'string') throw new DecryptionError('record metadata names no record');
+  if (meta.id !== recordId) throw new RecordMismatchError(recordId, isRecordId(meta.id) ? meta.id : null);
   return meta;
+}
+
+/** False for legacy metadata, which doesn't name its record: show it as unbound. */
+export function metadataIsBound(meta) {
+  return meta?.v === METADATA_VERSION;
 }
 
 /** The owner's session-key envelope: {"v":1,"alg":"aes256","key":"<base64>"} sealed. */
