@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import pytest
 
@@ -35,21 +34,23 @@ def test_browser_sealed_record_opens_in_python(web):
             segs.push(s.bytes);
           }
           const cipher = c.concat(...segs);
+          const recordId = c.newRecordId();
           const meta = await c.sealMetadata({ title: 'Blood panel', tags: ['lab'], size,
                                               cid: await c.contentCid([cipher]) },
-                                            { publicKey: pub, signingKey: key });
+                                            { recordId, publicKey: pub, signingKey: key });
           return {
             locked: id.lockedSecretKey, pub: id.publicKey, vault: c.toB64(vaultKey),
             cipher: c.toB64(cipher), sk: c.toB64(sessionKey),
             pkesk: c.toB64(await c.wrapSessionKey(sessionKey, pub)),
             envelope: c.toB64(
               await c.sealEnvelope(sessionKey, { publicKey: pub, signingKey: key })),
-            meta: c.toB64(meta), segs: segs.map((s) => s.length),
+            meta: c.toB64(meta), segs: segs.map((s) => s.length), recordId,
           };
         }""",
         size,
     )
-    b = {k: base64.b64decode(v) for k, v in got.items() if k not in {"locked", "pub", "segs"}}
+    text = {"locked", "pub", "segs", "recordId"}
+    b = {k: base64.b64decode(v) for k, v in got.items() if k not in text}
     key = crypto.unlock(got["locked"], b["vault"])
     # Every segment packet has the fixed 5-byte length header.
     off = 0
@@ -70,8 +71,17 @@ def test_browser_sealed_record_opens_in_python(web):
         crypto.open_session_key_envelope(b["envelope"], key=key, signer_public_key=got["pub"])
         == b["sk"]
     )
-    meta = json.loads(crypto.open_message(b["meta"], key=key, signer_public_key=got["pub"]))
-    assert meta["v"] == 1 and meta["title"] == "Blood panel" and meta["tags"] == ["lab"]
+    rid = got["recordId"]
+    assert crypto.is_record_id(rid)
+    meta = crypto.open_record_metadata(
+        b["meta"], record_id=rid, key=key, signer_public_key=got["pub"]
+    )
+    assert meta["v"] == 2 and meta["id"] == rid
+    assert meta["title"] == "Blood panel" and meta["tags"] == ["lab"]
+    with pytest.raises(crypto.RecordMismatch):
+        crypto.open_record_metadata(
+            b["meta"], record_id=crypto.new_record_id(), key=key, signer_public_key=got["pub"]
+        )
 
 
 def test_python_sealed_record_opens_in_browser(web):

@@ -134,3 +134,42 @@ def test_recovery_vectors(web):
     assert got["malformed"] == ["rejected"] * len(vec["malformed"])
     assert got["fresh"]["back"] == got["fresh"]["hex"]
     assert len(got["fresh"]["code"]) == 39
+
+
+def test_record_metadata_vectors(web):
+    """Issue 9, finding 13: the page reaches the same verdict as hygieia.crypto on every
+    sealed-metadata case: its own id opens (bound), another record's is refused with
+    RecordMismatchError, legacy metadata opens flagged unbound, the rest is opaque."""
+    web.goto()
+    vec = load("record_metadata")
+    got = web.crypto(
+        """async (c, vec) => {
+          const privateKey = await c.unlockIdentity(vec.signer.locked_secret_key,
+                                                    c.fromB64(vec.signer.vault_key));
+          const verificationKeys = await c.readPublicKey(vec.signer.public_key);
+          const out = [];
+          for (const k of vec.cases) {
+            try {
+              const meta = await c.openMetadata(c.fromB64(k.sealed),
+                { recordId: k.record_id, privateKey, verificationKeys });
+              out.push({ expect: c.metadataIsBound(meta) ? 'bound' : 'legacy', metadata: meta });
+            } catch (e) {
+              if (e instanceof c.RecordMismatchError) {
+                const named = e.message.includes(k.record_id);
+                out.push({ expect: 'mismatch', found: e.found, named });
+              } else {
+                out.push({ expect: e.name === 'DecryptionError' ? 'invalid' : `threw ${e.name}` });
+              }
+            }
+          }
+          const fresh = Array.from({ length: 50 }, () => c.newRecordId());
+          return { out, fresh, valid: fresh.every((i) => c.isRecordId(i)) };
+        }""",
+        vec,
+    )
+    for case, mine in zip(vec["cases"], got["out"], strict=True):
+        want = {k: case[k] for k in ("expect", "found", "metadata") if k in case}
+        if case["expect"] == "mismatch":
+            assert mine.pop("named") is True, case["name"]
+        assert mine == want, case["name"]
+    assert got["valid"] and len(set(got["fresh"])) == 50

@@ -4,6 +4,10 @@ Run ``python -m tests.vectors.generate`` after a deliberate format change only;
 the Python tests (tests/crypto) and the browser tests (OpenPGP.js/hash-wasm)
 both recompute every value here. Byte strings are standard base64 with padding,
 each repeated as ``*_hex`` for reading.
+
+``record_metadata.json`` holds sealed OpenPGP messages, which are randomised (a fresh
+key, session keys, ECDH ephemerals), so regenerating changes their bytes; what both
+readers must conclude from each one (bound, legacy, mismatch, invalid) does not.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from hygieia.crypto import (
+    SEGMENT_SIZE,
     KdfParams,
     derive_keys,
     derive_recovery_keys,
+    generate_identity,
     new_recovery_code,
     parse_recovery_code,
+    seal_message,
+    seal_record_metadata,
+    unlock,
     vault_passphrase,
     wrap_vault_key,
 )
@@ -149,12 +158,123 @@ def recovery_vectors() -> dict[str, Any]:
     }
 
 
+RECORD_A = "3f0c8a52-1b7e-4c9d-9a61-2d5e8f4b7c10"
+RECORD_B = "9b2d4e6f-8a1c-4e3b-b5d7-0f9e8d7c6b5a"
+
+
+def _fields(title: str, cid: str, digest: bytes) -> dict[str, Any]:
+    return {
+        "title": title,
+        "type": "lab",
+        "date": "2025-03-14",
+        "provider": "City Lab",
+        "tags": ["blood"],
+        "filename": "record.pdf",
+        "media_type": "application/pdf",
+        "size": 1234,
+        "sha256": digest.hex(),
+        "cid": cid,
+        "segments": 1,
+        "segment_size": SEGMENT_SIZE,
+    }
+
+
+def record_metadata_vectors() -> dict[str, Any]:
+    vault_key = seq(170, 32)
+    ident = generate_identity("vectors@example.org", vault_key)
+    key = unlock(ident.locked_secret_key, vault_key)
+    pub = ident.public_key
+    fields_a = _fields(
+        "Blood count", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", seq(1, 32)
+    )
+    fields_b = _fields(
+        "Scan", "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4", seq(2, 32)
+    )
+    cases: list[dict[str, Any]] = []
+
+    def bound(name: str, asked: str, fields: dict[str, Any], sealed_for: str, **out: Any) -> None:
+        sealed = seal_record_metadata(fields, record_id=sealed_for, recipients=[pub], signer=key)
+        literal = {"v": 2, "id": sealed_for, **fields}
+        cases.append(
+            {"name": name, "record_id": asked, "literal": literal, **out, "sealed": b64(sealed)}
+        )
+
+    def forged(name: str, asked: str, literal: Any, **out: Any) -> None:
+        data = json.dumps(literal, ensure_ascii=False).encode("utf-8")
+        sealed = seal_message(data, recipients=[pub], signer=key)
+        cases.append(
+            {"name": name, "record_id": asked, "literal": literal, **out, "sealed": b64(sealed)}
+        )
+
+    bound(
+        "bound, opened under its own id",
+        RECORD_A,
+        fields_a,
+        RECORD_A,
+        expect="bound",
+        metadata={"v": 2, "id": RECORD_A, **fields_a},
+    )
+    bound(
+        "record B's metadata served for record A (swapped, moved or resurrected)",
+        RECORD_A,
+        fields_b,
+        RECORD_B,
+        expect="mismatch",
+        found=RECORD_B,
+    )
+    forged(
+        "legacy version 1, no id: opens, flagged unbound",
+        RECORD_A,
+        {"v": 1, **fields_a},
+        expect="legacy",
+        metadata={"v": 1, **fields_a},
+    )
+    forged(
+        "version 2 naming the id in upper case (ids compare as strings)",
+        RECORD_A,
+        {"v": 2, "id": RECORD_A.upper(), **fields_a},
+        expect="mismatch",
+        found=None,
+    )
+    forged("version 2 without an id", RECORD_A, {"v": 2, **fields_a}, expect="invalid")
+    forged(
+        "version 2 with a number for an id",
+        RECORD_A,
+        {"v": 2, "id": 7, **fields_a},
+        expect="invalid",
+    )
+    forged(
+        "version 1 with an id (never written)",
+        RECORD_A,
+        {"v": 1, "id": RECORD_A, **fields_a},
+        expect="invalid",
+    )
+    forged("unknown version 3", RECORD_A, {"v": 3, "id": RECORD_A, **fields_a}, expect="invalid")
+    forged("version true (not a number)", RECORD_A, {"v": True, **fields_a}, expect="invalid")
+    forged("not a JSON object", RECORD_A, [2, RECORD_A], expect="invalid")
+    return {
+        "description": "protocol §3 binding: sealed metadata version 2 is "
+        '{"v":2,"id":<record id>,...}; opened for record_id it must name exactly that id '
+        "(expect 'bound'), else the reader refuses it as another record's ('mismatch', "
+        "'found' = the id it names if well formed); version 1 (no id) opens as 'legacy' "
+        "(shown unbound); anything else is 'invalid' (the opaque decryption error). Each "
+        "'sealed' is signed by and encrypted to signer; 'literal' is its plaintext",
+        "signer": {
+            "public_key": pub,
+            "locked_secret_key": ident.locked_secret_key,
+            **both("vault_key", vault_key),
+        },
+        "cases": cases,
+    }
+
+
 def build() -> dict[str, dict[str, Any]]:
     kdf = kdf_vectors()
     return {
         "kdf.json": kdf,
         "vault_wrap.json": vault_vectors(kdf),
         "recovery.json": recovery_vectors(),
+        "record_metadata.json": record_metadata_vectors(),
     }
 
 
