@@ -7,6 +7,7 @@ import itertools
 import json
 import select
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from hygieia import crypto
 from hygieia.client import account as acct
@@ -465,3 +467,85 @@ def test_client_refuses_tampered_records(
     # Untampered, it still opens.
     recs.get(api, alice, a, tmp_path / "fine.bin")
     assert (tmp_path / "fine.bin").read_bytes() == data_a
+
+
+# --- client-chosen record ids (issue 9, finding 13) --------------------------------------
+def test_upload_keeps_the_clients_id_and_refuses_a_taken_one_alike(
+    live: LiveApp, alice: acct.LoggedIn, bob: acct.LoggedIn, tmp_path: Path
+) -> None:
+    """The id the client sealed into the metadata is the record's id; a taken one is
+    409 ``record_id_taken`` with the same body whether the caller or somebody else
+    holds it, before anything is stored. Failed before: the server ignored the client's
+    id (``meta has unknown fields``) and made its own."""
+    chosen = crypto.new_record_id()
+    meta, content = sealed_upload(alice, b"blood count", tmp_path=tmp_path)
+    r = raw_upload(live, alice.token, {**meta, "id": chosen}, content)
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == chosen
+    assert live.client(alice.token).json("GET", f"/records/{chosen}")["cid"] == meta["cid"]
+    pins = set(live_store(live).pins())
+
+    # Again, by its owner (other content) and by another account: the same answer.
+    mine, my_content = sealed_upload(alice, b"another file", tmp_path=tmp_path)
+    theirs, their_content = sealed_upload(bob, b"bob's file", tmp_path=tmp_path)
+    again = raw_upload(live, alice.token, {**mine, "id": chosen}, my_content)
+    other = raw_upload(live, bob.token, {**theirs, "id": chosen}, their_content)
+    assert again.status_code == other.status_code == 409
+    assert (
+        again.json()
+        == other.json()
+        == {
+            "code": "record_id_taken",
+            "detail": "a record with this id exists",
+        }
+    )
+    assert set(live_store(live).pins()) == pins  # nothing stored for either
+    bobs = httpx.get(f"{live.url}/api/v1/records", headers={"authorization": f"Bearer {bob.token}"})
+    assert bobs.json()["items"] == []
+
+    # Only the one spelling of a random UUID is an id.
+    for bad in (chosen.upper(), str(uuid.uuid1()), chosen.replace("-", ""), "", 7, [chosen]):
+        r = raw_upload(live, alice.token, {**mine, "id": bad}, my_content)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), bad
+
+    # A client from before the binding sends no id: the server still makes one.
+    r = raw_upload(live, alice.token, mine, my_content)
+    assert r.status_code == 201 and crypto.is_record_id(r.json()["id"])
+
+
+def test_racing_uploads_of_one_id(live: LiveApp, alice: acct.LoggedIn, tmp_path: Path) -> None:
+    """Two uploads of one id both pass the early check: the primary key refuses the
+    second at commit, as ``record_id_taken``, and its pin is released."""
+    from hygieia.db.models import Record, User
+    from hygieia.errors import RecordIdTaken
+    from hygieia.services import records as service
+    from hygieia.services.common import utcnow
+
+    chosen = crypto.new_record_id()
+    first, first_content = sealed_upload(alice, b"first", tmp_path=tmp_path)
+    second, second_content = sealed_upload(alice, b"second", tmp_path=tmp_path)
+    store = live_store(live)
+    calls = 0
+
+    def clock():  # type: ignore[no-untyped-def]
+        # create() reads the clock once for the pending pin and once for the row: in
+        # between, the other upload commits the same id.
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            r = raw_upload(live, alice.token, {**first, "id": chosen}, first_content)
+            assert r.status_code == 201, r.text
+        return utcnow()
+
+    with live.app.state.sessionmaker() as db:
+        owner = db.scalar(sa.select(User).where(User.email == "alice@example.org"))
+        assert owner is not None
+        meta = service.parse_meta(
+            json.dumps({**second, "id": chosen}).encode(), max_record_bytes=1 << 30
+        )
+        with pytest.raises(RecordIdTaken):
+            service.create(db, store, owner=owner, meta=meta, content=[second_content], now=clock)
+        assert calls >= 2  # the other upload did come in between
+        assert db.scalar(sa.select(Record.cid).where(Record.id == chosen)) == first["cid"]
+    assert second["cid"] not in set(store.pins())
+    assert first["cid"] in set(store.pins())
