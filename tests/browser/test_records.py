@@ -429,3 +429,53 @@ def test_tampered_content_is_refused(web, tmp_path, attack):
     assert downloads == []
     assert page.locator("#rec-viewer img, #rec-viewer iframe").count() == 0
     web.shot(f"refused-{attack}")
+
+
+def test_swapped_and_resurrected_records_are_refused(web, tmp_path):
+    """Issue 9, finding 13: the server lists record b's data under a's id and a's under
+    b's, and a copy of b under a fresh id (as it would a deleted record it kept). Each
+    is refused by name and can't be opened. Failed before: "Blood count" was listed,
+    opened and verified as "Scan", and the copy as a third record."""
+    page = web.page
+    web.goto()
+    flows.signup(web, "swapped@example.org", PASSWORD)
+    ids = {}
+    for title, seed in (("Blood count", 1), ("Scan", 2)):
+        path = tmp_path / f"{seed}.png"
+        path.write_bytes(media.png(PNG_W, PNG_H, seed=seed))
+        flows.open_upload(web)
+        page.set_input_files("#up-file", str(path))
+        flows.fill_upload_form(web, title=title)
+        ids[title] = flows.submit_upload(web)["id"]
+    a, b = ids["Blood count"], ids["Scan"]
+    ghost = "0b6e3f9a-4c2d-4e8f-a1b3-c5d7e9f1a3b5"
+
+    def rearrange(route) -> None:
+        resp = route.fetch()
+        page_json = resp.json()
+        items = {i["id"]: i for i in page_json["items"]}
+        page_json["items"] = [
+            {**items[b], "id": a},
+            {**items[a], "id": b},
+            {**items[b], "id": ghost},
+        ]
+        route.fulfill(response=resp, json=page_json)
+
+    page.route(re.compile(r"/api/v1/records\?"), rearrange)
+    flows.go_records(web)
+    assert sorted(flows.shown_ids(web)) == sorted([a, b, ghost])
+    for shown, holds in ((a, b), (b, a), (ghost, b)):
+        item = flows.record_item(web, shown)
+        text = " ".join(item.inner_text().split())
+        said = f"Refused: the server sent record {holds}\u2019s sealed metadata for record {shown}"
+        assert said in text, text
+        assert "swapped, moved or resurrected" in text
+        assert item.get_by_role("button", name="Refused record", exact=True).is_disabled()
+        assert item.get_by_role("button", name="Download Refused record").is_disabled()
+    assert "Blood count" not in page.locator("#records-list").inner_text()
+    web.shot("refused-swapped")
+    # Served as they are, both open again.
+    page.unroute(re.compile(r"/api/v1/records\?"))
+    flows.go_records(web)
+    assert sorted(flows.shown_ids(web)) == sorted([a, b])
+    assert "Refused" not in page.locator("#records-list").inner_text()

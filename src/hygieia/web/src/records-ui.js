@@ -108,7 +108,7 @@ const UNBOUND_LONG =
 
 function recordItem(r) {
   const m = r.meta;
-  const title = m ? m.title || m.filename || 'Untitled' : 'Unreadable record';
+  const title = m ? m.title || m.filename || 'Untitled' : r.refused ? 'Refused record' : 'Unreadable record';
   const sub = el('div', { class: 'record-sub' });
   if (m) {
     if (m.date) sub.append(el('span', { text: m.date }));
