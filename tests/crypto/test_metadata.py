@@ -53,6 +53,16 @@ def test_vectors() -> None:
         assert json.loads(raw) == case["literal"], case["name"]
 
 
+def test_vector_file_is_what_the_generator_writes() -> None:
+    """Everything but the (randomised) sealed bytes and key matches the generator."""
+    from tests.vectors import generate
+
+    vec = json.loads(VECTORS.read_text())
+    assert vec["description"] == generate.RECORD_METADATA_DESCRIPTION
+    unsealed = [{k: v for k, v in c.items() if k != "sealed"} for c in vec["cases"]]
+    assert unsealed == generate.record_metadata_cases()
+
+
 def test_round_trip_and_mismatch(alice: Person, bob: Person) -> None:
     fields = {"title": "Blood count", "cid": "bafy", "tags": ["lab"]}
     pub = alice.identity.public_key
