@@ -108,7 +108,11 @@ const UNBOUND_LONG =
 
 function recordItem(r) {
   const m = r.meta;
-  const title = m ? m.title || m.filename || 'Untitled' : r.refused ? 'Refused record' : 'Unreadable record';
+  const title = m
+    ? m.title || m.filename || 'Untitled'
+    : r.refused
+      ? 'Refused record'
+      : 'Unreadable record';
   const sub = el('div', { class: 'record-sub' });
   if (m) {
     if (m.date) sub.append(el('span', { text: m.date }));
@@ -116,9 +120,17 @@ function recordItem(r) {
     if (m.provider) sub.append(el('span', { text: m.provider }));
     sub.append(el('span', { text: formatBytes(m.size) }));
     for (const t of m.tags ?? []) sub.append(el('span', { class: 'tag', text: t }));
-    if (!r.bound) sub.append(el('span', { class: 'unbound', text: UNBOUND_SHORT, title: UNBOUND_LONG }));
+    if (!r.bound) {
+      sub.append(el('span', { class: 'unbound', text: UNBOUND_SHORT, title: UNBOUND_LONG }));
+    }
   } else {
-    sub.append(el('span', { text: r.refused ? `Refused: ${r.refused}.` : 'Its metadata could not be decrypted or verified.' }));
+    sub.append(
+      el('span', {
+        text: r.refused
+          ? `Refused: ${r.refused}.`
+          : 'Its metadata could not be decrypted or verified.',
+      }),
+    );
   }
   return el(
     'li',

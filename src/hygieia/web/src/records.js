@@ -39,7 +39,11 @@ async function openListed(item) {
     const meta = await openMeta(item);
     return { meta, bound: c.metadataIsBound(meta), refused: null };
   } catch (err) {
-    return { meta: null, bound: false, refused: err instanceof c.RecordMismatchError ? err.message : null };
+    return {
+      meta: null,
+      bound: false,
+      refused: err instanceof c.RecordMismatchError ? err.message : null,
+    };
   }
 }
 
@@ -61,20 +65,23 @@ export async function loadRecords(api) {
 /** Metadata as the CLI writes it (hygieia.client.records.build_metadata). */
 function metadataFor(file, fields, { id, sha256, cid, segments }) {
   const tags = [...new Set((fields.tags ?? []).map((t) => t.trim()).filter(Boolean))].sort();
-  return c.recordMetadata({
-    title: fields.title || file.name,
-    type: fields.type || 'document',
-    date: fields.date || null,
-    provider: fields.provider || null,
-    tags,
-    filename: file.name || null,
-    media_type: file.type || 'application/octet-stream',
-    size: file.size,
-    sha256,
-    cid,
-    segments,
-    segment_size: c.SEGMENT_SIZE,
-  }, id);
+  return c.recordMetadata(
+    {
+      title: fields.title || file.name,
+      type: fields.type || 'document',
+      date: fields.date || null,
+      provider: fields.provider || null,
+      tags,
+      filename: file.name || null,
+      media_type: file.type || 'application/octet-stream',
+      size: file.size,
+      sha256,
+      cid,
+      segments,
+      segment_size: c.SEGMENT_SIZE,
+    },
+    id,
+  );
 }
 
 /**

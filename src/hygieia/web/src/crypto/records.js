@@ -312,7 +312,9 @@ const RECORD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a
 export class RecordMismatchError extends DecryptionError {
   constructor(expected, found) {
     const whose = found ? `record ${found}’s` : 'another record’s';
-    super(`the server sent ${whose} sealed metadata for record ${expected} (records swapped, moved or resurrected)`);
+    super(
+      `the server sent ${whose} sealed metadata for record ${expected} (records swapped, moved or resurrected)`,
+    );
     this.expected = expected;
     this.found = found;
   }
@@ -356,7 +358,10 @@ export function recordMetadata(fields, id) {
 }
 
 export async function sealMetadata(fields, { recordId, publicKey, signingKey }) {
-  return sealJson(recordMetadata(fields, recordId), { encryptionKeys: publicKey, signingKeys: signingKey });
+  return sealJson(recordMetadata(fields, recordId), {
+    encryptionKeys: publicKey,
+    signingKeys: signingKey,
+  });
 }
 
 /**
@@ -373,7 +378,9 @@ export async function openMetadata(bytes, { recordId, privateKey, verificationKe
   if (meta.v === LEGACY_METADATA_VERSION && !('id' in meta)) return meta;
   if (meta.v !== METADATA_VERSION) throw new DecryptionError('unknown record metadata version');
   if (typeof meta.id !== 'string') throw new DecryptionError('record metadata names no record');
-  if (meta.id !== recordId) throw new RecordMismatchError(recordId, isRecordId(meta.id) ? meta.id : null);
+  if (meta.id !== recordId) {
+    throw new RecordMismatchError(recordId, isRecordId(meta.id) ? meta.id : null);
+  }
   return meta;
 }
 
