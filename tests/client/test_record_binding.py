@@ -73,7 +73,7 @@ def vault(cli: Cli, tmp_path: Path) -> tuple[HygieiaClient, acct.LoggedIn, dict[
     for title, data in (("Blood count", b"haemoglobin 14.1 g/dl\n" * 100), ("Scan", b"\x89PNG")):
         path = tmp_path / f"{title}.txt"
         path.write_bytes(data)
-        ids[title] = recs.put(api, session, path, title=title)["id"]
+        ids[title] = recs.put(api, session, path, recs.RecordFields(title=title)).id
     # Logged in for the CLI too.
     cli.run("login", "binding@example.org", password=PW)
     return api, session, ids
@@ -171,15 +171,7 @@ def test_legacy_record_opens_flagged_unbound(vault, cli: Cli, tmp_path: Path) ->
     session_key = crypto.new_session_key()
     sealed, digest = recs.seal_file(src, session_key=session_key, signer=key, workdir=tmp_path)
     fields = recs.build_metadata(
-        src,
-        sealed=sealed,
-        sha256=digest,
-        title="Old letter",
-        record_type=None,
-        date=None,
-        provider=None,
-        tags=[],
-        media_type=None,
+        src, sealed=sealed, sha256=digest, fields=recs.RecordFields(title="Old letter")
     )
     legacy = json.dumps({"v": 1, **fields}).encode()
     meta = {
