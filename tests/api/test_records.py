@@ -516,6 +516,7 @@ def test_upload_keeps_the_clients_id_and_refuses_a_taken_one_alike(
 def test_racing_uploads_of_one_id(live: LiveApp, alice: acct.LoggedIn, tmp_path: Path) -> None:
     """Two uploads of one id both pass the early check: the primary key refuses the
     second at commit, as ``record_id_taken``, and its pin is released."""
+    from hygieia.api.schemas import RecordMetaCreate
     from hygieia.db.models import Record, User
     from hygieia.errors import RecordIdTaken
     from hygieia.services import records as service
@@ -540,7 +541,7 @@ def test_racing_uploads_of_one_id(live: LiveApp, alice: acct.LoggedIn, tmp_path:
     with live.app.state.sessionmaker() as db:
         owner = db.scalar(sa.select(User).where(User.email == "alice@example.org"))
         assert owner is not None
-        meta = service.parse_meta(
+        meta = RecordMetaCreate.from_part(
             json.dumps({**second, "id": chosen}).encode(), max_record_bytes=1 << 30
         )
         with pytest.raises(RecordIdTaken):
