@@ -9,6 +9,7 @@ import select
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -528,7 +529,7 @@ def test_racing_uploads_of_one_id(live: LiveApp, alice: acct.LoggedIn, tmp_path:
     store = live_store(live)
     calls = 0
 
-    def clock():  # type: ignore[no-untyped-def]
+    def clock() -> datetime:
         # create() reads the clock once for the pending pin and once for the row: in
         # between, the other upload commits the same id.
         nonlocal calls

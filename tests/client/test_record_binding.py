@@ -25,7 +25,7 @@ from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.db.engine import make_engine
 from hygieia.db.models import Record
 from hygieia.services.records import RecordRow, render_public
-from tests.client.conftest import Cli
+from tests.support.cli import Cli
 
 PW = "binding test password 5"
 # Everything a row says about its record except the id it is filed under.
@@ -63,19 +63,19 @@ def only(values: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: values[k] for k in names}
 
 
+Vault = tuple[HygieiaClient, acct.LoggedIn, dict[str, str]]
+
+
 @pytest.fixture
-def vault(cli: Cli, tmp_path: Path) -> tuple[HygieiaClient, acct.LoggedIn, dict[str, str]]:
-    api = HygieiaClient(cli.server)
-    acct.signup(api, "binding@example.org", PW)
-    session = acct.login(api, "binding@example.org", PW)
+def vault(cli: Cli, tmp_path: Path) -> Vault:
+    cli.new_account("binding@example.org", PW)  # logged in for the CLI too
+    session = acct.login(HygieiaClient(cli.server), "binding@example.org", PW)
     api = HygieiaClient(cli.server, token=session.token)
     ids = {}
     for title, data in (("Blood count", b"haemoglobin 14.1 g/dl\n" * 100), ("Scan", b"\x89PNG")):
         path = tmp_path / f"{title}.txt"
         path.write_bytes(data)
         ids[title] = recs.put(api, session, path, recs.RecordFields(title=title)).id
-    # Logged in for the CLI too.
-    cli.run("login", "binding@example.org", password=PW)
     return api, session, ids
 
 
@@ -98,7 +98,7 @@ def refused(api: HygieiaClient, session: acct.LoggedIn, record_id: str, tmp_path
     return str(exc.value)
 
 
-def test_whole_record_swapped(vault, rows: Engine, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_whole_record_swapped(vault: Vault, rows: Engine, cli: Cli, tmp_path: Path) -> None:
     """The server files record B (metadata, content, key packets) under A's id and
     the other way round. Failed before: asking for "Blood count" gave "Scan", verified,
     without an error, since B's metadata, CID and content agree with each other."""
@@ -117,7 +117,7 @@ def test_whole_record_swapped(vault, rows: Engine, cli: Cli, tmp_path: Path) -> 
     assert proc.returncode == 1 and "swapped, moved or resurrected" in said(proc.stderr)
 
 
-def test_metadata_swapped(vault, rows: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metadata_swapped(vault: Vault, rows: Engine, tmp_path: Path) -> None:
     """Only the sealed metadata changes places: A is listed as "Scan" and B as "Blood
     count". Failed before in the listing (``ls`` showed the swapped titles, verified);
     ``get`` caught it by the sealed CID, as it still does, now with the id."""
@@ -130,7 +130,7 @@ def test_metadata_swapped(vault, rows: Engine, tmp_path: Path) -> None:  # type:
     refused(api, session, b, tmp_path)
 
 
-def test_content_swapped(vault, rows: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_content_swapped(vault: Vault, rows: Engine, tmp_path: Path) -> None:
     """A keeps its metadata but is given B's content (CID, sizes and PKESK, so that it
     decrypts). Refused before as well, by the CID sealed in A's metadata: kept as the
     check that content stays bound through it."""
@@ -145,7 +145,9 @@ def test_content_swapped(vault, rows: Engine, tmp_path: Path) -> None:  # type: 
         recs.get(api, session, a, tmp_path / "x")
 
 
-def test_deleted_record_resurrected_under_another_id(vault, rows: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_record_resurrected_under_another_id(
+    vault: Vault, rows: Engine, tmp_path: Path
+) -> None:
     """The owner deletes "Blood count"; the server keeps its rows' worth and serves it
     again under a fresh id. Failed before: the resurrected record opened, verified."""
     api, session, ids = vault
@@ -161,7 +163,7 @@ def test_deleted_record_resurrected_under_another_id(vault, rows: Engine, tmp_pa
     assert f"record {gone}'s sealed metadata for record {ghost}" in message
 
 
-def test_legacy_record_opens_flagged_unbound(vault, cli: Cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_legacy_record_opens_flagged_unbound(vault: Vault, cli: Cli, tmp_path: Path) -> None:
     """A record sealed before the binding (version-1 metadata, no id sent) still opens,
     everywhere marked as unbound (legacy)."""
     api, session, _ = vault

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hygieia import crypto
-from tests.crypto.conftest import Person
+from tests.support.identities import Person
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "record_metadata.json"
 A = "3f0c8a52-1b7e-4c9d-9a61-2d5e8f4b7c10"
