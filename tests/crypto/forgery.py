@@ -14,6 +14,7 @@ import io
 import os
 import struct
 
+import pytest
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from openpgp.composed import MessageBuilder
@@ -21,8 +22,16 @@ from openpgp.composed import MessageBuilder
 from hygieia import crypto
 from hygieia.crypto._framing import fixed_header, read_packet
 from hygieia.crypto._identity import load_public_key
+from hygieia.crypto._records import _seal_built
+from tests.support.identities import Person
 
-__all__ = ["forged_message", "forged_segment", "seipd_v1", "signed_literal_packets"]
+__all__ = [
+    "assert_unreadable",
+    "forged_message",
+    "forged_segment",
+    "seipd_v1",
+    "signed_literal_packets",
+]
 
 
 class _Zeros(io.RawIOBase):
@@ -66,15 +75,7 @@ def forged_message(signer: crypto.UnlockedKey, recipient_public_key: str, size: 
 def forged_segment(signer: crypto.UnlockedKey, session_key: bytes, chunk: int) -> bytes:
     """Segment 0 of 1 holding ``chunk`` zeros, compressed, with the fixed-length header."""
     header = struct.pack(">8sII", b"HYGSEG01", 0, 1)
-    packet = (
-        _compressed(16 + chunk, header)
-        .seipd_v1("aes256")
-        .set_session_key(session_key)
-        .sign(signer._secret, signer._passphrase, "sha256")
-        .to_vec()
-    )
-    tag, body, _ = read_packet(packet)
-    return fixed_header(tag, len(body)) + body
+    return _seal_built(_compressed(16 + chunk, header), session_key, signer)
 
 
 def seipd_v1(inner: bytes, session_key: bytes) -> bytes:
@@ -95,13 +96,7 @@ def signed_literal_packets(
     signer: crypto.UnlockedKey, data: bytes, session_key: bytes
 ) -> list[tuple[int, bytes]]:
     """``(tag, body)`` of the OPS, Literal and Signature packets rPGP writes for ``data``."""
-    message = (
-        MessageBuilder.from_bytes("", data)
-        .seipd_v1("aes256")
-        .set_session_key(session_key)
-        .sign(signer._secret, signer._passphrase, "sha256")
-        .to_vec()
-    )
+    message = _seal_built(MessageBuilder.from_bytes("", data), session_key, signer)
     _, body, _ = read_packet(message)
     decryptor = Cipher(algorithms.AES256(session_key), CFB(bytes(16))).decryptor()
     inner = (decryptor.update(body[1:]) + decryptor.finalize())[18:-22]
@@ -110,3 +105,18 @@ def signed_literal_packets(
         tag, packet_body, pos = read_packet(inner, pos)
         packets.append((tag, packet_body))
     return packets
+
+
+def assert_unreadable(reader: Person, message: bytes, segments: bytes, session_key: bytes) -> None:
+    """Both Python readers refuse these bytes from ``reader``'s own key: ``message`` as
+    sealed metadata or an envelope, ``segments`` as a record's content."""
+    with pytest.raises(crypto.DecryptionError):
+        crypto.open_message(message, key=reader.key, signer_public_key=reader.identity.public_key)
+    with pytest.raises(crypto.DecryptionError):
+        list(
+            crypto.open_segments(
+                io.BytesIO(segments),
+                session_key=session_key,
+                signer_public_key=reader.identity.public_key,
+            )
+        )

@@ -7,6 +7,7 @@ strings (prelogin carries an email) or path parameters (``/records/{record_id}``
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -32,7 +33,25 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: HygieiaError)
     await error_response(exc, close=True)(scope, receive, send)
 
 
-class BodyLimitMiddleware:
+class _HttpMiddleware(abc.ABC):
+    """A pure ASGI middleware that acts on HTTP requests only (:meth:`handle`); other
+    scopes (lifespan, websockets) pass straight through to the wrapped app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    @abc.abstractmethod
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request, calling ``self.app`` as the middleware sees fit."""
+
+
+class BodyLimitMiddleware(_HttpMiddleware):
     """Refuse bodies over the limit with 413 before reading them through, and bodies
     that stall with 408.
 
@@ -49,14 +68,11 @@ class BodyLimitMiddleware:
     def __init__(
         self, app: ASGIApp, limit_for: Callable[[str], int], idle_timeout: float | None = None
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit_for = limit_for
         self.idle_timeout = idle_timeout
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limit_for(scope["path"])
         has_body = False
         for name, value in scope.get("headers", []):
@@ -125,16 +141,10 @@ class BodyLimitMiddleware:
                 raise
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(_HttpMiddleware):
     """CSP and hardening headers everywhere; ``Cache-Control: no-store`` on the API."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_api = scope["path"].startswith("/api/")
 
         async def send_with_headers(message: Message) -> None:
@@ -175,7 +185,7 @@ def loggable_path(scope: Scope) -> str:
     return "/".join(parts)
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(_HttpMiddleware):
     """One line per request: method, path (see :func:`loggable_path`), status, time.
 
     The query string is never read (prelogin carries an e-mail address), nor are
@@ -183,13 +193,7 @@ class AccessLogMiddleware:
     the client got, the body limit's refusals included.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         t0 = time.perf_counter()
         status = 0
 

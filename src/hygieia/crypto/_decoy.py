@@ -118,6 +118,36 @@ def _user_id_signed(primary: bytes, user_id: bytes) -> bytes:
     return _key_hash_prefix(primary) + b"\xb4" + struct.pack(">I", len(user_id)) + user_id
 
 
+def _transferable(
+    signer: Ed25519PrivateKey,
+    primary: bytes,
+    user_id: bytes,
+    cert: bytes,
+    subkey: bytes,
+    binding_hashed: bytes,
+    binding_unhashed: bytes,
+    hash_id: int,
+) -> bytes:
+    """The packets of a transferable public key, in the order both layouts write them:
+    primary key, user id, its certification, subkey, and the subkey's binding signature
+    (made here from the layout's subpackets)."""
+    binding = _signature(
+        signer,
+        0x18,
+        _key_hash_prefix(primary) + _key_hash_prefix(subkey),
+        binding_hashed,
+        binding_unhashed,
+        hash_id,
+    )
+    return (
+        _packet(6, primary)
+        + _packet(13, user_id)
+        + _packet(2, cert)
+        + _packet(14, subkey)
+        + _packet(2, binding)
+    )
+
+
 def _build_openpgpjs(
     seed: bytes, encryption_point: bytes, email: str, created: int, salts: tuple[bytes, bytes]
 ) -> bytes:
@@ -155,21 +185,7 @@ def _build_openpgpjs(
         + _subpacket(0x9B, b"\x0c")  # key flags (critical): encrypt
         + issuer_fpr
     )
-    binding = _signature(
-        signer,
-        0x18,
-        _key_hash_prefix(primary) + _key_hash_prefix(subkey),
-        binding_hashed,
-        b"",
-        10,
-    )
-    return (
-        _packet(6, primary)
-        + _packet(13, user_id)
-        + _packet(2, cert)
-        + _packet(14, subkey)
-        + _packet(2, binding)
-    )
+    return _transferable(signer, primary, user_id, cert, subkey, binding_hashed, b"", 10)
 
 
 def _build(seed: bytes, encryption_point: bytes, email: str, created: int) -> bytes:
@@ -193,20 +209,8 @@ def _build(seed: bytes, encryption_point: bytes, email: str, created: int) -> by
     )
     issuer = _subpacket(16, key_id)  # unhashed
     cert = _signature(signer, 0x13, _user_id_signed(primary, user_id), cert_hashed, issuer)
-    binding = _signature(
-        signer,
-        0x18,
-        _key_hash_prefix(primary) + _key_hash_prefix(subkey),
-        _subpacket(2, when) + _subpacket(27, b"\x0c") + issuer_fpr,
-        issuer,
-    )
-    return (
-        _packet(6, primary)
-        + _packet(13, user_id)
-        + _packet(2, cert)
-        + _packet(14, subkey)
-        + _packet(2, binding)
-    )
+    binding_hashed = _subpacket(2, when) + _subpacket(27, b"\x0c") + issuer_fpr
+    return _transferable(signer, primary, user_id, cert, subkey, binding_hashed, issuer, 8)
 
 
 def _hash_to_curve25519(data: bytes) -> bytes:

@@ -70,9 +70,17 @@ def _check_session_key(session_key: bytes) -> None:
 
 
 def _seal_one(plaintext: bytes, session_key: bytes, signer: UnlockedKey) -> bytes:
+    return _seal_built(MessageBuilder.from_bytes("", plaintext), session_key, signer)
+
+
+def _seal_built(message: MessageBuilder, session_key: bytes, signer: UnlockedKey) -> bytes:
+    """``message`` signed, in one SEIPDv1 packet under ``session_key``, fixed-length framed.
+
+    Apart from :func:`_seal_one`, only the forgery helpers of the tests build on this
+    (with a compressed ``message``), so what they forge is sealed exactly as records are.
+    """
     packet = (
-        MessageBuilder.from_bytes("", plaintext)
-        .seipd_v1("aes256")
+        message.seipd_v1("aes256")
         .set_session_key(session_key)
         .sign(signer._secret, signer._passphrase, "sha256")
         .to_vec()
