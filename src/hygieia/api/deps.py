@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -125,6 +125,21 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AddressDep = Annotated[str, Depends(client_address)]
+
+
+class Throttle(TypedDict):
+    """Who is asking and the limits they are held to: the keyword arguments every
+    throttled account service takes (``accounts.login(db, ..., **throttle)``)."""
+
+    address: str
+    limits: Limits
+
+
+async def get_throttle(address: AddressDep, limits: LimitsDep) -> Throttle:
+    return Throttle(address=address, limits=limits)
+
+
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
 
 
 async def bearer_token(request: Request) -> str:

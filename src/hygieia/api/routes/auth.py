@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from hygieia.api.deps import AddressDep, AuthDep, CurrentUser, LimitsDep, SessionDep
+from hygieia.api.deps import AuthDep, CurrentUser, SessionDep, ThrottleDep
 from hygieia.api.schemas import (
     AccountPublic,
     AuditEventPublic,
@@ -35,9 +35,7 @@ def prelogin(db: SessionDep, email: Annotated[Email, Query()]) -> PreloginPublic
 
 
 @router.post("/auth/signup", response_model=SignupPublic, status_code=201)
-def signup(
-    body: SignupCreate, db: SessionDep, address: AddressDep, limits: LimitsDep
-) -> SignupPublic:
+def signup(body: SignupCreate, db: SessionDep, throttle: ThrottleDep) -> SignupPublic:
     """Create an account from client-made keys and KDF outputs."""
     user = accounts.signup(
         db,
@@ -51,24 +49,15 @@ def signup(
         wrapped_vault_key=body.wrapped_vault_key,
         recovery_wrapped_vault_key=body.recovery_wrapped_vault_key,
         recovery_verifier=body.recovery_verifier,
-        address=address,
-        limits=limits,
+        **throttle,
     )
     return SignupPublic.model_validate(user)
 
 
 @router.post("/auth/login", response_model=SessionPublic)
-def login(
-    body: LoginCreate, db: SessionDep, address: AddressDep, limits: LimitsDep
-) -> SessionPublic:
+def login(body: LoginCreate, db: SessionDep, throttle: ThrottleDep) -> SessionPublic:
     """Exchange ``auth_key`` for a session token."""
-    issued = accounts.login(
-        db,
-        email=body.email,
-        auth_key=body.auth_key,
-        address=address,
-        limits=limits,
-    )
+    issued = accounts.login(db, email=body.email, auth_key=body.auth_key, **throttle)
     return SessionPublic.model_validate(issued)
 
 
@@ -87,48 +76,30 @@ def me(user: CurrentUser) -> AccountPublic:
 
 @router.post("/auth/password", status_code=204)
 def change_password(
-    body: PasswordChange, auth: AuthDep, db: SessionDep, address: AddressDep, limits: LimitsDep
+    body: PasswordChange, auth: AuthDep, db: SessionDep, throttle: ThrottleDep
 ) -> Response:
     """Re-wrap the vault key under a new password; revokes every other session."""
     user, session = auth
     accounts.change_password(
-        db,
-        user=user,
-        session=session,
-        auth_key=body.auth_key,
-        new=body.new_password(),
-        address=address,
-        limits=limits,
+        db, user=user, session=session, auth_key=body.auth_key, new=body.new_password(), **throttle
     )
     return Response(status_code=204)
 
 
 @router.post("/auth/recover", response_model=RecoveryPublic)
-def recover(
-    body: RecoverCreate, db: SessionDep, address: AddressDep, limits: LimitsDep
-) -> RecoveryPublic:
+def recover(body: RecoverCreate, db: SessionDep, throttle: ThrottleDep) -> RecoveryPublic:
     """Prove the recovery code; get the recovery-wrapped vault key and a one-time grant."""
     grant = accounts.start_recovery(
-        db,
-        email=body.email,
-        recovery_auth=body.recovery_auth,
-        address=address,
-        limits=limits,
+        db, email=body.email, recovery_auth=body.recovery_auth, **throttle
     )
     return RecoveryPublic.model_validate(grant)
 
 
 @router.post("/auth/recover/complete", response_model=SessionPublic)
-def recover_complete(
-    body: RecoverComplete, db: SessionDep, address: AddressDep, limits: LimitsDep
-) -> SessionPublic:
+def recover_complete(body: RecoverComplete, db: SessionDep, throttle: ThrottleDep) -> SessionPublic:
     """Set a new password with a recovery grant; revokes every earlier session."""
     issued = accounts.complete_recovery(
-        db,
-        recovery_token=body.recovery_token,
-        new=body.new_password(),
-        address=address,
-        limits=limits,
+        db, recovery_token=body.recovery_token, new=body.new_password(), **throttle
     )
     return SessionPublic.model_validate(issued)
 
@@ -146,13 +117,11 @@ def audit_trail(
 
 @router.post("/users/key", response_model=UserKeyPublic)
 def user_key(
-    body: UserKeyLookup, auth: AuthDep, db: SessionDep, address: AddressDep, limits: LimitsDep
+    body: UserKeyLookup, auth: AuthDep, db: SessionDep, throttle: ThrottleDep
 ) -> UserKeyPublic:
     """Another account's public key, for sharing (a stable stand-in for unknown emails).
 
     A POST so the email stays out of URLs and logs; throttled per address and session.
     """
-    info = accounts.public_key_of(
-        db, email=body.email, session_id=auth[1].id, address=address, limits=limits
-    )
+    info = accounts.public_key_of(db, email=body.email, session_id=auth[1].id, **throttle)
     return UserKeyPublic.model_validate(info)
