@@ -20,6 +20,16 @@ def flows_fingerprint(web) -> str:
     return (web.page.locator("#set-fingerprint").text_content() or "").replace(" ", "").upper()
 
 
+def _rewrapped_vault_key(web, path: str, password: str) -> tuple[bytes, bytes]:
+    """(vault key, wrap key): the vault key the page sent to ``path`` (its only request
+    there), unwrapped with the wrap key derived from ``password`` and the new salt sent
+    alongside."""
+    (body,) = flows.json_bodies(web, path)
+    keys = crypto.derive_keys(password, base64.b64decode(body["new_salt"]))
+    wrapped = base64.b64decode(body["new_wrapped_vault_key"])
+    return crypto.unwrap_vault_key(wrapped, keys.wrap_key), keys.wrap_key
+
+
 def test_signup_login_password_change_recover_export(web, tmp_path):
     page = web.page
     web.goto()
@@ -84,14 +94,8 @@ def test_signup_login_password_change_recover_export(web, tmp_path):
     page.locator("#pw-new2").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
     assert "Password changed" in flows.flash_text(web)
-    (change,) = flows.json_bodies(web, "/auth/password")
-    new_keys = crypto.derive_keys(NEW_PASSWORD, base64.b64decode(change["new_salt"]))
-    assert (
-        crypto.unwrap_vault_key(
-            base64.b64decode(change["new_wrapped_vault_key"]), new_keys.wrap_key
-        )
-        == vault_key
-    )
+    changed_vault_key, new_wrap_key = _rewrapped_vault_key(web, "/auth/password", NEW_PASSWORD)
+    assert changed_vault_key == vault_key
 
     # Key export: gpg-importable, locked with the chosen passphrase.
     page.locator("#ex-pass").fill("export passphrase")
@@ -122,14 +126,8 @@ def test_signup_login_password_change_recover_export(web, tmp_path):
     web.shot("recover")
     page.get_by_role("button", name="Set new password").click()
     page.wait_for_selector("#view-records:not([hidden])")
-    (complete,) = flows.json_bodies(web, "/auth/recover/complete")
-    rec_keys = crypto.derive_keys(RECOVERED_PASSWORD, base64.b64decode(complete["new_salt"]))
-    assert (
-        crypto.unwrap_vault_key(
-            base64.b64decode(complete["new_wrapped_vault_key"]), rec_keys.wrap_key
-        )
-        == vault_key
-    )
+    recovered_vault_key, _ = _rewrapped_vault_key(web, "/auth/recover/complete", RECOVERED_PASSWORD)
+    assert recovered_vault_key == vault_key
     flows.logout(web)
     flows.login(web, email, RECOVERED_PASSWORD)
 
@@ -146,7 +144,7 @@ def test_signup_login_password_change_recover_export(web, tmp_path):
             "recovery wrap key": rk.wrap_key,
             "master key": keys.master,
             "wrap key": keys.wrap_key,
-            "new wrap key": new_keys.wrap_key,
+            "new wrap key": new_wrap_key,
             "vault key": vault_key,
         },
     )

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -21,6 +22,31 @@ FILTER_TABLE = Path(__file__).resolve().parents[1] / "vectors" / "record_filter.
 PNG_W, PNG_H = 96, 64
 
 
+class _Meta(NamedTuple):
+    """What the upload form is filled in with (``flows.fill_upload_form``'s fields)."""
+
+    title: str
+    record_type: str = ""
+    date: str = ""
+    provider: str = ""
+    tags: str = ""
+
+
+def _fill_and_submit(
+    web, file_name: str, meta: _Meta, *, default_title: str | None = None, shot: str = ""
+) -> dict:
+    """With ``file_name`` chosen on the upload form (and, if given, the title it proposes
+    checked), fill in ``meta``, submit, and return the server's answer."""
+    page = web.page
+    assert file_name in page.locator("#dropzone-label").inner_text()
+    if default_title is not None:
+        assert page.get_by_label("Title").input_value() == default_title
+    flows.fill_upload_form(web, **meta._asdict())
+    if shot:
+        web.shot(shot)
+    return flows.submit_upload(web)
+
+
 def _upload_three(web, tmp_path: Path) -> dict[str, tuple[dict, bytes]]:
     """A PDF by file input, a PNG dropped on the form, a JSON dropped on the list."""
     page = web.page
@@ -31,46 +57,25 @@ def _upload_three(web, tmp_path: Path) -> dict[str, tuple[dict, bytes]]:
     path.write_bytes(pdf)
     flows.open_upload(web)
     page.set_input_files("#up-file", str(path))
-    assert "blood-panel-2026.pdf" in page.locator("#dropzone-label").inner_text()
-    assert page.get_by_label("Title").input_value() == "blood-panel-2026"
-    flows.fill_upload_form(
-        web,
-        title="Blood panel",
-        record_type="Lab report",
-        date="2026-03-14",
-        provider="St Elsewhere Lab",
-        tags="blood, annual, blood",
+    meta = _Meta(
+        "Blood panel", "Lab report", "2026-03-14", "St Elsewhere Lab", "blood, annual, blood"
     )
-    web.shot("upload-form")
-    out["pdf"] = (flows.submit_upload(web), pdf)
+    record = _fill_and_submit(
+        web, path.name, meta, default_title="blood-panel-2026", shot="upload-form"
+    )
+    out["pdf"] = (record, pdf)
 
     image = media.png(PNG_W, PNG_H)
     flows.open_upload(web)
     flows.drop_file(web, "dropzone", "chest-xray.png", "image/png", image)
-    assert "chest-xray.png" in page.locator("#dropzone-label").inner_text()
-    assert page.get_by_label("Title").input_value() == "chest-xray"
-    flows.fill_upload_form(
-        web,
-        title="Chest X-ray",
-        record_type="Imaging",
-        date="2025-11-02",
-        provider="City Imaging",
-        tags="xray, annual",
-    )
-    out["png"] = (flows.submit_upload(web), image)
+    meta = _Meta("Chest X-ray", "Imaging", "2025-11-02", "City Imaging", "xray, annual")
+    out["png"] = (_fill_and_submit(web, "chest-xray.png", meta, default_title="chest-xray"), image)
 
     bundle = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": []}).encode()
     flows.drop_file(web, "dropzone-list", "bundle.json", "application/json", bundle)
     page.wait_for_selector("#view-upload:not([hidden])")
-    assert "bundle.json" in page.locator("#dropzone-label").inner_text()
-    flows.fill_upload_form(
-        web,
-        title="Vaccination bundle",
-        record_type="FHIR bundle",
-        date="2024-06-01",
-        tags="vaccine",
-    )
-    out["json"] = (flows.submit_upload(web), bundle)
+    meta = _Meta("Vaccination bundle", "FHIR bundle", "2024-06-01", tags="vaccine")
+    out["json"] = (_fill_and_submit(web, "bundle.json", meta), bundle)
     return out
 
 

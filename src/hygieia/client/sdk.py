@@ -83,12 +83,10 @@ class NewAccount:
 
 
 @dataclass(frozen=True)
-class Account:
-    """``GET /me`` (and the account inside a session): keys stay locked or wrapped."""
+class Account(NewAccount):
+    """``GET /me`` (and the account inside a session): what sign-up answered, then the
+    keys (locked or wrapped) and what the client needs to derive its own."""
 
-    id: str
-    email: str
-    fingerprint: str
     encryption_key_id: str
     public_key: str
     locked_secret_key: str
