@@ -97,7 +97,13 @@ def _offline_client(item: dict[str, object], sealed: Path) -> HygieiaClient:
             return httpx.Response(200, headers=headers, stream=_FileStream(sealed))
         return httpx.Response(200, json=item)
 
-    return HygieiaClient("http://bench.invalid", token="t", transport=httpx.MockTransport(handler))
+    # In-process mock transport: nothing travels, so plain http:// is harmless here.
+    return HygieiaClient(
+        "http://bench.invalid",
+        token="t",
+        transport=httpx.MockTransport(handler),
+        allow_insecure=True,
+    )
 
 
 def run(cfg: Config, only: set[str]) -> list[Figure]:

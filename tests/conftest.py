@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +11,13 @@ import pytest
 from tests.support.databases import MigratedTemplates, database
 from tests.support.gpg import stop_gpg_agents
 from tests.support.ipfs_server import ipfs_api_fixture
+from tests.support.kdf import CLIENT_ENV
 
 DB_KINDS = ["sqlite", "postgres"]
+
+# The SDK used in this process accepts the test suite's cheap KDF (tests/support/kdf.py);
+# tests of the strict default pass ``floor=`` explicitly.
+os.environ.update(CLIENT_ENV)
 
 
 @pytest.fixture(scope="session")

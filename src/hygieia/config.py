@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hygieia import crypto
 from hygieia.services.hashing import default_slots
 
 
@@ -21,6 +22,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    #: Host names (``Host`` header, port ignored) the server answers to, comma
+    #: separated; ``*.example.org`` matches subdomains, ``*`` anything. Empty: the bind
+    #: host, ``localhost``, ``127.0.0.1`` and ``[::1]``. Behind a reverse proxy, list the
+    #: public name(s). Other hosts get 400 ``invalid_host`` (DNS rebinding, poisoned links).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     data_dir: Path = Path(".hygieia")
     #: SQLAlchemy URL; empty means SQLite at ``data_dir/hygieia.db``.
     database_url: str = ""
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     #: Reverse proxies whose ``X-Forwarded-For`` is believed (IPs or CIDRs, comma
     #: separated). The client address is the right-most one not in this list.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: The weakest Argon2id parameters accepted for a password at sign-up, password
+    #: change and recovery: memory (KiB) and passes. The default is what the clients
+    #: use (crypto.DEFAULT_KDF); lower it only for test suites and benchmarks.
+    kdf_min_memory_kib: int = Field(default=crypto.DEFAULT_KDF.m, ge=8192, le=1048576)
+    kdf_min_passes: int = Field(default=crypto.DEFAULT_KDF.t, ge=1, le=10)
     #: Browser auto-lock after this many seconds without activity.
     idle_lock_seconds: int = Field(default=900, gt=0)
 
@@ -104,6 +115,29 @@ class Settings(BaseSettings):
             return [str(ipaddress.ip_network(str(i).strip(), strict=False)) for i in items]
         except ValueError as exc:
             raise ValueError(f"not an IP address or network: {exc}") from exc
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, v: object) -> list[str]:
+        items = v.split(",") if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            raise ValueError("a comma-separated list of host names")
+        hosts = [str(i).strip().lower() for i in items if str(i).strip()]
+        for host in hosts:
+            if host != "*" and ("*" in host[1:] or (host.startswith("*") and host[:2] != "*.")):
+                raise ValueError(f"{host!r}: a wildcard is '*' or a leading '*.'")
+        return hosts
+
+    def resolved_allowed_hosts(self) -> list[str]:
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        bind = self.host.lower()
+        if ":" in bind and not bind.startswith("["):
+            bind = f"[{bind}]"  # an IPv6 literal as it appears in a Host header
+        return list(dict.fromkeys([bind, "localhost", "127.0.0.1", "[::1]"]))
+
+    def kdf_floor(self) -> crypto.KdfParams:
+        return crypto.KdfParams(m=self.kdf_min_memory_kib, t=self.kdf_min_passes)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -52,6 +52,12 @@ class ClientDisconnected(BadRequest):
     code, detail = "client_disconnected", "the client went away during the upload"
 
 
+class InvalidHost(BadRequest):
+    """A ``Host`` header not in ``HYGIEIA_ALLOWED_HOSTS`` (answered by api/hosts.py)."""
+
+    code, detail = "invalid_host", "this server does not answer to that host name"
+
+
 # --- 401 -------------------------------------------------------------------------------
 class Unauthorized(HygieiaError):
     code, status, detail = "unauthorized", 401, "authentication required"
@@ -133,6 +139,12 @@ class ValidationFailed(HygieiaError):
 
 class SaltChanged(ValidationFailed):
     code, detail = "salt_changed", "a password change keeps the account's salt"
+
+
+class WeakKdf(ValidationFailed):
+    """KDF parameters below ``HYGIEIA_KDF_MIN_*`` for a new password."""
+
+    code, detail = "weak_kdf", "KDF parameters are below this server's minimum"
 
 
 class InvalidKey(HygieiaError):

@@ -8,12 +8,19 @@ from pathlib import Path
 import pytest
 
 from hygieia.config import Settings
+from tests.support.kdf import TEST_KDF_FLOOR
 from tests.support.live import LiveApp, live_app
 
 
 @pytest.fixture
 def app_settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, store="memory")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        store="memory",
+        kdf_min_memory_kib=TEST_KDF_FLOOR.m,
+        kdf_min_passes=TEST_KDF_FLOOR.t,
+    )
 
 
 @pytest.fixture

@@ -152,7 +152,11 @@ def test_recovery_sets_new_password_and_loses_nothing(live: LiveApp) -> None:
     )
     with pytest.raises(ApiError) as bad:
         acct.recover(
-            live.client(), "frank@example.org", crypto.new_recovery_code(), "x" * 20, kdf=TEST_KDF
+            live.client(),
+            "frank@example.org",
+            crypto.new_recovery_code(),
+            "never set passphrase 9",
+            kdf=TEST_KDF,
         )
     assert bad.value.code == "invalid_recovery_code"
 

@@ -176,12 +176,23 @@ def test_signup_form_validation(web):
     page.locator("#signup-password").fill("short")
     page.locator("#signup-password2").fill("short")
     page.get_by_role("button", name="Create account").click()
-    assert "at least 10" in flows.flash_text(web)
+    assert "at least 15" in flows.flash_text(web)
     assert page.locator("#signup-password").get_attribute("aria-invalid") == "true"
+    # Long enough but guessable: refused with the estimator's advice (review finding 5).
+    for guessable, advice in (
+        ("password12345678", "commonly used password"),
+        ("carol@example.org2026", "too easy to guess"),
+    ):
+        page.locator("#signup-password").fill(guessable)
+        page.locator("#signup-password2").fill(guessable)
+        page.get_by_role("button", name="Create account").click()
+        assert advice in flows.flash_text(web)
+        assert page.locator("#signup-password").get_attribute("aria-invalid") == "true"
     page.locator("#signup-password").fill(PASSWORD)
     page.locator("#signup-password2").fill(PASSWORD + "x")
     page.get_by_role("button", name="Create account").click()
     assert "differ" in flows.flash_text(web)
+    assert flows.json_bodies(web, "/auth/signup") == []
 
 
 def test_tabs_work_from_the_keyboard(web):

@@ -107,3 +107,14 @@ def test_salt() -> None:
 def test_derived_keys_repr_hides_secrets() -> None:
     keys = crypto.derive_keys("pw", bytes(16), KdfParams(m=8192, t=1))
     assert keys.master.hex() not in repr(keys)
+
+
+def test_at_least_compares_memory_and_passes() -> None:
+    """The order the clients' KDF floor and the server's minimum use (finding 5)."""
+    assert DEFAULT_KDF.at_least(DEFAULT_KDF)
+    assert KdfParams(m=DEFAULT_KDF.m * 2).at_least(DEFAULT_KDF)
+    assert KdfParams(t=DEFAULT_KDF.t + 1, p=4).at_least(DEFAULT_KDF)
+    assert not KdfParams(m=8192, t=1).at_least(DEFAULT_KDF)
+    assert not KdfParams(m=DEFAULT_KDF.m - 1).at_least(DEFAULT_KDF)
+    assert not KdfParams(t=DEFAULT_KDF.t - 1, m=DEFAULT_KDF.m * 4).at_least(DEFAULT_KDF)
+    assert KdfParams(m=8192, t=1).at_least(KdfParams(m=8192, t=1, p=2))  # lanes don't count

@@ -13,8 +13,9 @@ from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client.sdk import HygieiaClient
 
-#: The lowest parameters ``KdfParams`` allows (8 MiB, 1 pass). A server-side minimum,
-#: when there is one, must be configured to accept this for the test servers.
+#: The lowest parameters ``KdfParams`` allows (8 MiB, 1 pass). Test servers and clients
+#: are configured down to it (tests/support/kdf.py: HYGIEIA_KDF_MIN_* on the server,
+#: HYGIEIA_INSECURE_KDF_FLOOR on the client); production ones refuse it.
 TEST_KDF = crypto.KdfParams(m=8192, t=1, p=1)
 
 

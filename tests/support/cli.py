@@ -11,6 +11,7 @@ from pathlib import Path
 from hygieia.client import account as acct
 from hygieia.client.sdk import HygieiaClient
 from tests.support.accounts import TEST_KDF
+from tests.support.kdf import CLIENT_ENV
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Cli:
     ) -> subprocess.CompletedProcess[str]:
         child = {k: v for k, v in os.environ.items() if not k.startswith("HYGIEIA_")}
         child.update({"HYGIEIA_HOME": str(self.home), "HYGIEIA_SERVER": self.server})
+        child.update(CLIENT_ENV)  # the CLI accepts TEST_KDF accounts (tests/support/kdf.py)
         if password is not None:
             child["HYGIEIA_PASSWORD"] = password
         child.update(env)

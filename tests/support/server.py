@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from tests.support.kdf import SERVER_SETTINGS
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -23,14 +25,20 @@ def free_port() -> int:
 
 
 def wait_healthy(
-    base_url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None
+    base_url: str,
+    timeout: float = 60.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    host: str | None = None,
 ) -> None:
+    """Wait for ``/api/v1/health`` to answer 200 (asked for ``host`` if given)."""
+    headers = {"host": host} if host else {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
+            resp = httpx.get(f"{base_url}/api/v1/health", headers=headers, timeout=2)
+            if resp.status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -51,7 +59,8 @@ def server_process(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Like :func:`running_server`, yielding ``(base_url, process)``.
 
-    ``env`` adds ``HYGIEIA_*`` variables (without the prefix, e.g. ``DATABASE_URL=...``).
+    ``env`` adds ``HYGIEIA_*`` variables (without the prefix, e.g. ``DATABASE_URL=...``);
+    the KDF minimum is the test suite's (tests/support/kdf.py) unless ``env`` sets it.
     The server's stdout/stderr go to ``log_path`` (default ``data_dir/server.log``).
     """
     port = free_port()
@@ -66,6 +75,7 @@ def server_process(
             "HYGIEIA_LOG_LEVEL": "debug",
         }
     )
+    child_env.update({f"HYGIEIA_{k}": v for k, v in SERVER_SETTINGS.items()})
     child_env.update({f"HYGIEIA_{k.upper()}": v for k, v in env.items()})
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -94,8 +104,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def threaded_server(app: object) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn in a thread (real HTTP, same process)."""
+def threaded_server(app: object, *, host: str | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread (real HTTP, same process); ``host``
+    is a name the app answers to, for an app that refuses ``127.0.0.1``."""
     port = free_port()
     # proxy_headers off, as in `hygieia serve`: the app alone decides whom to believe
     # about X-Forwarded-For (HYGIEIA_TRUSTED_PROXIES).
@@ -112,7 +123,7 @@ def threaded_server(app: object) -> Iterator[str]:
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base)
+        wait_healthy(base, host=host)
         yield base
     finally:
         server.should_exit = True

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hygieia import __version__
 from hygieia.api.error_handlers import install_error_handlers
+from hygieia.api.hosts import AllowedHostsMiddleware
 from hygieia.api.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -105,6 +106,9 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, limit_for=limit_for, idle_timeout=settings.body_idle_timeout
     )
+    # Before anything reads the request; inside the headers and access-log middleware,
+    # so a refused host is logged and gets the usual hardening headers.
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.resolved_allowed_hosts())
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)  # last added is outermost: it sees every answer
     return app

@@ -58,6 +58,7 @@ async def get_limits(request: Request) -> Limits:
         signup=per(s.signup_max_per_address, HOUR),
         key_lookup=per(s.key_lookup_max, HOUR),
         hashing=request.app.state.hash_limiter,
+        kdf_floor=s.kdf_floor(),
     )
 
 

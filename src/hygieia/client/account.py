@@ -2,6 +2,11 @@
 
 Nothing secret (password, master key, wrap key, vault key, unlocked secret key) is ever
 sent; only ``auth_key``, the recovery verifier and wrapped/locked material.
+
+The KDF parameters and salt a server hands out are checked before a password is derived
+with them (:mod:`hygieia.client.kdf_policy`): never weaker than the client's floor, and,
+with a :class:`~hygieia.client.kdf_policy.KnownKdf`, never weaker than last time nor
+with a silently changed salt. New passwords must pass :mod:`hygieia.client.passwords`.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hygieia import crypto
+from hygieia.client.kdf_policy import KdfRefused, KnownKdf, Remembered, kdf_floor, vet_kdf
+from hygieia.client.passwords import check_new_password
 from hygieia.client.sdk import HygieiaClient, NewAccount, SessionGrant
-from hygieia.encoding import to_b64
+from hygieia.encoding import from_b64, to_b64
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,36 @@ class LoggedIn(SessionGrant):
         return crypto.unlock(self.account.locked_secret_key, self.vault_key)
 
 
+def _own_kdf(kdf: crypto.KdfParams, floor: crypto.KdfParams | None) -> crypto.KdfParams:
+    """Parameters this client picks for a new password: never below its own floor."""
+    floor = floor or kdf_floor()
+    if not kdf.at_least(floor):
+        raise KdfRefused(
+            f"KDF parameters m={kdf.m} KiB, t={kdf.t} are below this client's floor "
+            f"(m ≥ {floor.m}, t ≥ {floor.t})"
+        )
+    return kdf
+
+
+def _trusted(
+    api: HygieiaClient,
+    email: str,
+    kdf: Any,
+    salt: bytes,
+    *,
+    floor: crypto.KdfParams | None,
+    known: KnownKdf | None,
+    accept_new_salt: bool = False,
+) -> Remembered:
+    return vet_kdf(
+        kdf,
+        salt,
+        floor=floor or kdf_floor(),
+        remembered=known.get(api.server, email) if known is not None else None,
+        accept_new_salt=accept_new_salt,
+    )
+
+
 def _new_password_material(
     password: str, vault_key: bytes, salt: bytes, kdf: crypto.KdfParams
 ) -> dict[str, Any]:
@@ -44,17 +81,35 @@ def _new_password_material(
     }
 
 
+def _installed(material: dict[str, Any]) -> Remembered:
+    """What a password change or recovery made by this client installs."""
+    return Remembered(
+        kdf=crypto.KdfParams.from_dict(material["new_kdf"]), salt=from_b64(material["new_salt"])
+    )
+
+
 def signup(
-    api: HygieiaClient, email: str, password: str, *, kdf: crypto.KdfParams = crypto.DEFAULT_KDF
+    api: HygieiaClient,
+    email: str,
+    password: str,
+    *,
+    kdf: crypto.KdfParams = crypto.DEFAULT_KDF,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
 ) -> SignupResult:
     """Create an account whose password keys are derived with ``kdf``.
 
     The parameters are stored with the account and used at every login. Real accounts
     keep the default: it sets the cost of guessing the password offline, and unknown
-    emails get it in the server's fake prelogin answers. Test fixtures pass cheaper ones.
+    emails get it in the server's fake prelogin answers. Test fixtures pass cheaper ones
+    (:data:`~hygieia.client.kdf_policy.KDF_FLOOR_ENV`); below the client's floor
+    (:func:`kdf_floor`) ``kdf`` is refused.
+    ``known`` remembers the parameters and salt for later logins.
     """
+    check_new_password(password, user_inputs=[email])
+    params = _own_kdf(kdf, floor)
     salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
-    keys = crypto.derive_keys(password, salt, kdf)
+    keys = crypto.derive_keys(password, salt, params)
     vault_key = crypto.new_vault_key()
     identity = crypto.generate_identity(email, vault_key)
     code = crypto.new_recovery_code()
@@ -73,6 +128,8 @@ def signup(
             "recovery_verifier": to_b64(rkeys.auth_key),
         }
     )
+    if known is not None:
+        known.put(api.server, account.email, Remembered(kdf=params, salt=salt))
     return SignupResult(recovery_code=code, account=account)
 
 
@@ -82,20 +139,50 @@ def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> L
     return LoggedIn(grant.token, grant.expires_at, grant.account, vault_key=vault_key)
 
 
-def login(api: HygieiaClient, email: str, password: str) -> LoggedIn:
+def login(
+    api: HygieiaClient,
+    email: str,
+    password: str,
+    *,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
+    accept_new_salt: bool = False,
+) -> LoggedIn:
+    """Log in: derive ``auth_key`` with the account's parameters, once they pass
+    :func:`~hygieia.client.kdf_policy.vet_kdf` (``accept_new_salt`` lets a salt other
+    than the remembered one through: salts never change, but an account can be
+    re-created)."""
     pre = api.prelogin(email)
-    params = crypto.KdfParams.from_dict(pre.kdf)
-    keys = crypto.derive_keys(password, pre.salt, params)
+    trusted = _trusted(
+        api,
+        email,
+        pre.kdf,
+        pre.salt,
+        floor=floor,
+        known=known,
+        accept_new_salt=accept_new_salt,
+    )
+    keys = crypto.derive_keys(password, trusted.salt, trusted.kdf)
     answer = api.login(email, to_b64(keys.auth_key))
     vault_key = crypto.unwrap_vault_key(answer.account.wrapped_vault_key, keys.wrap_key)
+    if known is not None:
+        # Only now: the vault key unwrapped, so these are the parameters the account's
+        # owner chose (a server can't wrap the vault key under a key it can't derive).
+        known.put(api.server, answer.account.email, trusted)
     return _use_session(api, answer, vault_key)
 
 
-def unlock_vault(api: HygieiaClient, password: str) -> LoggedIn:
+def unlock_vault(
+    api: HygieiaClient,
+    password: str,
+    *,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
+) -> LoggedIn:
     """With a live token, re-derive the vault key from the password (no new session)."""
     account = api.me()
-    params = crypto.KdfParams.from_dict(account.kdf)
-    keys = crypto.derive_keys(password, account.salt, params)
+    trusted = _trusted(api, account.email, account.kdf, account.salt, floor=floor, known=known)
+    keys = crypto.derive_keys(password, trusted.salt, trusted.kdf)
     vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, keys.wrap_key)
     return LoggedIn(token=api.token or "", expires_at="", account=account, vault_key=vault_key)
 
@@ -106,18 +193,22 @@ def change_password(
     new_password: str,
     *,
     kdf: crypto.KdfParams = crypto.DEFAULT_KDF,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
 ) -> None:
-    """Re-wrap the vault key under ``new_password``, derived with ``kdf`` (see :func:`signup`)."""
+    """Re-wrap the vault key under ``new_password``, derived with ``kdf`` (see
+    :func:`signup`); the current parameters are vetted like a login's."""
     account = api.me()
-    params = crypto.KdfParams.from_dict(account.kdf)
-    old = crypto.derive_keys(old_password, account.salt, params)
+    check_new_password(new_password, user_inputs=[account.email])
+    params = _own_kdf(kdf, floor)
+    current = _trusted(api, account.email, account.kdf, account.salt, floor=floor, known=known)
+    old = crypto.derive_keys(old_password, current.salt, current.kdf)
     # A wrong password fails here already (AES-GCM), before anything is sent.
     vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, old.wrap_key)
-    body = {
-        "auth_key": to_b64(old.auth_key),
-        **_new_password_material(new_password, vault_key, account.salt, kdf),
-    }
-    api.change_password(body)
+    material = _new_password_material(new_password, vault_key, current.salt, params)
+    api.change_password({"auth_key": to_b64(old.auth_key), **material})
+    if known is not None:  # this client chose the new parameters: remember them
+        known.put(api.server, account.email, _installed(material))
 
 
 def recover(
@@ -127,19 +218,25 @@ def recover(
     new_password: str,
     *,
     kdf: crypto.KdfParams = crypto.DEFAULT_KDF,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
 ) -> LoggedIn:
-    """Set ``new_password`` (derived with ``kdf``, see :func:`signup`) with the recovery code."""
+    """Set ``new_password`` (derived with ``kdf``, see :func:`signup`) with the recovery
+    code (160 random bits: its own salt needs no vetting beyond size)."""
+    check_new_password(new_password, user_inputs=[email])
+    params = _own_kdf(kdf, floor)
     code = crypto.parse_recovery_code(recovery_code)
     pre = api.prelogin(email)
+    # The new password is derived with the account's salt (it never changes): the same
+    # vetting as a login's, so a server can't slip in a salt of its choosing.
+    current = _trusted(api, email, pre.kdf, pre.salt, floor=floor, known=known)
     rkeys = crypto.derive_recovery_keys(code, pre.recovery_salt)
     grant = api.recover(email, to_b64(rkeys.auth_key))
     vault_key = crypto.unwrap_vault_key(grant.recovery_wrapped_vault_key, rkeys.wrap_key)
-    answer = api.recover_complete(
-        {
-            "recovery_token": grant.recovery_token,
-            **_new_password_material(new_password, vault_key, pre.salt, kdf),
-        }
-    )
+    material = _new_password_material(new_password, vault_key, current.salt, params)
+    answer = api.recover_complete({"recovery_token": grant.recovery_token, **material})
+    if known is not None:
+        known.put(api.server, answer.account.email, _installed(material))
     return _use_session(api, answer, vault_key)
 
 

@@ -5,6 +5,11 @@ The server's commands (``serve``, ``db upgrade``, ``admin reconcile``) share the
 
 Passwords come from a hidden prompt or, for scripts, ``HYGIEIA_PASSWORD`` /
 ``HYGIEIA_NEW_PASSWORD`` / ``HYGIEIA_RECOVERY_CODE``. They are never echoed or logged.
+
+Everything printed that a server or a user supplied (titles, e-mails, error details) is
+printed with Rich markup, emoji codes and highlighting off: a record titled ``[/]`` is
+text, not a markup error, and ``[link=…]`` is not a link. Styling comes only from
+:class:`rich.text.Text` parts written here.
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from hygieia import crypto
 from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
 from hygieia.client import records as recs
 from hygieia.client import session_store
-from hygieia.client.sdk import ApiError, HygieiaClient
+from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
+from hygieia.client.passwords import WeakPassword
+from hygieia.client.sdk import ApiError, HygieiaClient, InsecureTransport
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
 
 app = typer.Typer(
@@ -48,8 +56,33 @@ app = typer.Typer(
 key_app = typer.Typer(no_args_is_help=True, help="Your OpenPGP key")
 app.add_typer(key_app, name="key")
 
-out = Console()
-err = Console(stderr=True)
+# Markup, emoji codes and highlighting off for everything printed (module docstring).
+out = Console(markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+class _Options:
+    """Options of the ``hygieia`` command itself, before the subcommand."""
+
+    insecure = False
+
+
+options = _Options()
+
+
+@app.callback()
+def _global_options(
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Allow a plain http:// server that is not on this machine (anyone on "
+            "the way sees your session token and can pose as the server)",
+        ),
+    ] = False,
+) -> None:
+    options.insecure = insecure
+
 
 ServerOpt = Annotated[
     str | None,
@@ -60,7 +93,7 @@ ServerOpt = Annotated[
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(Text.assemble(("error:", "red"), " ", message))
     return typer.Exit(code)
 
 
@@ -74,6 +107,8 @@ def friendly_errors() -> Iterator[None]:
         yield
     except ApiError as exc:
         raise fail(f"{exc.detail} ({exc.code})") from None
+    except (KdfRefused, InsecureTransport, WeakPassword) as exc:
+        raise fail(str(exc)) from None
     except crypto.DecryptionError:
         raise fail("wrong password, recovery code or corrupted data") from None
     except recs.RecordVerificationError as exc:
@@ -129,7 +164,23 @@ def authed_client(server: str | None) -> tuple[HygieiaClient, session_store.Save
     saved = session_store.load()
     if saved is None:
         raise fail("not logged in: run `hygieia login EMAIL`")
-    return HygieiaClient(server or saved.server, token=saved.token), saved
+    return client(server or saved.server, token=saved.token), saved
+
+
+def client(server: str, token: str | None = None) -> HygieiaClient:
+    """An API client; plain http:// to another machine only with ``--insecure``."""
+    try:
+        return HygieiaClient(server, token=token, allow_insecure=options.insecure)
+    except InsecureTransport as exc:
+        raise fail(str(exc)) from None
+
+
+def known_kdf() -> KnownKdf:
+    """The KDF parameters and salts remembered per account, beside the session file."""
+    if os.environ.get(KDF_FLOOR_ENV, "").strip():
+        # Never silent: a lowered floor lets a server hand out cheap parameters.
+        err.print(f"warning: {KDF_FLOOR_ENV} is set: weak KDF parameters are accepted")
+    return KnownKdf(session_store.home() / "known_kdf.json")
 
 
 def _remember(api: HygieiaClient, email: str, session: acct.LoggedIn) -> None:
@@ -144,22 +195,36 @@ def _remember(api: HygieiaClient, email: str, session: acct.LoggedIn) -> None:
 @app.command()
 def signup(email: EmailArg, server: ServerOpt = None) -> None:
     """Create an account; prints the recovery code once."""
-    with friendly_errors(), HygieiaClient(_server(server)) as api:
+    with friendly_errors(), client(_server(server)) as api:
         pw = password(confirm=True)
-        result = acct.signup(api, email, pw)
-        session = acct.login(api, email, pw)
+        known = known_kdf()
+        result = acct.signup(api, email, pw, known=known)
+        session = acct.login(api, email, pw, known=known)
         _remember(api, result.account.email, session)
-    out.print(f"Account created for [bold]{result.account.email}[/bold]")
+    out.print(Text.assemble("Account created for ", (result.account.email, "bold")))
     out.print(f"Key fingerprint: {result.account.fingerprint}")
     out.print("Recovery code (shown once; store it offline — it is the only way back):")
-    out.print(f"  [bold]{result.recovery_code}[/bold]", highlight=False)
+    out.print(Text.assemble("  ", (result.recovery_code, "bold")))
 
 
 @app.command()
-def login(email: str, server: ServerOpt = None) -> None:
+def login(
+    email: str,
+    server: ServerOpt = None,
+    accept_new_salt: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-salt",
+            help="Accept a salt other than the one remembered for this account "
+            "(only if you know the account was re-created)",
+        ),
+    ] = False,
+) -> None:
     """Log in and keep the session token."""
-    with friendly_errors(), HygieiaClient(_server(server)) as api:
-        session = acct.login(api, email, password())
+    with friendly_errors(), client(_server(server)) as api:
+        session = acct.login(
+            api, email, password(), known=known_kdf(), accept_new_salt=accept_new_salt
+        )
         _remember(api, session.account.email, session)
     out.print(f"Logged in as {session.account.email}")
 
@@ -172,7 +237,7 @@ def logout(server: ServerOpt = None) -> None:
         out.print("not logged in")
         return
     try:
-        with HygieiaClient(server or saved.server, token=saved.token) as api:
+        with client(server or saved.server, token=saved.token) as api:
             api.logout()
     except ApiError as exc:
         if exc.code not in {InvalidToken.code, TokenExpired.code, TokenRevoked.code}:
@@ -188,7 +253,7 @@ def whoami(server: ServerOpt = None) -> None:
     api, _ = authed_client(server)
     with friendly_errors(), api:
         me = api.me()
-    out.print(f"{me.email}  key {me.fingerprint}  server {api.server}", highlight=False)
+    out.print(f"{me.email}  key {me.fingerprint}  server {api.server}")
 
 
 @app.command()
@@ -198,21 +263,21 @@ def passwd(server: ServerOpt = None) -> None:
     with friendly_errors(), api:
         old = password()
         new = _secret("HYGIEIA_NEW_PASSWORD", "New password", confirm=True)
-        acct.change_password(api, old, new)
+        acct.change_password(api, old, new, known=known_kdf())
     out.print("Password changed; other sessions were logged out")
 
 
 @app.command()
 def recover(email: str, server: ServerOpt = None) -> None:
     """Set a new password with the recovery code."""
-    with friendly_errors(), HygieiaClient(_server(server)) as api:
+    with friendly_errors(), client(_server(server)) as api:
         code = _secret("HYGIEIA_RECOVERY_CODE", "Recovery code")
         try:
             crypto.parse_recovery_code(code)
         except ValueError as exc:  # before asking for the new password
             raise fail(str(exc)) from None
         new = _secret("HYGIEIA_NEW_PASSWORD", "New password", confirm=True)
-        session = acct.recover(api, email, code, new)
+        session = acct.recover(api, email, code, new, known=known_kdf())
         _remember(api, session.account.email, session)
     out.print(f"Password reset; logged in as {session.account.email}")
 
@@ -228,7 +293,7 @@ def key_export(
     api, _ = authed_client(server)
     with friendly_errors(), api:
         pw = password()
-        session = acct.unlock_vault(api, pw)
+        session = acct.unlock_vault(api, pw, known=known_kdf())
         passphrase = os.environ.get("HYGIEIA_EXPORT_PASSPHRASE") or pw
         armored = acct.export_key(session, passphrase)
     if output is None:
@@ -257,7 +322,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
 
 def _vault(server: str | None) -> tuple[HygieiaClient, acct.LoggedIn]:
     api, _ = authed_client(server)
-    return api, acct.unlock_vault(api, password())
+    return api, acct.unlock_vault(api, password(), known=known_kdf())
 
 
 @app.command()
@@ -289,7 +354,7 @@ def put(
         size = file.stat().st_size
         with api, progress_bar("sealing", size) as seal, progress_bar("uploading", None) as up:
             rec = recs.put(api, session, file, fields, seal_progress=seal, upload_progress=up)
-    out.print(f"{rec.id} {rec.cid}", highlight=False)
+    out.print(f"{rec.id} {rec.cid}")
 
 
 @app.command("ls")
@@ -321,8 +386,7 @@ def list_records(
     if unbound:
         err.print(
             f"warning: {len(unbound)} unbound (legacy) record(s), sealed before records named "
-            f"their id, so the server could have swapped them: {', '.join(unbound)}",
-            highlight=False,
+            f"their id, so the server could have swapped them: {', '.join(unbound)}"
         )
     if as_json:
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
@@ -346,7 +410,7 @@ def list_records(
         return
     table = Table(*columns)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(col) for col in row))  # never markup, whatever the console
     out.print(table)
 
 
@@ -368,8 +432,8 @@ def get(
             api, session = _vault(server)
             with api, progress_bar("downloading", None) as bar:
                 item, meta = recs.get_raw(api, session, record_id, output, progress=bar)
-            out.print(f"{output} ({item.size} bytes, CID {item.cid})", highlight=False)
-            out.print(f"{output}.pkesk (your PKESK for gpg)", highlight=False)
+            out.print(f"{output} ({item.size} bytes, CID {item.cid})")
+            out.print(f"{output}.pkesk (your PKESK for gpg)")
             _warn_if_unbound(meta, record_id)
             return
         api, session = _vault(server)
@@ -379,7 +443,7 @@ def get(
             target = output or Path(Path(str(meta.get("filename") or record_id)).name)
             with progress_bar("downloading", item.size) as bar:
                 recs.get(api, session, record_id, target, progress=bar)
-    out.print(f"{target} ({meta['size']} bytes, verified)", highlight=False)
+    out.print(f"{target} ({meta['size']} bytes, verified)")
     _warn_if_unbound(meta, record_id)
 
 
@@ -387,8 +451,7 @@ def _warn_if_unbound(meta: dict[str, Any], record_id: str) -> None:
     if not crypto.metadata_is_bound(meta):
         err.print(
             f"warning: {record_id} is an unbound (legacy) record: it was sealed before "
-            "records named their id, so nothing proves it is the record listed under it",
-            highlight=False,
+            "records named their id, so nothing proves it is the record listed under it"
         )
 
 

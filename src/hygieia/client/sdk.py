@@ -9,12 +9,14 @@ server code (settings, schemas, database): the SDK installs and runs on its own.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from types import NoneType, UnionType
 from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,6 +28,7 @@ __all__ = [
     "ApiError",
     "ClientConfig",
     "HygieiaClient",
+    "InsecureTransport",
     "InvalidResponse",
     "NewAccount",
     "Prelogin",
@@ -35,6 +38,7 @@ __all__ = [
     "ServerUnreachable",
     "SessionGrant",
     "UserKey",
+    "check_transport",
 ]
 
 API = "/api/v1"
@@ -189,6 +193,42 @@ def _field(hint: Any, raw: Any) -> Any:
     raise TypeError(f"expected {hint}")
 
 
+class InsecureTransport(ValueError):
+    """A server URL over which credentials would travel in the clear (or not HTTP)."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8, ::1
+    except ValueError:
+        return False
+
+
+def check_transport(server: str, *, allow_insecure: bool = False) -> None:
+    """Refuse ``http://`` to anything but this machine unless ``allow_insecure``.
+
+    Every request carries the session token, and login carries ``auth_key``: over plain
+    HTTP anyone on the path reads them, or answers in the server's place (and hands out
+    weak KDF parameters). Loopback (127.0.0.0/8, ::1, ``localhost``) never leaves the
+    machine, so it stays allowed. Security review, finding 14.
+    """
+    parts = urlsplit(server)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme != "http" or not parts.hostname:
+        raise InsecureTransport(
+            f"server URL must be https://… (or http:// on this machine): {server}"
+        )
+    if not (_is_loopback(parts.hostname) or allow_insecure):
+        raise InsecureTransport(
+            f"refusing plain http:// to {parts.hostname}: your session token and login "
+            "keys would travel unencrypted. Use https://, or pass --insecure if you "
+            "really mean it"
+        )
+
+
 def _raise_for(resp: httpx.Response) -> None:
     if resp.is_success:
         return
@@ -208,7 +248,9 @@ class HygieiaClient:
         token: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        allow_insecure: bool = False,
     ) -> None:
+        check_transport(server, allow_insecure=allow_insecure)
         self.server = server.rstrip("/")
         self.token = token
         self._http = httpx.Client(

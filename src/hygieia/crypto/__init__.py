@@ -25,7 +25,15 @@ from ._identity import (
     unlock,
     unlock_with_passphrase,
 )
-from ._kdf import DEFAULT_KDF, DerivedKeys, KdfParams, derive_keys, derive_master, new_salt
+from ._kdf import (
+    DEFAULT_KDF,
+    SALT_SIZE,
+    DerivedKeys,
+    KdfParams,
+    derive_keys,
+    derive_master,
+    new_salt,
+)
 from ._messages import (
     open_message,
     open_session_key_envelope,
@@ -65,6 +73,7 @@ __all__ = [
     "LEGACY_METADATA_VERSION",
     "MAX_ARMORED_KEY_SIZE",
     "METADATA_VERSION",
+    "SALT_SIZE",
     "SEGMENT_SIZE",
     "CryptoError",
     "DecoyKey",

@@ -64,6 +64,12 @@ class KdfParams:
             if _not_int(value) or not low <= value <= high:
                 raise ValueError(f"kdf.{name} must be an integer in {low}..{high}")
 
+    def at_least(self, floor: KdfParams) -> bool:
+        """Whether guessing a password under these parameters costs at least what it
+        costs under ``floor``: as much memory and as many passes (lanes change the
+        wall-clock time of one guess, not an attacker's total work)."""
+        return self.m >= floor.m and self.t >= floor.t
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -43,6 +43,7 @@ from hygieia.errors import (
     TokenRevoked,
     UnlockedSecretKey,
     ValidationFailed,
+    WeakKdf,
 )
 from hygieia.services import ratelimit
 from hygieia.services.audit import record_event
@@ -68,6 +69,8 @@ class Limits:
     #: Per client address and per session: public-key lookups.
     key_lookup: Policy
     hashing: HashLimiter
+    #: The weakest KDF parameters a new password may use (HYGIEIA_KDF_MIN_*).
+    kdf_floor: crypto.KdfParams = crypto.DEFAULT_KDF
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,19 @@ _KEY_MATERIAL_ERRORS: dict[str, type[InvalidKey]] = {
 }
 
 
-def _check_kdf(kdf: dict[str, Any]) -> dict[str, Any]:
+def _check_kdf(kdf: dict[str, Any], floor: crypto.KdfParams) -> dict[str, Any]:
+    """Parameters a new password may be derived with: supported, and not below the
+    configured floor (a weak KDF makes a stolen database cheap to crack, and clients
+    refuse to log in with one anyway)."""
     try:
-        return crypto.KdfParams.from_dict(kdf).to_dict()
+        params = crypto.KdfParams.from_dict(kdf)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValidationFailed("unsupported KDF parameters") from exc
+    if not params.at_least(floor):
+        raise WeakKdf(
+            f"KDF parameters below this server's minimum (m ≥ {floor.m} KiB, t ≥ {floor.t})"
+        )
+    return params.to_dict()
 
 
 def prelogin(db: Session, *, email: str) -> PreloginInfo:
@@ -161,7 +172,7 @@ def signup(
     limits: Limits,
     now: Clock = utcnow,
 ) -> User:
-    kdf = _check_kdf(kdf)
+    kdf = _check_kdf(kdf, limits.kdf_floor)
     if salt == recovery_salt:
         raise ValidationFailed("salt and recovery_salt must differ")
     try:
@@ -410,7 +421,7 @@ def change_password(
 
     Throttled on its own counter: failed logins never block a signed-in user here.
     """
-    kdf = _check_kdf(new.kdf)
+    kdf = _check_kdf(new.kdf, limits.kdf_floor)
     attempt = ratelimit.bucket("password", limits.login, user.id, client_key(address))
     _prove(
         db,
@@ -483,7 +494,7 @@ def complete_recovery(
 ) -> IssuedSession:
     grant = _live_session(db, token=recovery_token, kind="recovery", now=now)
     user = grant.user
-    kdf = _check_kdf(new.kdf)
+    kdf = _check_kdf(new.kdf, limits.kdf_floor)
     _check_salt(user, new)
     with limits.hashing.slot():
         auth_hash = crypto.hash_secret(new.auth_key)

@@ -1,10 +1,14 @@
 // Account flows (protocol §1, §4): sign up, log in, unlock, change password, recover,
 // key export. Every secret is derived and used here, in the page; the server gets
-// auth_key, public key, locked key, wrapped vault keys and salts only.
+// auth_key, public key, locked key, wrapped vault keys and salts only. What the server
+// says to derive with is vetted first (kdf-trust.js); new passwords must pass
+// passwords.js.
 import * as c from './crypto/index.js';
+import { rememberKdf, vetKdf } from './kdf-trust.js';
+import { MIN_PASSWORD, requireStrongPassword } from './passwords.js';
 import { session } from './session.js';
 
-export const MIN_PASSWORD = 10;
+export { MIN_PASSWORD };
 
 function normEmail(email) {
   return email.trim().toLowerCase();
@@ -43,6 +47,7 @@ function adopt(account, privateKey) {
  */
 export async function prepareSignup(api, { email, password }) {
   email = normEmail(email);
+  await requireStrongPassword(password, [email]);
   const kdf = { ...c.DEFAULT_KDF };
   const salt = c.newSalt();
   const recoverySalt = c.newSalt();
@@ -71,6 +76,7 @@ export async function prepareSignup(api, { email, password }) {
       if (done) throw new Error('already submitted');
       await api.signup(body);
       done = true;
+      await rememberKdf(email, kdf, body.salt);
       const sess = await api.login(email, body.auth_key);
       api.token = sess.token;
       try {
@@ -85,31 +91,37 @@ export async function prepareSignup(api, { email, password }) {
   };
 }
 
-export async function login(api, { email, password }) {
+/**
+ * Log in. `acceptNewSalt`: the user confirmed that the account's salt differs from the
+ * one remembered here (salts never change; an account re-created under the same email
+ * gets a new one).
+ */
+export async function login(api, { email, password, acceptNewSalt = false }) {
   email = normEmail(email);
   const pre = await api.prelogin(email);
-  const { authKey, wrapKey } = await c.deriveKeys(
-    password,
-    c.fromB64(pre.salt),
-    c.checkKdf(pre.kdf),
-  );
+  const { kdf, salt } = await vetKdf(email, pre.kdf, pre.salt, { acceptNewSalt });
+  const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
   try {
     const sess = await api.login(email, c.toB64(authKey));
     api.token = sess.token;
     adopt(sess.account, await unlockWithPassword(sess.account, wrapKey));
+    // Only now: the vault key unwrapped, so the account's owner chose these values.
+    await rememberKdf(email, kdf, pre.salt);
   } finally {
     c.wipe(authKey, wrapKey);
   }
 }
 
+/** The current account's parameters (from the server's login answer), vetted. */
+function vetAccount(account) {
+  return vetKdf(account.email, account.kdf, account.salt);
+}
+
 /** After an idle lock: the password unlocks the key again (no server round trip). */
 export async function unlock({ password }) {
   const account = session.account;
-  const { authKey, wrapKey } = await c.deriveKeys(
-    password,
-    c.fromB64(account.salt),
-    c.checkKdf(account.kdf),
-  );
+  const { kdf, salt } = await vetAccount(account);
+  const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
   try {
     adopt(account, await unlockWithPassword(account, wrapKey));
   } finally {
@@ -145,7 +157,9 @@ async function rewrap(password, vaultKey, salt) {
 
 export async function changePassword(api, { current, next }) {
   const account = session.account;
-  const old = await c.deriveKeys(current, c.fromB64(account.salt), c.checkKdf(account.kdf));
+  await requireStrongPassword(next, [account.email]);
+  const vetted = await vetAccount(account);
+  const old = await c.deriveKeys(current, vetted.salt, vetted.kdf);
   let vaultKey;
   try {
     vaultKey = await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), old.wrapKey);
@@ -156,7 +170,7 @@ export async function changePassword(api, { current, next }) {
   try {
     const body = {
       auth_key: c.toB64(old.authKey),
-      ...(await rewrap(next, vaultKey, c.fromB64(account.salt))),
+      ...(await rewrap(next, vaultKey, vetted.salt)),
     };
     await api.changePassword(body);
     session.account = {
@@ -165,6 +179,7 @@ export async function changePassword(api, { current, next }) {
       kdf: body.new_kdf,
       wrapped_vault_key: body.new_wrapped_vault_key,
     };
+    await rememberKdf(account.email, body.new_kdf, body.new_salt); // chosen here
   } finally {
     c.wipe(vaultKey, old.authKey, old.wrapKey);
   }
@@ -172,8 +187,11 @@ export async function changePassword(api, { current, next }) {
 
 export async function recover(api, { email, code, password }) {
   email = normEmail(email);
+  await requireStrongPassword(password, [email]);
   const codeBytes = c.parseRecoveryCode(code);
   const pre = await api.prelogin(email);
+  // The new password is derived with the account's salt: vetted like a login's.
+  const vetted = await vetKdf(email, pre.kdf, pre.salt);
   let keys = await c.deriveRecoveryKeys(codeBytes, c.fromB64(pre.recovery_salt));
   const rec = await api.recover(email, c.toB64(keys.recoveryAuth));
   if (rec.recovery_salt !== pre.recovery_salt) {
@@ -187,11 +205,12 @@ export async function recover(api, { email, code, password }) {
   try {
     const body = {
       recovery_token: rec.recovery_token,
-      ...(await rewrap(password, vaultKey, c.fromB64(pre.salt))),
+      ...(await rewrap(password, vaultKey, vetted.salt)),
     };
     const sess = await api.recoverComplete(body);
     api.token = sess.token;
     adopt(sess.account, await unlockAccountKey(sess.account, vaultKey));
+    await rememberKdf(email, body.new_kdf, body.new_salt);
   } finally {
     c.wipe(vaultKey);
   }

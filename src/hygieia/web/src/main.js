@@ -2,6 +2,8 @@
 import * as accounts from './accounts.js';
 import { Api, ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
+import { KdfRefusedError } from './kdf-trust.js';
+import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
 import { clearSession, idleTimer, isUnlocked, lockKeys, session } from './session.js';
@@ -61,7 +63,8 @@ async function enterVault() {
  * The one way out of the unlocked vault (idle lock, log-out, ended session): stop the
  * idle timer, forget the keys and every decrypted record, delete this tab's scratch
  * files, close any dialog and hide the navigation. An idle lock keeps the account, so
- * the password unlocks it again; every other way out forgets it too.
+ * the password unlocks it again; every other way out forgets it too. Returns the
+ * sweep, for callers that must not go on before it ends.
  */
 function leaveVault({ keepAccount = false } = {}) {
   idle?.stop();
@@ -69,10 +72,11 @@ function leaveVault({ keepAccount = false } = {}) {
   if (keepAccount) lockKeys();
   else clearSession();
   resetRecordsView();
-  sweepScratch();
+  const swept = sweepScratch();
   clearFlash();
   document.querySelector('dialog[open]')?.close();
   $('nav').hidden = true;
+  return swept;
 }
 
 function showLogin() {
@@ -89,12 +93,13 @@ export function lock() {
 }
 
 async function logout() {
-  leaveVault();
+  const swept = leaveVault();
   try {
     await accounts.logout(api);
   } catch {
     /* the token is forgotten either way */
   }
+  await swept; // the log-in form shows once nothing decrypted is left on disk
   showLogin();
 }
 
@@ -165,10 +170,10 @@ function checkEmail(input) {
   );
 }
 
-function checkNewPassword(pw, pw2) {
-  if (pw.value.length < accounts.MIN_PASSWORD) {
-    return invalid(pw, `Choose a password of at least ${accounts.MIN_PASSWORD} characters.`);
-  }
+/** Length and strength (passwords.js), then the repetition; `email` counts as guessable. */
+async function checkNewPassword(pw, pw2, email) {
+  const problem = await passwordProblem(pw.value, email ? [email.trim().toLowerCase()] : []);
+  if (problem) return invalid(pw, problem);
   return pw.value === pw2.value || invalid(pw2, 'The two passwords differ.');
 }
 
@@ -180,13 +185,21 @@ function initLogin() {
       await accounts.login(api, {
         email: $('login-email').value,
         password: $('login-password').value,
+        acceptNewSalt: !$('login-salt-confirm').hidden && $('login-accept-salt').checked,
       });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
         throw new Error('Email or password is incorrect.', { cause: err });
       }
+      // Salts never change, but an account can be re-created: let the user say so.
+      if (err instanceof KdfRefusedError && err.reason === 'salt-changed') {
+        $('login-accept-salt').checked = false;
+        $('login-salt-confirm').hidden = false;
+      }
       throw err;
     }
+    $('login-salt-confirm').hidden = true;
+    $('login-accept-salt').checked = false;
     await enterVault();
   });
 }
@@ -203,7 +216,15 @@ function abandonSignup() {
 function initSignup() {
   onSubmit($('form-signup'), 'Creating your keys…', async () => {
     if (!checkEmail($('signup-email'))) return;
-    if (!checkNewPassword($('signup-password'), $('signup-password2'))) return;
+    if (
+      !(await checkNewPassword(
+        $('signup-password'),
+        $('signup-password2'),
+        $('signup-email').value,
+      ))
+    ) {
+      return;
+    }
     pendingSignup = await accounts.prepareSignup(api, {
       email: $('signup-email').value,
       password: $('signup-password').value,
@@ -272,7 +293,15 @@ function initRecover() {
   onSubmit($('form-recover'), 'Recovering your account…', async () => {
     if (!checkEmail($('recover-email'))) return;
     if (!checkRecoveryCode($('recover-code'))) return;
-    if (!checkNewPassword($('recover-password'), $('recover-password2'))) return;
+    if (
+      !(await checkNewPassword(
+        $('recover-password'),
+        $('recover-password2'),
+        $('recover-email').value,
+      ))
+    ) {
+      return;
+    }
     try {
       await accounts.recover(api, {
         email: $('recover-email').value,
@@ -321,7 +350,7 @@ function initAuth() {
 function initSettings() {
   onSubmit($('form-password'), 'Changing your password…', async (form) => {
     if (!$('pw-current').value) return invalid($('pw-current'), 'Enter your current password.');
-    if (!checkNewPassword($('pw-new'), $('pw-new2'))) return;
+    if (!(await checkNewPassword($('pw-new'), $('pw-new2'), session.account.email))) return;
     try {
       await accounts.changePassword(api, {
         current: $('pw-current').value,
@@ -373,7 +402,7 @@ async function start() {
   initSettings();
   initNav();
   initRecords({ api, go, message, idle: () => idle });
-  sweepScratch(); // plaintext a closed tab may have left behind
+  await sweepScratch(); // plaintext a closed or crashed tab left behind, before "ready"
   try {
     session.config = { ...session.config, ...(await api.config()) };
   } catch {
