@@ -82,16 +82,16 @@ def test_attacker_cannot_lock_the_victim_out(behind_proxy: Settings, live: LiveA
         from_address(live, ATTACKER),
         "victim@example.org",
         victim.recovery_code,
-        "second pw 42!",
+        "second passphrase 42!",
         kdf=TEST_KDF,
     )
     acct.change_password(
         from_address(live, ATTACKER, recovered.token),
-        "second pw 42!",
-        "third pw 42!!",
+        "second passphrase 42!",
+        "third passphrase 42!!",
         kdf=TEST_KDF,
     )
-    acct.login(from_address(live, VICTIM), "victim@example.org", "third pw 42!!")
+    acct.login(from_address(live, VICTIM), "victim@example.org", "third passphrase 42!!")
 
 
 @pytest.fixture
@@ -282,13 +282,17 @@ def test_prelogin_salt_never_changes(live: LiveApp) -> None:
     acct.change_password(live.client(s.token), PASSWORD, "changed password 1", kdf=TEST_KDF)
     assert api.prelogin("stable@example.org") == before
     acct.recover(
-        live.client(), "stable@example.org", result.recovery_code, "changed pw 2!!", kdf=TEST_KDF
+        live.client(),
+        "stable@example.org",
+        result.recovery_code,
+        "changed passphrase 2!!",
+        kdf=TEST_KDF,
     )
     assert api.prelogin("stable@example.org") == before
     assert api.prelogin("ghost@example.org") == ghost
     # A client that tries to change the salt is refused (after proving the password).
-    s2 = acct.login(live.client(), "stable@example.org", "changed pw 2!!")
-    keys = crypto.derive_keys("changed pw 2!!", before.salt, TEST_KDF)
+    s2 = acct.login(live.client(), "stable@example.org", "changed passphrase 2!!")
+    keys = crypto.derive_keys("changed passphrase 2!!", before.salt, TEST_KDF)
     body = {
         "auth_key": base64.b64encode(keys.auth_key).decode(),
         **acct._new_password_material("changed pw 3!!", s2.vault_key, crypto.new_salt(), TEST_KDF),

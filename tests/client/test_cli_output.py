@@ -12,6 +12,7 @@ import pytest
 from hygieia.client.sdk import InsecureTransport, check_transport
 from tests.support.cli import Cli
 from tests.support.hostile import hostile_server
+from tests.support.server import running_server
 
 PW = "markup test passphrase 808"
 # A title that closes a tag nobody opened (crashed `hygieia ls`), one that would be bold,
@@ -102,10 +103,18 @@ def test_plain_http_to_another_machine_is_refused(url: str) -> None:
         check_transport(url, allow_insecure=True)
 
 
-def test_cli_refuses_plain_http_unless_insecure(cli: Cli) -> None:
+def test_cli_refuses_plain_http_unless_insecure(db_url: str, tmp_path: Path) -> None:
     """Fails on today's code: the CLI sent credentials to any http:// server without a
     word. ``0.0.0.0`` reaches the local test server but is not a loopback address, so it
-    stands in for a remote host here without any traffic leaving the machine."""
+    stands in for a remote host here without any traffic leaving the machine (the
+    server is told to answer to that name)."""
+    data_dir = tmp_path / "server"
+    with running_server(data_dir, DATABASE_URL=db_url, ALLOWED_HOSTS="127.0.0.1,0.0.0.0") as url:
+        cli = Cli(server=url, home=tmp_path / "home", data_dir=data_dir)
+        _insecure_flows(cli)
+
+
+def _insecure_flows(cli: Cli) -> None:
     remote = cli.server.replace("127.0.0.1", "0.0.0.0")
     refused = cli.run("signup", "plain@example.org", "--server", remote, password=PW, check=False)
     assert refused.returncode == 1
