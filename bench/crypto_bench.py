@@ -97,13 +97,7 @@ def _offline_client(item: dict[str, object], sealed: Path) -> HygieiaClient:
             return httpx.Response(200, headers=headers, stream=_FileStream(sealed))
         return httpx.Response(200, json=item)
 
-    # In-process mock transport: nothing travels, so plain http:// is harmless here.
-    return HygieiaClient(
-        "http://bench.invalid",
-        token="t",
-        transport=httpx.MockTransport(handler),
-        allow_insecure=True,
-    )
+    return HygieiaClient("https://bench.invalid", token="t", transport=httpx.MockTransport(handler))
 
 
 def run(cfg: Config, only: set[str]) -> list[Figure]:

@@ -108,7 +108,11 @@ def test_downgrade_and_changed_salt_after_a_login_here(web: Any, server: str) ->
     page = web.page
     with HygieiaClient(server) as api:
         real = api.prelogin(email)
-    lied = {**real, "salt": base64.b64encode(bytes(16)).decode()}
+    lied = {
+        "kdf": dict(real.kdf),
+        "salt": base64.b64encode(bytes(16)).decode(),
+        "recovery_salt": base64.b64encode(real.recovery_salt).decode(),
+    }
     route = lambda url: "/api/v1/auth/prelogin" in url  # noqa: E731
     page.route(route, lambda r: r.fulfill(status=200, json=lied))
     before = len(login_requests(web))

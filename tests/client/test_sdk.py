@@ -50,7 +50,7 @@ RECORD: dict[str, Any] = {
 def client(answer: Any) -> HygieiaClient:
     body = json.dumps(answer).encode()
     handler = lambda _request: httpx.Response(200, content=body)  # noqa: E731
-    return HygieiaClient("http://sdk.invalid", token="t", transport=httpx.MockTransport(handler))
+    return HygieiaClient("https://sdk.invalid", token="t", transport=httpx.MockTransport(handler))
 
 
 def test_answers_are_typed_and_base64_is_decoded() -> None:
