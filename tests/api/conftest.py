@@ -18,7 +18,7 @@ def app_settings(db_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         database_url=db_url,
         store="memory",
-        kdf_min_memory_kib=TEST_KDF_FLOOR.m,
+        kdf_min_memory_kib=TEST_KDF_FLOOR.m,  # accepts TEST_KDF accounts
         kdf_min_passes=TEST_KDF_FLOOR.t,
     )
 

@@ -30,6 +30,7 @@ from hygieia.client.sdk import HygieiaClient
 from hygieia.config import Settings
 from hygieia.storage import MemoryBlobStore
 from tests.support.accounts import TEST_KDF
+from tests.support.kdf import TEST_KDF_FLOOR
 from tests.support.server import threaded_server
 
 
@@ -45,6 +46,8 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         signup_max_per_address=10_000,
         key_lookup_max=10_000,
         hash_queue=1_000,
+        kdf_min_memory_kib=TEST_KDF_FLOOR.m,  # accepts TEST_KDF accounts
+        kdf_min_passes=TEST_KDF_FLOOR.t,
     )
     app = create_app(settings_, store=MemoryBlobStore())
     with threaded_server(app) as url:
