@@ -164,29 +164,7 @@ def test_forwarded_for_is_honoured_from_trusted_proxies(
 
 def _signup_body(email: str) -> dict[str, Any]:
     """What the Python client sends at sign-up (made here to reuse its key)."""
-    salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
-    keys = crypto.derive_keys(PASSWORD, salt, TEST_KDF)
-    vault_key = crypto.new_vault_key()
-    identity = crypto.generate_identity(email, vault_key)
-    rkeys = crypto.derive_recovery_keys(
-        crypto.parse_recovery_code(crypto.new_recovery_code()), recovery_salt
-    )
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return {
-        "email": email,
-        "kdf": TEST_KDF.to_dict(),
-        "salt": b64(salt),
-        "recovery_salt": b64(recovery_salt),
-        "auth_key": b64(keys.auth_key),
-        "public_key": identity.public_key,
-        "locked_secret_key": identity.locked_secret_key,
-        "wrapped_vault_key": b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
-        "recovery_wrapped_vault_key": b64(crypto.wrap_vault_key(vault_key, rkeys.wrap_key)),
-        "recovery_verifier": b64(rkeys.auth_key),
-    }
+    return acct.signup_request(email, PASSWORD, TEST_KDF).body
 
 
 def _timed_signup(live: LiveApp, body: dict[str, Any]) -> tuple[float, tuple[int, str, str]]:

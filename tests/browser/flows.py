@@ -30,12 +30,17 @@ def signup(web: PageHandle, email: str, password: str, *, shots: bool = False) -
     return code
 
 
-def login(web: PageHandle, email: str, password: str) -> None:
+def submit_login(web: PageHandle, email: str, password: str) -> None:
+    """Fill in and send the login form, without waiting for any outcome."""
     page = web.page
     page.get_by_role("tab", name="Log in").click()
     page.locator("#login-email").fill(email)
     page.locator("#login-password").fill(password)
     page.locator("#form-login").get_by_role("button", name="Log in").click()
+
+
+def login(web: PageHandle, email: str, password: str) -> None:
+    submit_login(web, email, password)
     list_ready(web)
 
 

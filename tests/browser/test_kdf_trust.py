@@ -29,11 +29,7 @@ STRONGER = crypto.KdfParams(t=9)
 
 
 def try_login(web: Any, email: str, password: str) -> str:
-    page = web.page
-    page.get_by_role("tab", name="Log in").click()
-    page.locator("#login-email").fill(email)
-    page.locator("#login-password").fill(password)
-    page.locator("#form-login").get_by_role("button", name="Log in").click()
+    flows.submit_login(web, email, password)
     return flows.flash_text(web)
 
 

@@ -108,29 +108,44 @@ def signup(
     """
     check_new_password(password, user_inputs=[email])
     params = _own_kdf(kdf, floor)
+    request = signup_request(email, password, params)
+    account = api.signup(request.body)
+    if known is not None:
+        known.put(api.server, account.email, Remembered(kdf=params, salt=request.salt))
+    return SignupResult(recovery_code=request.recovery_code, account=account)
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """A sign-up body with what the client keeps of it (the salt, the recovery code)."""
+
+    body: dict[str, Any]
+    salt: bytes
+    recovery_code: str = field(repr=False)
+
+
+def signup_request(email: str, password: str, kdf: crypto.KdfParams) -> SignupRequest:
+    """Fresh salts, keys, identity and recovery code for a new account, as sent at
+    sign-up; the password and ``kdf`` are not vetted here (:func:`signup` does that)."""
     salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
-    keys = crypto.derive_keys(password, salt, params)
+    keys = crypto.derive_keys(password, salt, kdf)
     vault_key = crypto.new_vault_key()
     identity = crypto.generate_identity(email, vault_key)
     code = crypto.new_recovery_code()
     rkeys = crypto.derive_recovery_keys(crypto.parse_recovery_code(code), recovery_salt)
-    account = api.signup(
-        {
-            "email": email,
-            "kdf": kdf.to_dict(),
-            "salt": to_b64(salt),
-            "recovery_salt": to_b64(recovery_salt),
-            "auth_key": to_b64(keys.auth_key),
-            "public_key": identity.public_key,
-            "locked_secret_key": identity.locked_secret_key,
-            "wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
-            "recovery_wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, rkeys.wrap_key)),
-            "recovery_verifier": to_b64(rkeys.auth_key),
-        }
-    )
-    if known is not None:
-        known.put(api.server, account.email, Remembered(kdf=params, salt=salt))
-    return SignupResult(recovery_code=code, account=account)
+    body = {
+        "email": email,
+        "kdf": kdf.to_dict(),
+        "salt": to_b64(salt),
+        "recovery_salt": to_b64(recovery_salt),
+        "auth_key": to_b64(keys.auth_key),
+        "public_key": identity.public_key,
+        "locked_secret_key": identity.locked_secret_key,
+        "wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, keys.wrap_key)),
+        "recovery_wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, rkeys.wrap_key)),
+        "recovery_verifier": to_b64(rkeys.auth_key),
+    }
+    return SignupRequest(body=body, salt=salt, recovery_code=code)
 
 
 def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> LoggedIn:
