@@ -171,6 +171,11 @@ function checkEmail(input) {
 }
 
 /** Length and strength (passwords.js), then the repetition; `email` counts as guessable. */
+// The sign-up and recovery forms name their fields `${form}-email`, `-password`, `-password2`.
+function checkNewAccountPassword(form) {
+  return checkNewPassword($(`${form}-password`), $(`${form}-password2`), $(`${form}-email`).value);
+}
+
 async function checkNewPassword(pw, pw2, email) {
   const problem = await passwordProblem(pw.value, email ? [email.trim().toLowerCase()] : []);
   if (problem) return invalid(pw, problem);
@@ -216,15 +221,7 @@ function abandonSignup() {
 function initSignup() {
   onSubmit($('form-signup'), 'Creating your keys…', async () => {
     if (!checkEmail($('signup-email'))) return;
-    if (
-      !(await checkNewPassword(
-        $('signup-password'),
-        $('signup-password2'),
-        $('signup-email').value,
-      ))
-    ) {
-      return;
-    }
+    if (!(await checkNewAccountPassword('signup'))) return;
     pendingSignup = await accounts.prepareSignup(api, {
       email: $('signup-email').value,
       password: $('signup-password').value,
@@ -293,15 +290,7 @@ function initRecover() {
   onSubmit($('form-recover'), 'Recovering your account…', async () => {
     if (!checkEmail($('recover-email'))) return;
     if (!checkRecoveryCode($('recover-code'))) return;
-    if (
-      !(await checkNewPassword(
-        $('recover-password'),
-        $('recover-password2'),
-        $('recover-email').value,
-      ))
-    ) {
-      return;
-    }
+    if (!(await checkNewAccountPassword('recover'))) return;
     try {
       await accounts.recover(api, {
         email: $('recover-email').value,
