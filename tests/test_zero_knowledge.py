@@ -65,6 +65,9 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         _add_password_secrets(secrets, 2, api, email)
         me = api.me()
         assert after.vault_key == session.vault_key == recovered.vault_key
+        # Key lookups (own account and an unknown one) travel through the inspection too.
+        assert api.user_key(email).fingerprint == me.fingerprint
+        api.user_key("nobody-here@example.org")
 
         # Records: distinctive metadata and content go up, are listed and come back.
         content = os.urandom(5 * 1024 * 1024) + CONTENT_MARKER
