@@ -33,6 +33,8 @@ ACCOUNT = {
     "wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
     "kdf": {"alg": "argon2id", "v": 19, "m": 47104, "t": 8, "p": 1},
     "salt": base64.b64encode(b"\x02" * 16).decode(),
+    "recovery_salt": base64.b64encode(b"\x03" * 16).decode(),
+    "recovery_wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
     "created_at": "2026-01-01T00:00:00Z",
 }
 RECORD: dict[str, Any] = {

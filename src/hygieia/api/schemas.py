@@ -165,6 +165,9 @@ class AccountPublic(Public):
     wrapped_vault_key: Base64
     kdf: dict[str, Any]
     salt: Base64
+    #: For the recovery kit (protocol §6): the account's own, already on the server.
+    recovery_salt: Base64
+    recovery_wrapped_vault_key: Base64
     created_at: datetime
 
 

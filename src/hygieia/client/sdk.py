@@ -97,6 +97,8 @@ class Account(NewAccount):
     wrapped_vault_key: bytes
     kdf: Mapping[str, Any]
     salt: bytes
+    recovery_salt: bytes
+    recovery_wrapped_vault_key: bytes
     created_at: str
 
 
