@@ -58,16 +58,16 @@ class Settings(BaseSettings):
     #: Seconds an idle keep-alive connection is kept between requests.
     keep_alive_timeout: int = Field(default=5, ge=1)
 
-    session_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    session_ttl_seconds: int = Field(default=12 * 3600, gt=0, le=30 * 86_400)
     #: Failed logins allowed per account *and client address* before each further
     #: attempt from that pair must wait (recovery and password checks count apart).
     login_max_failures: int = Field(default=10, gt=0)
     #: Failed logins allowed per client address over all accounts (password spraying).
     login_address_max_failures: int = Field(default=100, gt=0)
     #: The first wait past a limit; it doubles with each further attempt.
-    login_delay_seconds: int = Field(default=30, gt=0)
+    login_delay_seconds: int = Field(default=30, gt=0, le=86_400)
     #: A counter left alone this long starts over; also the longest wait.
-    login_window_seconds: int = Field(default=900, gt=0)
+    login_window_seconds: int = Field(default=900, gt=0, le=30 * 86_400)
     #: Sign-ups per client address and hour before delays start.
     signup_max_per_address: int = Field(default=20, gt=0)
     #: Public-key lookups per hour, per client address and per session.
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     kdf_min_memory_kib: int = Field(default=crypto.DEFAULT_KDF.m, ge=8192, le=1048576)
     kdf_min_passes: int = Field(default=crypto.DEFAULT_KDF.t, ge=1, le=10)
     #: Browser auto-lock after this many seconds without activity.
-    idle_lock_seconds: int = Field(default=900, gt=0)
+    idle_lock_seconds: int = Field(default=900, gt=0, le=86_400)
 
     #: Reconcile orphan pins on start-up.
     reconcile_on_start: bool = True

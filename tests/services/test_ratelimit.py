@@ -190,3 +190,17 @@ def test_hash_limiter_refuses_past_the_queue(held: tuple[HashLimiter, threading.
     assert datetime.now(UTC) - t0 < timedelta(seconds=2)  # at once, not after a wait
     release.set()
     waiting.join()
+
+
+@pytest.mark.parametrize(
+    "name", ["login_delay_seconds", "login_window_seconds", "session_ttl_seconds"]
+)
+def test_time_settings_refuse_values_that_overflow_dates(name: str) -> None:
+    # A delay or window of 10**12 s would overflow datetime arithmetic at the first
+    # throttled request (a 500); the settings refuse it when the server starts.
+    from pydantic import ValidationError
+
+    from hygieia.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(**{name: 10**12})  # type: ignore[arg-type]
