@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hygieia import crypto
+from hygieia.crypto._errors import refused_as
 from hygieia.crypto._framing import fixed_header, read_packet
 from hygieia.crypto._identity import load_public_key
 from hygieia.crypto._messages import MAX_MESSAGE_SIZE
@@ -126,6 +127,34 @@ def test_anything_but_one_pass_signed_literal_is_refused(
 ) -> None:
     with pytest.raises(crypto.DecryptionError):
         opened(alice, SHAPES[shape](packets))
+
+
+class PanicException(BaseException):
+    """Named like pyo3's (which pyo3 does not export): how a Rust panic in rPGP arrives."""
+
+
+def test_a_library_panic_is_refused_like_any_bad_message(
+    alice: Person, packets: dict[int, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Well-formed packets pass our own check, so rPGP gets them; if it panics (a bug
+    # reachable by hostile bytes), the reader still ends in DecryptionError, and the
+    # server's PKESK check in InvalidFraming, not in a BaseException that escapes
+    # every ``except Exception`` as a crash.
+    def panic(*_args: object) -> None:
+        raise PanicException("called `Option::unwrap()` on a `None` value")
+
+    good = b"".join(new(t, packets[t]) for t in (OPS, LITERAL, SIG))
+    monkeypatch.setattr("hygieia.crypto._opening.Message.from_bytes", panic)
+    with pytest.raises(crypto.DecryptionError):
+        opened(alice, good)
+    monkeypatch.setattr("openpgp.packet.Packet.from_bytes", panic)
+    with pytest.raises(crypto.InvalidFraming):
+        crypto.pkesk_key_id(new(1, b"\x03" + bytes(9)))
+
+
+def test_interrupts_still_interrupt() -> None:
+    with pytest.raises(KeyboardInterrupt), refused_as(crypto.DecryptionError):
+        raise KeyboardInterrupt
 
 
 def test_literal_length_is_summed_over_partial_chunks(alice: Person) -> None:

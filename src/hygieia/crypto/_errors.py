@@ -9,6 +9,8 @@ Key material that a server can check without any secret raises
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 KeyMaterialReason = Literal["invalid_key", "unlocked_secret_key", "key_mismatch"]
@@ -56,3 +58,27 @@ class InvalidKeyMaterial(CryptoError):
 
 class InvalidFraming(CryptoError):
     """A byte stream is not a well-formed sequence of record segments or packets."""
+
+
+def _is_library_panic(exc: BaseException) -> bool:
+    # rPGP is Rust: a panic inside it (a bug reached by hostile input) comes back as
+    # pyo3's PanicException, which derives from BaseException, not Exception, so an
+    # ``except Exception`` lets it through as a crash (a 500 on the server). pyo3 does
+    # not export the class, so it is known by its name.
+    return type(exc).__name__ == "PanicException"
+
+
+@contextmanager
+def refused_as(error: Callable[[], CryptoError]) -> Iterator[None]:
+    """Run library code on untrusted bytes: our own errors pass, anything the library
+    raises (a Rust panic included) becomes ``error()``; interrupts still interrupt."""
+    try:
+        yield
+    except CryptoError:
+        raise
+    except Exception:
+        raise error() from None
+    except BaseException as exc:
+        if _is_library_panic(exc):
+            raise error() from None
+        raise

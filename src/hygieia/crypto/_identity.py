@@ -28,7 +28,7 @@ from openpgp.composed import (
 from openpgp.packet import PublicSubkey, SecretSubkey
 from openpgp.types import S2kParams, StringToKey
 
-from ._errors import DecryptionError, InvalidKeyMaterial
+from ._errors import CryptoError, DecryptionError, InvalidKeyMaterial, refused_as
 from ._relock import relock_secret_key_packets
 from ._vault import vault_passphrase
 
@@ -195,16 +195,13 @@ def _parse_one(
     if other in text:
         kind = "public" if what == "secret key" else "secret"
         raise InvalidKeyMaterial("invalid_key", f"a {kind} key was given where the {what} belongs")
-    try:
+    # The library raises assorted errors (or panics) on hostile input.
+    with refused_as(lambda: InvalidKeyMaterial("invalid_key", f"{what} could not be parsed")):
         keys, _ = parse(text)
         if len(keys) != 1:
             raise InvalidKeyMaterial("invalid_key", f"expected exactly one {what}")
         key = keys[0]
         key.verify_bindings()
-    except InvalidKeyMaterial:
-        raise
-    except Exception:  # the library raises assorted errors on hostile input
-        raise InvalidKeyMaterial("invalid_key", f"{what} could not be parsed") from None
     return key
 
 
@@ -298,10 +295,11 @@ def _prove_unlocks(secret: SignedSecretKey, passphrase: str) -> None:
 def unlock_with_passphrase(locked_secret_armored: str, passphrase: str) -> UnlockedKey:
     """Parse a locked secret key and prove ``passphrase`` opens it (else DecryptionError)."""
     try:
-        secret = _load_secret_key(locked_secret_armored)
-        _check_locked(secret)
-        _prove_unlocks(secret, passphrase)
-    except Exception:
+        with refused_as(DecryptionError):
+            secret = _load_secret_key(locked_secret_armored)
+            _check_locked(secret)
+            _prove_unlocks(secret, passphrase)
+    except CryptoError:
         raise DecryptionError() from None
     return UnlockedKey(secret, passphrase)
 

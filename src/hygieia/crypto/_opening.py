@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 from openpgp.composed import Message, SignedPublicKey, SignedSecretKey
 
-from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial
+from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial, refused_as
 from ._framing import packet_spans, read_packet
 from ._identity import DecryptionKey, UnlockedKey
 from ._relock import unlock_secret_part
@@ -113,7 +113,7 @@ def open_signed(
             raise ValueError("pass session_key or key")
         session_key = session_key_from_pkesk(pkesks, key)
     _check_signed_literal(_seipd_plaintext(seipd_body, session_key), max_literal)
-    try:
+    with refused_as(DecryptionError):
         opened = Message.from_bytes(message[seipd_start:]).decrypt_with_session_key(
             session_key, "aes256"
         )
@@ -121,8 +121,6 @@ def open_signed(
             raise DecryptionError()
         data = opened.as_data_vec()
         opened.verify(signer)
-    except Exception:
-        raise DecryptionError() from None
     if len(data) > max_literal:  # rPGP read the literal measured above; belt and braces
         raise DecryptionError()
     return data

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import openpgp
 from openpgp.composed import MessageBuilder, SignedPublicKey
 
-from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial
+from ._errors import DecryptionError, InvalidFraming, InvalidKeyMaterial, refused_as
 from ._framing import (
     MAX_SEGMENT_OVERHEAD,
     SEGMENT_SIZE,
@@ -232,10 +232,8 @@ def pkesk_key_id(pkesk: bytes) -> str:
         raise InvalidFraming("not a PKESK packet") from None
     if tag != _TAG_PKESK or end != len(pkesk):
         raise InvalidFraming("not a single PKESK packet")
-    try:
+    with refused_as(lambda: InvalidFraming("not a PKESK packet")):
         value = openpgp.packet.Packet.from_bytes(pkesk).value
-    except Exception:
-        raise InvalidFraming("not a PKESK packet") from None
     if not isinstance(value, openpgp.packet.PublicKeyEncryptedSessionKey) or value.version != 3:
         raise InvalidFraming("not a v3 PKESK packet")
     key_id = value.recipient_key_id
