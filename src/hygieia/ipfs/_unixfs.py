@@ -162,6 +162,8 @@ class FileImporter:
 class DagPbNode:
     links: list[CID]
     data: bytes | None  # the node's UnixFS file content, if it carries any
+    filesize: int | None = None  # UnixFS ``filesize``: content bytes under this node
+    blocksizes: tuple[int, ...] = ()  # UnixFS ``blocksizes``: content bytes per link
 
 
 def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
@@ -197,11 +199,22 @@ def decode_dag_pb(block: bytes) -> DagPbNode:
         raise ValueError("dag-pb node without UnixFS data")
     kind: int | None = None
     data: bytes | None = None
+    filesize: int | None = None
+    blocksizes: list[int] = []
     for number, wire, value in _fields(unixfs):
         if number == 1 and wire == 0 and isinstance(value, int):
             kind = value
         elif number == 2 and wire == 2 and isinstance(value, bytes):
             data = value
+        elif number == 3 and wire == 0 and isinstance(value, int):
+            filesize = value
+        elif number == 4 and wire == 0 and isinstance(value, int):
+            blocksizes.append(value)
+        elif number == 4 and wire == 2 and isinstance(value, bytes):  # packed, as some write
+            pos = 0
+            while pos < len(value):
+                size, pos = decode_varint(value, pos)
+                blocksizes.append(size)
     if kind not in (_UNIXFS_FILE, _UNIXFS_RAW):
         raise ValueError("not a UnixFS file")
-    return DagPbNode(links, data)
+    return DagPbNode(links, data, filesize, tuple(blocksizes))
