@@ -41,7 +41,7 @@ from hygieia import crypto
 from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
 from hygieia.client import records as recs
-from hygieia.client import session_store
+from hygieia.client import session_store, vault_car
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import ApiError, HygieiaClient, InsecureTransport
@@ -55,6 +55,8 @@ app = typer.Typer(
 )
 key_app = typer.Typer(no_args_is_help=True, help="Your OpenPGP key")
 app.add_typer(key_app, name="key")
+export_app = typer.Typer(no_args_is_help=True, help="Export your vault")
+app.add_typer(export_app, name="export")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 out = Console(markup=False, emoji=False, highlight=False)
@@ -445,6 +447,25 @@ def get(
                 recs.get(api, session, record_id, target, progress=bar)
     out.print(f"{target} ({meta['size']} bytes, verified)")
     _warn_if_unbound(meta, record_id)
+
+
+@export_app.command("car")
+def export_car(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The CAR file to write")],
+    server: ServerOpt = None,
+) -> None:
+    """Every record's ciphertext as one CARv1 (roots: the record CIDs) for
+    `ipfs dag import` or `hygieia kit restore --car`. Nothing is decrypted."""
+    with friendly_errors():
+        api, _ = authed_client(server)
+        with api, progress_bar("exporting", None) as bar:
+            done = vault_car.export_car(api, output, progress=bar)
+    records = f"{done.records} record" + ("" if done.records == 1 else "s")
+    out.print(
+        f"{output}: {records}, {done.content_bytes} bytes of ciphertext "
+        f"({done.car_bytes} bytes of CAR)",
+        soft_wrap=True,
+    )
 
 
 def _warn_if_unbound(meta: dict[str, Any], record_id: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import BinaryIO
+from typing import IO
 
 from hygieia.ipfs._cid import CID, RAW, encode_varint
 from hygieia.ipfs._unixfs import FileImporter
@@ -53,7 +53,7 @@ class CarWriter:
     earlier file) is not written again; only the set of CIDs written is kept.
     """
 
-    def __init__(self, out: BinaryIO, roots: Sequence[CID]) -> None:
+    def __init__(self, out: IO[bytes], roots: Sequence[CID]) -> None:
         self._out = out
         self._written: set[CID] = set()
         self.bytes_written = 0
