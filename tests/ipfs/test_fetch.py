@@ -374,6 +374,15 @@ def test_http_errors(gateway: DictGateway, kind: str, status: int) -> None:
     assert len(gateway.requests) == retried
 
 
+@pytest.mark.parametrize("kind", TAMPER_SOURCES)
+def test_a_gateway_that_is_not_trustless(gateway: DictGateway, kind: str) -> None:
+    root, data, _ = three_leaves(gateway)
+    gateway.content_type = "application/octet-stream"
+    err, got = refused(gateway, kind, root, len(data))
+    assert err.code == "content_unavailable" and got == b""
+    assert "is not a trustless gateway (it answered application/octet-stream" in str(err)
+
+
 def test_a_stalled_gateway_times_out(gateway: DictGateway) -> None:
     root, data, _ = three_leaves(gateway)
     gateway.stall = 2.0

@@ -7,7 +7,8 @@ timeouts, streaming and status handling are exercised for real. Tests tamper by
 editing ``blocks`` (a flipped byte, a wrong block for a CID), or by setting
 ``car_filter`` (a function over the list of CAR sections: drop one, reorder, dedupe),
 ``car_cut`` (truncate the CAR body to that many bytes), ``status`` (answer every
-request with that HTTP status) or ``stall`` (sleep that long before answering).
+request with that HTTP status), ``content_type`` (another media type on a 200) or
+``stall`` (sleep that long before answering).
 
 The real node (a Helia trustless gateway, tests/support/helia_node.py) serves the same
 URLs; tests written against :class:`DictGateway` switch by taking the URL from that
@@ -35,6 +36,7 @@ class DictGateway:
         self.car_cut: int | None = None
         self.status: int | None = None
         self.stall = 0.0
+        self.content_type: str | None = None  # overrides the media type of a 200
         self.requests: list[str] = []
         self.url = ""
 
@@ -88,6 +90,8 @@ def _handler(gateway: DictGateway) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, body: bytes | list[bytes], content_type: str) -> None:
             pieces = [body] if isinstance(body, bytes) else body
+            if status == 200 and gateway.content_type is not None:
+                content_type = gateway.content_type
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(sum(len(p) for p in pieces)))

@@ -101,6 +101,8 @@ _MAX_CAR_HEADER = 1 << 20
 # Whole sections: the block plus its CID (at most a few dozen bytes).
 _MAX_SECTION = MAX_BLOCK_SIZE + 256
 _CAR_RECENT_BLOCKS = 4
+RAW_MEDIA_TYPE = "application/vnd.ipld.raw"
+CAR_MEDIA_TYPE = "application/vnd.ipld.car"
 # Answers worth asking again; a Kubo RPC error is a 500 and final.
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
 
@@ -197,6 +199,9 @@ class _HttpSource(BlockSource):
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
+    #: The media type a 200 must carry (a trustless gateway MUST send it); None: any.
+    _media_type: ClassVar[str | None] = None
+
     def _request(self, cid: CID) -> httpx.Request:
         raise NotImplementedError
 
@@ -210,6 +215,7 @@ class _HttpSource(BlockSource):
                 continue
             try:
                 if response.status_code == 200:
+                    _check_media_type(response, self._media_type, self.base, cid)
                     return _read_capped(response.iter_bytes(), cid)
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
@@ -272,6 +278,8 @@ class _PrefetchSession(_Session):
 class GatewayRawSource(_HttpSource):
     """Blocks from a trustless gateway, one ``?format=raw`` request each."""
 
+    _media_type = RAW_MEDIA_TYPE
+
     def _request(self, cid: CID) -> httpx.Request:
         return _raw_request(self.base, cid)
 
@@ -281,7 +289,7 @@ def _raw_request(base: str, cid: CID) -> httpx.Request:
         "GET",
         f"{base}/ipfs/{cid}",
         params={"format": "raw"},
-        headers={"Accept": "application/vnd.ipld.raw"},
+        headers={"Accept": RAW_MEDIA_TYPE},
     )
 
 
@@ -315,6 +323,8 @@ class GatewayCarSource(_HttpSource):
     ``?format=raw``; a session reads the CAR.
     """
 
+    _media_type = RAW_MEDIA_TYPE
+
     def __init__(
         self,
         base: str,
@@ -344,7 +354,7 @@ class _CarStreamSession(_Session):
     def _open(self) -> _SectionReader:
         url = f"{self._gateway.base}/ipfs/{self._root}"
         params = {"format": "car", "dag-scope": "all", "car-order": "dfs", "car-dups": "y"}
-        accept = "application/vnd.ipld.car; version=1; order=dfs; dups=y"
+        accept = f"{CAR_MEDIA_TYPE}; version=1; order=dfs; dups=y"
         last = "no answer"
         for _ in range(RETRIES + 1):
             try:
@@ -357,6 +367,7 @@ class _CarStreamSession(_Session):
                 continue
             if response.status_code == 200:
                 self._response = response
+                _check_media_type(response, CAR_MEDIA_TYPE, self._gateway.base, self._root)
                 reader = _SectionReader(_guard_stream(response.iter_bytes(), self._root))
                 reader.skip_header(self._root)
                 return reader
@@ -581,6 +592,20 @@ def _ignore_block(cid: CID, block: bytes) -> None:
 
 
 # -- CAR reading ---------------------------------------------------------------------
+
+
+def _check_media_type(response: httpx.Response, expected: str | None, base: str, cid: CID) -> None:
+    """A gateway that ignores ``format=`` answers with the file itself (js-ipfs 0.66's
+    does): say so, rather than report every block as corrupt."""
+    if expected is None:
+        return
+    got = response.headers.get("content-type", "")
+    if got.split(";")[0].strip().lower() != expected:
+        raise ContentError.unavailable(
+            f"{base} is not a trustless gateway (it answered {got or 'no Content-Type'} "
+            f"for {expected}, asked for {cid})",
+            cid,
+        )
 
 
 def _read_capped(chunks: Iterator[bytes], cid: CID) -> bytes:
