@@ -26,6 +26,7 @@ from hygieia.ipfs import (
     FileImporter,
     car_block_prefix,
     car_header,
+    fetch,
     open_block_source,
     verified_chunks,
 )
@@ -388,6 +389,19 @@ def test_a_stalled_gateway_times_out(gateway: DictGateway) -> None:
     gateway.stall = 2.0
     err, _ = refused(gateway, "gateway-raw", root, len(data), timeout=0.3)
     assert err.code == "content_unavailable" and "ReadTimeout" in str(err)
+
+
+@pytest.mark.parametrize("kind", TAMPER_SOURCES)
+def test_a_dripping_gateway_hits_the_block_deadline(
+    gateway: DictGateway, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each piece comes within the read timeout, but the block takes too long in all."""
+    monkeypatch.setattr(fetch, "BLOCK_DEADLINE", 0.3)
+    root, data, _ = three_leaves(gateway)
+    gateway.drip = 0.05
+    err, got = refused(gateway, kind, root, len(data))
+    assert err.code == "content_unavailable" and "came too slowly" in str(err)
+    assert err.cid is not None and got == b""
 
 
 def test_nothing_listens() -> None:

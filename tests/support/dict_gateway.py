@@ -7,8 +7,8 @@ timeouts, streaming and status handling are exercised for real. Tests tamper by
 editing ``blocks`` (a flipped byte, a wrong block for a CID), or by setting
 ``car_filter`` (a function over the list of CAR sections: drop one, reorder, dedupe),
 ``car_cut`` (truncate the CAR body to that many bytes), ``status`` (answer every
-request with that HTTP status), ``content_type`` (another media type on a 200) or
-``stall`` (sleep that long before answering).
+request with that HTTP status), ``content_type`` (another media type on a 200),
+``stall`` (sleep that long before answering) or ``drip`` (pause between pieces).
 
 The real node (a Helia trustless gateway, tests/support/helia_node.py) serves the same
 URLs; tests written against :class:`DictGateway` switch by taking the URL from that
@@ -36,6 +36,7 @@ class DictGateway:
         self.car_cut: int | None = None
         self.status: int | None = None
         self.stall = 0.0
+        self.drip = 0.0  # a pause between 64 KiB pieces of every body
         self.content_type: str | None = None  # overrides the media type of a 200
         self.requests: list[str] = []
         self.url = ""
@@ -97,7 +98,12 @@ def _handler(gateway: DictGateway) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(sum(len(p) for p in pieces)))
             self.end_headers()
             for piece in pieces:
-                self.wfile.write(piece)
+                if not gateway.drip:
+                    self.wfile.write(piece)
+                    continue
+                for i in range(0, len(piece), 65536):
+                    time.sleep(gateway.drip)
+                    self.wfile.write(piece[i : i + 65536])
 
         def do_GET(self) -> None:
             gateway.requests.append(self.path)

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -95,6 +96,9 @@ MAX_DEPTH = 8
 #: Blocks fetched ahead of the one being used (raw gateway, Kubo RPC).
 DEFAULT_WINDOW = 4
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: Seconds one block may take in all: the read timeout alone lets a server that sends a
+#: byte now and then hold the walk forever.
+BLOCK_DEADLINE = 120.0
 RETRIES = 2
 
 _MAX_CAR_HEADER = 1 << 20
@@ -216,7 +220,7 @@ class _HttpSource(BlockSource):
             try:
                 if response.status_code == 200:
                     _check_media_type(response, self._media_type, self.base, cid)
-                    return _read_capped(response.iter_bytes(), cid)
+                    return _read_capped(response.iter_bytes(), cid, self.base)
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
                 continue
@@ -388,6 +392,8 @@ class _CarStreamSession(_Session):
             return self._gateway.get(cid)
         if self._reader is None:
             self._reader = self._open()
+        self._reader.deadline = time.monotonic() + BLOCK_DEADLINE
+        self._reader.waiting_for = cid
         while True:
             section = self._reader.next_section(cid)
             if section is None:
@@ -608,12 +614,15 @@ def _check_media_type(response: httpx.Response, expected: str | None, base: str,
         )
 
 
-def _read_capped(chunks: Iterator[bytes], cid: CID) -> bytes:
+def _read_capped(chunks: Iterator[bytes], cid: CID, base: str) -> bytes:
+    deadline = time.monotonic() + BLOCK_DEADLINE
     buf = bytearray()
     for piece in chunks:
         buf += piece
         if len(buf) > MAX_BLOCK_SIZE:
             raise ContentError.invalid(f"block {cid} is larger than 2 MiB", cid)
+        if time.monotonic() > deadline:
+            raise ContentError.unavailable(f"block {cid} came too slowly from {base}", cid)
     return bytes(buf)
 
 
@@ -634,6 +643,8 @@ class _SectionReader:
         self._pieces = pieces
         self._buf = bytearray()
         self._pos = 0
+        self.deadline = float("inf")  # for the block being waited for
+        self.waiting_for: CID | None = None
 
     def _fill(self, n: int) -> bool:
         """Make ``n`` bytes available from ``_pos``; False if the stream ends first."""
@@ -641,6 +652,10 @@ class _SectionReader:
             piece = next(self._pieces, None)
             if piece is None:
                 return False
+            if time.monotonic() > self.deadline:
+                raise ContentError.unavailable(
+                    f"the CAR came too slowly (waiting for {self.waiting_for})", self.waiting_for
+                )
             if self._pos:
                 del self._buf[: self._pos]
                 self._pos = 0
