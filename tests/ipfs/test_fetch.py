@@ -521,3 +521,19 @@ def test_memory_stays_flat(gateway: DictGateway, kind: str) -> None:
             tracemalloc.stop()
     assert total == size
     assert peak < 12 * MiB  # the gateway thread (same process) sends blocks, not copies
+
+
+def test_car_writer_memory_stays_flat(tmp_path: Path) -> None:
+    """64 MiB into a CAR file with a peak of a few chunks: blocks go straight out."""
+    rng = random.Random(7)
+    size = 64 * MiB
+    with (tmp_path / "big.car").open("wb") as out:
+        tracemalloc.start()
+        try:
+            writer = CarWriter(out, [CID.for_block(RAW, b"placeholder")])
+            writer.add_file(rng.randbytes(256 * 1024) for _ in range(size // (256 * 1024)))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert writer.bytes_written > size
+    assert peak < 4 * MiB
