@@ -46,7 +46,6 @@ from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import ApiError, HygieiaClient, InsecureTransport
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
-from hygieia.ipfs import ContentError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -116,8 +115,6 @@ def friendly_errors() -> Iterator[None]:
         raise fail("wrong password, recovery code or corrupted data") from None
     except recs.RecordVerificationError as exc:
         raise fail(f"{exc}; nothing was written") from None
-    except ContentError as exc:  # offline retrieval (hygieia.ipfs.fetch)
-        raise fail(f"{exc} ({exc.code}); nothing was written") from None
     except OSError as exc:
         raise fail(f"{exc.strerror or exc}: {exc.filename or ''}") from None
 
