@@ -224,6 +224,8 @@ def seal_open_vs_gpg(cfg: Config, only: set[str]) -> list[Figure]:
                 wrapped_vault_key=b"",
                 kdf={},
                 salt=b"",
+                recovery_salt=b"",
+                recovery_wrapped_vault_key=b"",
                 created_at="",
             )
             session = LoggedIn(token="t", expires_at="", account=account, vault_key=vault_key)

@@ -14,12 +14,13 @@ text, not a markup error, and ``[link=…]`` is not a link. Styling comes only f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,11 +41,12 @@ from rich.text import Text
 from hygieia import crypto
 from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
+from hygieia.client import kit as kits
 from hygieia.client import records as recs
 from hygieia.client import session_store, vault_car
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
-from hygieia.client.sdk import ApiError, HygieiaClient, InsecureTransport
+from hygieia.client.sdk import Account, ApiError, HygieiaClient, InsecureTransport, RecordItem
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
 
 app = typer.Typer(
@@ -57,6 +59,13 @@ key_app = typer.Typer(no_args_is_help=True, help="Your OpenPGP key")
 app.add_typer(key_app, name="key")
 export_app = typer.Typer(no_args_is_help=True, help="Export your vault")
 app.add_typer(export_app, name="export")
+kit_app = typer.Typer(no_args_is_help=True, help="Your recovery kit (the vault without its server)")
+app.add_typer(kit_app, name="kit")
+offline_app = typer.Typer(
+    no_args_is_help=True,
+    help="List and open records from a recovery kit and IPFS, never contacting the server",
+)
+app.add_typer(offline_app, name="offline")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 out = Console(markup=False, emoji=False, highlight=False)
@@ -115,6 +124,8 @@ def friendly_errors() -> Iterator[None]:
         raise fail("wrong password, recovery code or corrupted data") from None
     except recs.RecordVerificationError as exc:
         raise fail(f"{exc}; nothing was written") from None
+    except kits.KitError as exc:
+        raise fail(f"recovery kit refused: {exc}") from None
     except OSError as exc:
         raise fail(f"{exc.strerror or exc}: {exc.filename or ''}") from None
 
@@ -356,6 +367,7 @@ def put(
         size = file.stat().st_size
         with api, progress_bar("sealing", size) as seal, progress_bar("uploading", None) as up:
             rec = recs.put(api, session, file, fields, seal_progress=seal, upload_progress=up)
+            _refresh_kit(api, session.account, lambda kit: kits.with_record(kit, rec))
     out.print(f"{rec.id} {rec.cid}")
 
 
@@ -379,11 +391,36 @@ def list_records(
     with friendly_errors():
         api, session = _vault(server)
         with api:
-            listed = list(recs.iter_records(api, session.unlock()))
-        chosen = recs.filter_records(
-            listed, text=search, record_type=record_type, tags=tag or (), since=since, until=until
+            items = list(kits.all_items(api))
+            key = session.unlock()
+            listed = [recs.record_info(item, key) for item in items]
+            _refresh_kit(api, session.account, None, items=items)
+        _print_listing(
+            listed,
+            as_json=as_json,
+            text=search,
+            record_type=record_type,
+            tags=tag or (),
+            since=since,
+            until=until,
         )
-        items = [r.as_json() for r in chosen]
+
+
+def _print_listing(
+    listed: list[recs.RecordInfo],
+    *,
+    as_json: bool,
+    text: str | None,
+    record_type: str | None,
+    tags: Sequence[str],
+    since: str | None,
+    until: str | None,
+) -> None:
+    """What ``ls`` and ``offline ls`` print: a table, tab-separated lines, or JSON."""
+    chosen = recs.filter_records(
+        listed, text=text, record_type=record_type, tags=tags, since=since, until=until
+    )
+    items = [r.as_json() for r in chosen]
     unbound = [it["id"] for it in items if not it["bound"]]
     if unbound:
         err.print(
@@ -479,10 +516,143 @@ def _warn_if_unbound(meta: dict[str, Any], record_id: str) -> None:
 @app.command()
 def rm(record_id: str, server: ServerOpt = None) -> None:
     """Delete a record."""
-    api, _ = authed_client(server)
+    api, saved = authed_client(server)
     with friendly_errors(), api:
         recs.remove(api, record_id)
+        _refresh_kit(api, None, lambda kit: kits.without_record(kit, record_id), email=saved.email)
     out.print(f"deleted {record_id}")
+
+
+# --- recovery kit -----------------------------------------------------------------------
+KIT_NOTICE = (
+    "The kit holds nothing the server doesn't already hold and no plaintext metadata "
+    "(titles, types, dates, file names stay sealed). It is still a target for guessing "
+    "your password offline: keep it private."
+)
+
+
+def _refresh_kit(
+    api: HygieiaClient,
+    account: Account | None,
+    update: Callable[[kits.Kit], kits.Kit] | None,
+    *,
+    items: Sequence[RecordItem] | None = None,
+    email: str | None = None,
+) -> None:
+    """Keep the cached kit (``$HYGIEIA_HOME/kit.json``) in step after a change.
+
+    With ``items`` (a complete listing), the kit is rewritten from them; with ``update``
+    the cached kit is changed in place if it is this account's on this server, else
+    rebuilt from the server. A failure only warns: the command itself succeeded.
+    """
+    path = kits.cache_path()
+    try:
+        if items is not None and account is not None:
+            kit = kits.kit_from(api.server, account, items)
+        else:
+            cached = _cached_kit_of(path, api.server, account, email)
+            if cached is not None and update is not None:
+                kit = update(cached)
+            else:
+                kit = kits.fetch_kit(api, account=account)
+        kits.write_kit(path, kit)
+    except (ApiError, kits.KitError, OSError) as exc:
+        err.print(f"warning: the cached recovery kit {path} was not updated: {exc}")
+
+
+def _cached_kit_of(
+    path: Path, server: str, account: Account | None, email: str | None
+) -> kits.Kit | None:
+    try:
+        cached = kits.read_kit(path)
+    except kits.KitError:
+        return None
+    ours = cached.server == server and (
+        (account is not None and cached.account.id == account.id)
+        or (account is None and email is not None and cached.account.email == email)
+    )
+    return cached if ours else None
+
+
+@kit_app.command("export")
+def kit_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Write the kit to this file")],
+    server: ServerOpt = None,
+) -> None:
+    """Write your recovery kit: list and open your records without the server."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        kit = kits.fetch_kit(api)
+        kits.check_keys(kit)
+        kits.write_kit(output, kit)
+        with contextlib.suppress(OSError):
+            kits.write_kit(kits.cache_path(), kit)
+    out.print(f"Recovery kit written to {output.resolve()} ({len(kit.records)} records)")
+    out.print(KIT_NOTICE)
+
+
+KitOpt = Annotated[
+    Path | None,
+    typer.Option("--kit", help="Recovery kit (default: the cached $HYGIEIA_HOME/kit.json)"),
+]
+RecoveryFlag = Annotated[
+    bool,
+    typer.Option(
+        "--recovery-code",
+        help="Unlock with the recovery code (asked for unless HYGIEIA_RECOVERY_CODE is set)",
+    ),
+]
+
+
+def _load_kit(path: Path | None) -> kits.Kit:
+    chosen = path or kits.cache_path()
+    if path is None and not chosen.exists():
+        raise fail(
+            f"no cached recovery kit at {chosen}: pass --kit FILE (made by `hygieia kit export`)"
+        )
+    return kits.read_kit(chosen)
+
+
+def _open_kit(kit: kits.Kit, use_code: bool) -> kits.OpenedKit:
+    """Unlock with HYGIEIA_PASSWORD, else HYGIEIA_RECOVERY_CODE, else a prompt."""
+    if os.environ.get("HYGIEIA_PASSWORD") and not use_code:
+        return kits.unlock_kit(kit, password=os.environ["HYGIEIA_PASSWORD"])
+    if os.environ.get("HYGIEIA_RECOVERY_CODE") or use_code:
+        code = _secret("HYGIEIA_RECOVERY_CODE", "Recovery code")
+        return kits.unlock_kit(kit, recovery_code=code)
+    return kits.unlock_kit(kit, password=password())
+
+
+@offline_app.command("ls")
+def offline_ls(
+    kit: KitOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    record_type: Annotated[str | None, typer.Option("--type")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Has this tag")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Record date ≥ YYYY-MM-DD", parser=_iso_date)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Record date ≤ YYYY-MM-DD", parser=_iso_date)
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option(help="Words in title, type, provider, file name or tags")
+    ] = None,
+    recovery_code: RecoveryFlag = False,
+) -> None:
+    """List the records in a recovery kit (no server contacted)."""
+    with friendly_errors():
+        opened = _open_kit(_load_kit(kit), recovery_code)
+        listed = kits.list_kit(opened)
+        _print_listing(
+            listed,
+            as_json=as_json,
+            text=search,
+            record_type=record_type,
+            tags=tag or (),
+            since=since,
+            until=until,
+        )
 
 
 def main() -> None:

@@ -326,18 +326,23 @@ def open_metadata(
     return meta
 
 
+def record_info(item: RecordItem, key: crypto.UnlockedKey) -> RecordInfo:
+    """A listed record (server's or recovery kit's) with its metadata verified and opened."""
+    return RecordInfo(
+        id=item.id,
+        cid=item.cid,
+        size=item.size,
+        created_at=item.created_at,
+        meta=open_metadata(item, key),
+    )
+
+
 def iter_records(api: HygieiaClient, key: crypto.UnlockedKey) -> Iterator[RecordInfo]:
     cursor: str | None = None
     while True:
         page = api.list_records(limit=200, cursor=cursor)
         for item in page.items:
-            yield RecordInfo(
-                id=item.id,
-                cid=item.cid,
-                size=item.size,
-                created_at=item.created_at,
-                meta=open_metadata(item, key),
-            )
+            yield record_info(item, key)
         cursor = page.next_cursor
         if not cursor:
             return
