@@ -13,26 +13,34 @@ readers must conclude from each one (bound, legacy, mismatch, invalid) does not.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import unicodedata
 from pathlib import Path
 from typing import Any
 
+from hygieia.client import kit as kits
+from hygieia.client.sdk import Account, RecordItem
 from hygieia.crypto import (
+    DEFAULT_KDF,
     SEGMENT_SIZE,
     KdfParams,
     derive_keys,
     derive_recovery_keys,
     generate_identity,
     is_record_id,
+    make_pkesk,
     new_recovery_code,
     parse_recovery_code,
     seal_message,
     seal_record_metadata,
+    seal_segments,
+    seal_session_key_envelope,
     unlock,
     vault_passphrase,
     wrap_vault_key,
 )
+from hygieia.ipfs import CarWriter, FileImporter, parse_cid
 
 HERE = Path(__file__).parent
 
@@ -258,6 +266,157 @@ def record_metadata_vectors() -> dict[str, Any]:
     }
 
 
+KIT_PASSWORD = "recovery kit vector password 2026"
+KIT_EMAIL = "kit-vectors@example.org"
+# (id, created_at, file name, media type, plaintext, metadata version), newest first.
+_PDF = b"%PDF-1.4\n% Hygieia recovery kit vector\n" + seq(0, 2000) + b"\n%%EOF\n"
+KIT_RECORDS: list[tuple[str, str, str, str, bytes, int]] = [
+    (
+        "5d2c7e1a-0b94-4f3e-8a6d-1c9b2e7f4a30",
+        "2026-03-04T05:06:07Z",
+        "report.pdf",
+        "application/pdf",
+        _PDF,
+        2,
+    ),
+    (
+        "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+        "2026-02-03T04:05:06Z",
+        "one.bin",
+        "application/octet-stream",
+        b"\x2a",
+        2,
+    ),
+    (
+        "0f1e2d3c-4b5a-4968-b7a6-958473625140",
+        "2026-01-02T03:04:05Z",
+        "empty.txt",
+        "text/plain",
+        b"",
+        2,
+    ),
+    (
+        "7c6b5a49-3827-4160-a5f4-e3d2c1b0a998",
+        "2025-12-01T02:03:04Z",
+        "legacy.txt",
+        "text/plain",
+        b"sealed before records named their id\n",
+        1,
+    ),
+]
+
+RECOVERY_KIT_DESCRIPTION = (
+    "protocol §6 recovery kit: 'kit' is a kit of a fixed account (default KDF) whose "
+    "'password' and 'recovery_code' each unlock it; 'car_b64' is a CARv1 holding every "
+    "record's ciphertext blocks (roots = the record CIDs); a reader lists 'expected' (kit "
+    "order, newest first: id, title, size and sha256 of the plaintext, bound = metadata "
+    "version 2) and opens each record to plaintext with that sha256. OpenPGP randomises, "
+    "so regenerating changes the sealed bytes, not what readers conclude"
+)
+
+
+def recovery_kit_vectors() -> dict[str, Any]:
+    """A kit with four small records (one legacy), its secrets, content CAR and listing."""
+    import io
+
+    salt, recovery_salt = seq(210, 16), seq(230, 16)
+    vault_key = seq(40, 32)
+    code_bytes = seq(90, 20)
+    code = new_recovery_code(code_bytes=code_bytes)
+    keys = derive_keys(KIT_PASSWORD, salt, DEFAULT_KDF)
+    rkeys = derive_recovery_keys(code_bytes, recovery_salt)
+    ident = generate_identity(KIT_EMAIL, vault_key)
+    signer = unlock(ident.locked_secret_key, vault_key)
+    pub = ident.public_key
+    items, expected, contents = [], [], []
+    for record_id, created_at, name, media_type, plaintext, version in KIT_RECORDS:
+        session_key = seq(len(items) + 1, 32)
+        sealed = b"".join(
+            seal_segments(
+                io.BytesIO(plaintext), session_key=session_key, signer=signer, size=len(plaintext)
+            )
+        )
+        importer = FileImporter(lambda _cid, _block: None)
+        importer.write(sealed)
+        cid = str(importer.finish())
+        digest = hashlib.sha256(plaintext).hexdigest()
+        fields = {
+            "title": f"Vector {name}",
+            "type": "lab" if name.endswith(".pdf") else "document",
+            "date": created_at[:10],
+            "provider": "Vector Clinic",
+            "tags": ["vector"],
+            "filename": name,
+            "media_type": media_type,
+            "size": len(plaintext),
+            "sha256": digest,
+            "cid": cid,
+            "segments": 1,
+            "segment_size": SEGMENT_SIZE,
+        }
+        if version == 2:
+            sealed_meta = seal_record_metadata(
+                fields, record_id=record_id, recipients=[pub], signer=signer
+            )
+        else:
+            literal = json.dumps({"v": 1, **fields}, ensure_ascii=False).encode("utf-8")
+            sealed_meta = seal_message(literal, recipients=[pub], signer=signer)
+        items.append(
+            RecordItem(
+                id=record_id,
+                cid=cid,
+                size=len(sealed),
+                segments=1,
+                created_at=created_at,
+                pkesk=make_pkesk(session_key, pub),
+                sealed_metadata=sealed_meta,
+                envelope=seal_session_key_envelope(
+                    session_key, owner_public_key=pub, signer=signer
+                ),
+            )
+        )
+        contents.append((cid, sealed))
+        expected.append(
+            {
+                "id": record_id,
+                "title": fields["title"],
+                "size": len(plaintext),
+                "sha256": digest,
+                "bound": version == 2,
+            }
+        )
+    account = Account(
+        id="00000000-0000-4000-8000-00000000c0de",
+        email=KIT_EMAIL,
+        fingerprint=ident.fingerprint,
+        encryption_key_id=ident.encryption_key_id,
+        public_key=pub,
+        locked_secret_key=ident.locked_secret_key,
+        wrapped_vault_key=wrap_vault_key(vault_key, keys.wrap_key, nonce=seq(1, 12)),
+        kdf=DEFAULT_KDF.to_dict(),
+        salt=salt,
+        recovery_salt=recovery_salt,
+        recovery_wrapped_vault_key=wrap_vault_key(vault_key, rkeys.wrap_key, nonce=seq(2, 12)),
+        created_at="2025-11-30T00:00:00Z",
+    )
+    kit = kits.kit_from(
+        "https://vault.example.org", account, items, created_at="2026-03-05T00:00:00Z"
+    )
+    car = io.BytesIO()
+    writer = CarWriter(car, [parse_cid(cid) for cid, _ in contents])
+    for cid, sealed in contents:
+        writer.add_file([sealed], expected=parse_cid(cid))
+    return {
+        "description": RECOVERY_KIT_DESCRIPTION,
+        "password": KIT_PASSWORD,
+        "recovery_code": code,
+        **both("vault_key", vault_key),
+        "kit": json.loads(kit.to_json()),
+        "car_b64": b64(car.getvalue()),
+        "expected": expected,
+    }
+
+
 def build() -> dict[str, dict[str, Any]]:
     """The deterministic vectors (a test checks the files are exactly these)."""
     kdf = kdf_vectors()
@@ -270,7 +429,10 @@ def build() -> dict[str, dict[str, Any]]:
 
 def build_sealed() -> dict[str, dict[str, Any]]:
     """The vectors holding randomised OpenPGP messages (checked case by case instead)."""
-    return {"record_metadata.json": record_metadata_vectors()}
+    return {
+        "record_metadata.json": record_metadata_vectors(),
+        "recovery_kit.json": recovery_kit_vectors(),
+    }
 
 
 def dump(data: dict[str, Any]) -> str:

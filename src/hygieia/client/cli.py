@@ -43,11 +43,12 @@ from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
 from hygieia.client import kit as kits
 from hygieia.client import records as recs
-from hygieia.client import session_store, vault_car
+from hygieia.client import restore, session_store, vault_car
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import Account, ApiError, HygieiaClient, InsecureTransport, RecordItem
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
+from hygieia.ipfs import BlockSource, ContentError, open_block_source
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -126,6 +127,8 @@ def friendly_errors() -> Iterator[None]:
         raise fail(f"{exc}; nothing was written") from None
     except kits.KitError as exc:
         raise fail(f"recovery kit refused: {exc}") from None
+    except ContentError as exc:
+        raise fail(f"{exc} ({exc.code}); nothing was written") from None
     except OSError as exc:
         raise fail(f"{exc.strerror or exc}: {exc.filename or ''}") from None
 
@@ -653,6 +656,119 @@ def offline_ls(
             since=since,
             until=until,
         )
+
+
+GatewayOpt = Annotated[
+    str | None,
+    typer.Option("--gateway", help="IPFS trustless gateway URL (blocks as ?format=raw)"),
+]
+GatewayCarOpt = Annotated[
+    bool,
+    typer.Option("--gateway-car", help="Ask the gateway for one CAR per record (?format=car)"),
+]
+IpfsApiOpt = Annotated[
+    str | None, typer.Option("--ipfs-api", help="Kubo RPC API URL, e.g. http://127.0.0.1:5001")
+]
+CarOpt = Annotated[
+    Path | None,
+    typer.Option("--car", help="A CAR file holding the records' blocks (hygieia export car)"),
+]
+
+
+def _block_source(
+    gateway: str | None, gateway_car: bool, ipfs_api: str | None, car: Path | None
+) -> BlockSource:
+    if sum(x is not None for x in (gateway, ipfs_api, car)) != 1:
+        raise fail("give exactly one of --gateway URL, --ipfs-api URL or --car FILE")
+    if car is not None and not car.is_file():
+        raise fail(f"no CAR file at {car}")
+    return open_block_source(gateway=gateway, ipfs_api=ipfs_api, car=car, gateway_car=gateway_car)
+
+
+@offline_app.command("get")
+def offline_get(
+    record_id: str,
+    kit: KitOpt = None,
+    gateway: GatewayOpt = None,
+    gateway_car: GatewayCarOpt = False,
+    ipfs_api: IpfsApiOpt = None,
+    car: CarOpt = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write")] = None,
+    recovery_code: RecoveryFlag = False,
+) -> None:
+    """Fetch a record of the kit from IPFS, verify every block and signature, decrypt it
+    (no server contacted)."""
+    with friendly_errors():
+        opened = _open_kit(_load_kit(kit), recovery_code)
+        rec = opened.kit.record(record_id)
+        meta = kits.open_record(opened, rec).meta
+        target = output or Path(Path(str(meta.get("filename") or record_id)).name)
+        with (
+            _block_source(gateway, gateway_car, ipfs_api, car) as source,
+            progress_bar("fetching", rec.size) as bar,
+        ):
+            kits.get_offline(opened, record_id, source, target, progress=bar)
+    out.print(f"{target} ({meta['size']} bytes, verified)")
+    _warn_if_unbound(meta, record_id)
+
+
+@kit_app.command("restore")
+def kit_restore(
+    kit: Annotated[Path, typer.Option("--kit", help="The recovery kit")],
+    server: Annotated[
+        str, typer.Option("--server", help="The new server's URL (its account must not exist)")
+    ],
+    gateway: GatewayOpt = None,
+    gateway_car: GatewayCarOpt = False,
+    ipfs_api: IpfsApiOpt = None,
+    car: CarOpt = None,
+    recovery_code: Annotated[
+        bool,
+        typer.Option(
+            "--recovery-code",
+            help="Keep your recovery code (asked for unless HYGIEIA_RECOVERY_CODE is set); "
+            "without it a new one is made",
+        ),
+    ] = False,
+) -> None:
+    """Re-create your account and records on a new server from a kit (same password,
+    same keys, same CIDs). Re-running it resumes."""
+    with friendly_errors():
+        loaded = kits.read_kit(kit)
+        pw = password()
+        code: str | None = None
+        if recovery_code or os.environ.get("HYGIEIA_RECOVERY_CODE"):
+            code = _secret("HYGIEIA_RECOVERY_CODE", "Recovery code")
+        opened = kits.unlock_kit(loaded, password=pw)
+        with (
+            client(server) as api,
+            _block_source(gateway, gateway_car, ipfs_api, car) as source,
+            progress_bar("uploading", None) as bar,
+        ):
+            session, report = restore.restore(
+                api,
+                opened,
+                pw,
+                source,
+                recovery_code=code,
+                known=known_kdf(),
+                progress=bar,
+                on_record=lambda rid, what: err.print(f"{what} {rid}"),
+            )
+            _remember(api, loaded.account.email, session)
+            _refresh_kit(api, session.account, None)
+    verb = "created" if report.account_created else "already there, logged in"
+    out.print(f"Account {loaded.account.email} on {server}: {verb}")
+    out.print(
+        f"{len(report.uploaded)} record(s) uploaded, {len(report.skipped)} already there; "
+        f"log in with your usual password"
+    )
+    if report.recovery_code:
+        out.print(
+            "New recovery code (shown once; store it offline). Your old recovery code does "
+            "not work on this server:"
+        )
+        out.print(Text.assemble("  ", (report.recovery_code, "bold")))
 
 
 def main() -> None:

@@ -52,29 +52,35 @@ from hygieia import crypto
 from hygieia.client import session_store
 from hygieia.client.kdf_policy import kdf_floor, vet_kdf
 from hygieia.client.records import (
+    Progress,
     RecordInfo,
     RecordMismatchError,
     RecordVerificationError,
+    decrypt_into,
     open_metadata,
 )
 from hygieia.client.sdk import Account, HygieiaClient, RecordItem
 from hygieia.encoding import from_b64, to_b64
-from hygieia.ipfs import parse_cid
+from hygieia.ipfs import BlockSource, ContentError, parse_cid, verified_chunks
 
 __all__ = [
     "KIT_FORMAT",
     "KIT_VERSION",
     "MAX_KIT_BYTES",
     "MAX_KIT_RECORDS",
+    "ContentFetchError",
     "Kit",
     "KitAccount",
     "KitError",
     "KitRecord",
     "OpenedKit",
     "cache_path",
+    "check_keys",
     "fetch_kit",
+    "get_offline",
     "kit_from",
     "list_kit",
+    "open_record",
     "parse_kit",
     "read_kit",
     "record_item",
@@ -193,11 +199,11 @@ class Kit(_Strict):
     created_at: Timestamp
     server: Annotated[str, Field(max_length=2048)]
     account: KitAccount
-    records: Annotated[tuple[KitRecord, ...], Field(max_length=MAX_KIT_RECORDS)]
+    records: Annotated[list[KitRecord], Field(max_length=MAX_KIT_RECORDS)]
 
     @field_validator("records")
     @classmethod
-    def _unique(cls, value: tuple[KitRecord, ...]) -> tuple[KitRecord, ...]:
+    def _unique(cls, value: list[KitRecord]) -> list[KitRecord]:
         ids = [r.id for r in value]
         if len(set(ids)) != len(ids):
             raise ValueError("a record id appears twice")
@@ -297,12 +303,12 @@ def fetch_kit(api: HygieiaClient, *, account: Account | None = None) -> Kit:
 
 def with_record(kit: Kit, item: RecordItem) -> Kit:
     """``kit`` with ``item`` added (or replaced) as the newest record."""
-    rest = tuple(r for r in kit.records if r.id != item.id)
-    return kit.model_copy(update={"records": (_kit_record(item), *rest), "created_at": _now()})
+    rest = [r for r in kit.records if r.id != item.id]
+    return kit.model_copy(update={"records": [_kit_record(item), *rest], "created_at": _now()})
 
 
 def without_record(kit: Kit, record_id: str) -> Kit:
-    rest = tuple(r for r in kit.records if r.id != record_id)
+    rest = [r for r in kit.records if r.id != record_id]
     return kit.model_copy(update={"records": rest, "created_at": _now()})
 
 
@@ -444,7 +450,10 @@ def open_record(opened: OpenedKit, rec: KitRecord) -> RecordInfo:
     try:
         meta = open_metadata(record_item(rec), opened.key)
     except RecordMismatchError as exc:
-        raise KitError(f"record {rec.id}: {exc}") from None
+        raise KitError(
+            f"record {rec.id}: its sealed metadata is another record's, or names another "
+            f"CID ({exc})"
+        ) from None
     except RecordVerificationError:
         raise KitError(
             f"record {rec.id}: its sealed metadata is not this account's (not signed by the "
@@ -462,3 +471,49 @@ def open_record(opened: OpenedKit, rec: KitRecord) -> RecordInfo:
 def list_kit(opened: OpenedKit) -> list[RecordInfo]:
     """Every record of the kit, newest first, each checked by :func:`open_record`."""
     return [open_record(opened, rec) for rec in opened.kit.records]
+
+
+class ContentFetchError(RecordVerificationError):
+    """The record's ciphertext could not be fetched from IPFS, or a block failed its CID
+    (``code``: ``content_unavailable`` or ``content_invalid``). Nothing was written."""
+
+    def __init__(self, exc: ContentError) -> None:
+        super().__init__(f"{exc} ({exc.code})")
+        self.code = exc.code
+
+
+def verified_content(rec: KitRecord, source: BlockSource, *, canonical: bool) -> Iterator[bytes]:
+    """The record's ciphertext from ``source``, every block checked against its CID
+    (:func:`hygieia.ipfs.verified_chunks`); failures as :class:`ContentFetchError`."""
+    try:
+        yield from verified_chunks(rec.cid, source, size=rec.size, canonical=canonical)
+    except ContentError as exc:
+        raise ContentFetchError(exc) from None
+
+
+def get_offline(
+    opened: OpenedKit,
+    record_id: str,
+    source: BlockSource,
+    target: Path,
+    *,
+    progress: Progress = lambda _n: None,
+) -> dict[str, Any]:
+    """Fetch, verify and decrypt one record of the kit into ``target`` (atomically); the
+    record's verified metadata. No Hygieia server is involved.
+
+    The sealed metadata must name ``record_id`` and the kit's CID; every block must hash
+    to its CID; the bytes must re-import to the sealed CID (checked while decrypting, so
+    the walker's own re-import is skipped) and every segment open and verify.
+    """
+    rec = opened.kit.record(record_id)
+    info = open_record(opened, rec)
+    decrypt_into(
+        verified_content(rec, source, canonical=False),
+        item=record_item(rec),
+        meta=info.meta,
+        key=opened.key,
+        target=target,
+        progress=progress,
+    )
+    return info.meta

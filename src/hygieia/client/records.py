@@ -241,7 +241,7 @@ def upload(
         )
     # Only the id this client sealed is any use: a record stored under another is
     # one that no reader would accept.
-    if record.id != prepared.meta["id"] or not _same_cid(record.cid, prepared.sealed.cid):
+    if record.id != prepared.meta["id"] or not same_cid(record.cid, prepared.sealed.cid):
         raise RecordMismatchError("the server stored the record under another id or CID")
     return record
 
@@ -321,7 +321,7 @@ def open_metadata(
         raise RecordVerificationError("record metadata failed verification") from exc
     # Content is bound through the CID the metadata carries (and a legacy record's
     # content to its metadata, as before).
-    if not _same_cid(item.cid, str(meta.get("cid", ""))):
+    if not same_cid(item.cid, str(meta.get("cid", ""))):
         raise RecordMismatchError("the server's CID differs from the sealed one")
     return meta
 
@@ -428,7 +428,7 @@ class _StreamReader:
             pass
 
 
-def _same_cid(a: str, b: str) -> bool:
+def same_cid(a: str, b: str) -> bool:
     try:
         return parse_cid(a) == parse_cid(b)
     except ValueError:
@@ -468,11 +468,29 @@ def get(
     key = session.unlock()
     item = api.get_record(record_id)
     meta = open_metadata(item, key, record_id=record_id)
+    with api.record_content(record_id) as chunks:
+        decrypt_into(chunks, item=item, meta=meta, key=key, target=target, progress=progress)
+    return meta
+
+
+def decrypt_into(
+    chunks: Iterator[bytes],
+    *,
+    item: RecordItem,
+    meta: Mapping[str, Any],
+    key: crypto.UnlockedKey,
+    target: Path,
+    progress: Progress = _noop,
+) -> None:
+    """Decrypt a record's ciphertext ``chunks`` into ``target``, whole or not at all.
+
+    ``meta`` is the record's verified metadata (:func:`open_metadata`): the bytes must
+    have its CID, every segment must open and verify with ``key`` (the uploader's key is
+    the reader's own), in order, and the plaintext must have its SHA-256. Used by
+    ``get`` (from the server) and ``offline get`` (from IPFS, :mod:`hygieia.client.kit`).
+    """
     digest = hashlib.sha256()
-    with (
-        _replace_when_done(target, ".hygieia-get-") as out,
-        api.record_content(record_id) as chunks,
-    ):
+    with _replace_when_done(target, ".hygieia-get-") as out:
         importer, finish = content_cid()
         reader = _StreamReader(chunks, importer, progress)
         try:
@@ -486,11 +504,10 @@ def get(
                 "record content failed decryption or signature verification"
             ) from exc
         reader.drain()
-        if not _same_cid(finish(), meta["cid"]):
+        if not same_cid(finish(), meta["cid"]):
             raise RecordVerificationError("downloaded ciphertext does not match its CID")
         if digest.hexdigest() != meta["sha256"]:
             raise RecordVerificationError("decrypted content does not match its digest")
-    return meta
 
 
 def get_raw(
@@ -518,7 +535,7 @@ def get_raw(
             importer.write(chunk)
             out.write(chunk)
             progress(len(chunk))
-        if not _same_cid(finish(), meta["cid"]):
+        if not same_cid(finish(), meta["cid"]):
             raise RecordVerificationError("downloaded ciphertext does not match its CID")
     target = target.resolve()
     target.with_name(target.name + ".pkesk").write_bytes(item.pkesk)
