@@ -328,7 +328,9 @@ def recovery_kit_vectors() -> dict[str, Any]:
     ident = generate_identity(KIT_EMAIL, vault_key)
     signer = unlock(ident.locked_secret_key, vault_key)
     pub = ident.public_key
-    items, expected, contents = [], [], []
+    items: list[RecordItem] = []
+    expected: list[dict[str, Any]] = []
+    contents: list[tuple[str, bytes]] = []
     for record_id, created_at, name, media_type, plaintext, version in KIT_RECORDS:
         session_key = seq(len(items) + 1, 32)
         sealed = b"".join(
