@@ -82,11 +82,12 @@ def test_offline_get_and_restore(
         for i, (rid, (name, _cid, body)) in enumerate(expected.items()):
             out = tmp_path / "offline" / name
             out.parent.mkdir(exist_ok=True)
-            secret = {"password": PW} if i % 2 else {"HYGIEIA_RECOVERY_CODE": code}
-            proc = cli.run(
-                "offline", "get", rid, "--kit", str(kit_path), "--ipfs-api", ipfs_api,
-                "-o", str(out), **secret,
-            )  # fmt: skip
+            # Every other one with the recovery code instead of the password.
+            args = ("offline", "get", rid, "--kit", str(kit_path), "--ipfs-api", ipfs_api)
+            if i % 2:
+                proc = cli.run(*args, "-o", str(out), password=PW)
+            else:
+                proc = cli.run(*args, "-o", str(out), HYGIEIA_RECOVERY_CODE=code)
             assert "verified" in proc.stdout
             assert out.read_bytes() == body
         # The cached kit is the default; with -o omitted the sealed file name is used.
