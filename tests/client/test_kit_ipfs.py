@@ -105,11 +105,11 @@ def test_offline_get_and_restore(
         running_server(tmp_path / "new-pg", DATABASE_URL=pg_url) as url2,
     ):
         cli2 = Cli(server=url2, home=tmp_path / "home2", data_dir=tmp_path / "new-pg")
-        args = ("kit", "restore", "--kit", str(kit_path), "--server", url2)
-        proc = cli2.run(*args, "--ipfs-api", ipfs_api, password=PW, HYGIEIA_RECOVERY_CODE=code)
+        restore = ("kit", "restore", "--kit", str(kit_path), "--server", url2)
+        proc = cli2.run(*restore, "--ipfs-api", ipfs_api, password=PW, HYGIEIA_RECOVERY_CODE=code)
         assert "4 record(s) uploaded" in proc.stdout and "New recovery code" not in proc.stdout
         # Resumable: run again, everything is there already.
-        proc = cli2.run(*args, "--ipfs-api", ipfs_api, password=PW, HYGIEIA_RECOVERY_CODE=code)
+        proc = cli2.run(*restore, "--ipfs-api", ipfs_api, password=PW, HYGIEIA_RECOVERY_CODE=code)
         assert "already there, logged in" in proc.stdout and "0 record(s) uploaded" in proc.stdout
         cli2.run("logout")
         cli2.run("login", EMAIL, password=PW)
