@@ -77,3 +77,13 @@ def stop_gpg_agents() -> None:
     """Stop the agents gpg started for every home made by :class:`Gpg` and not closed."""
     while _HOMES:
         _stop_agent(_HOMES.pop())
+
+
+def doc_script(marker: str, target: Path) -> Path:
+    """The ``sh`` block after ``<!-- marker -->`` in docs/protocol.md, written verbatim to
+    ``target`` and made executable (the docs' recipes are tested as printed)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+    block = doc.split(f"<!-- {marker} -->", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    target.write_text(block)
+    target.chmod(0o755)
+    return target
