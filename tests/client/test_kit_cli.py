@@ -53,6 +53,13 @@ def test_kit_export_cache_and_offline_ls(tmp_path: Path) -> None:
         cli.run("ls", password=PW)
         assert cached_ids(cli) == [ids[2], ids[0]]
 
+        # A cache that can't be written warns; the command itself succeeds.
+        (cli.home / "kit.json").unlink()
+        (cli.home / "kit.json").mkdir()
+        proc = cli.run("ls", password=PW)
+        assert "warning: the cached recovery kit" in proc.stderr and ids[0] in proc.stdout
+        (cli.home / "kit.json").rmdir()
+
         exported = tmp_path / "export" / "kit.json"
         exported.parent.mkdir()
         proc = cli.run("kit", "export", "-o", str(exported))
