@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hygieia import crypto
@@ -18,7 +17,6 @@ from hygieia.client import account as acct
 from hygieia.client import kit as kits
 from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.encoding import to_b64
-from hygieia.ipfs import CarWriter, parse_cid
 from tests.support.accounts import TEST_KDF
 from tests.support.cli import Cli
 from tests.support.databases import MigratedTemplates
@@ -39,12 +37,6 @@ def files(tmp_path: Path) -> dict[str, bytes]:
         "report.pdf": pdf,
         "scan.dcm": os.urandom(9 * 1024 * 1024 + 5),  # three segments, ten blocks
     }
-
-
-def cat(api: str, cid: str) -> bytes:
-    resp = httpx.post(f"{api}/api/v0/cat", params={"arg": cid}, timeout=120)
-    resp.raise_for_status()
-    return resp.content
 
 
 def check_vault(cli: Cli, expected: dict[str, tuple[str, str, bytes]], tmp_path: Path) -> None:
@@ -75,6 +67,8 @@ def test_offline_get_and_restore(
             rid, cid = cli.run("put", str(tmp_path / name), password=PW).stdout.split()
             expected[rid] = (name, cid, body)
         cli.run("kit", "export", "-o", str(kit_path))
+        car = tmp_path / "vault.car"
+        cli.run("export", "car", "-o", str(car))
 
     # The old server is stopped; nothing may call its URL (now a tripwire).
     with tripwire() as wire:
@@ -122,13 +116,8 @@ def test_offline_get_and_restore(
         with HygieiaClient(url2) as api:
             api.recover(EMAIL, to_b64(rkeys.auth_key))
 
-    # And onto another fresh server (SQLite) from a CAR of the records' blocks, with a
-    # new recovery code.
-    car = tmp_path / "vault.car"
-    with open(car, "wb") as fh:
-        writer = CarWriter(fh, [parse_cid(c) for _, c, _ in expected.values()])
-        for _name, cid, _body in expected.values():
-            writer.add_file([cat(ipfs_api, cid)], expected=parse_cid(cid))
+    # And onto another fresh server (SQLite) from the old server's `hygieia export car`,
+    # with a new recovery code.
     with running_server(tmp_path / "new-sqlite") as url3:
         cli3 = Cli(server=url3, home=tmp_path / "home3", data_dir=tmp_path / "new-sqlite")
         proc = cli3.run(
