@@ -69,8 +69,10 @@ offline_app = typer.Typer(
 app.add_typer(offline_app, name="offline")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
-out = Console(markup=False, emoji=False, highlight=False)
-err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+# Lines are never folded by us (soft_wrap): a path, id or CID cut by a newline at the
+# console's width can't be copied or pasted back; the terminal folds for display.
+out = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 class _Options:
