@@ -1,4 +1,4 @@
-"""Shared fixtures: both databases, the IPFS test server, no stray gpg-agents."""
+"""Shared fixtures: both databases, the IPFS test nodes, no stray gpg-agents."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.databases import MigratedTemplates, database
 from tests.support.gpg import stop_gpg_agents
+from tests.support.helia_node import HeliaNode, helia_fixture
 from tests.support.ipfs_server import ipfs_api_fixture
 from tests.support.kdf import CLIENT_ENV
 
@@ -51,6 +52,14 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def ipfs_api() -> Iterator[str]:
     """API URL of an offline js-ipfs daemon (skips locally, fails in CI, if it can't run)."""
     yield from ipfs_api_fixture()
+
+
+@pytest.fixture(scope="session")
+def helia_node() -> Iterator[HeliaNode]:
+    """A Helia node with a trustless gateway, shared by the session (skips locally, fails
+    in CI, if it can't run). Content-addressed, so tests don't collide; a test that
+    deletes blocks or needs the node to itself starts its own with ``running_helia``."""
+    yield from helia_fixture()
 
 
 @pytest.fixture(autouse=True)
