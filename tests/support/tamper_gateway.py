@@ -351,6 +351,10 @@ def _handler_for(gw: TamperGateway) -> type[BaseHTTPRequestHandler]:
                         self.wfile.write(_varint(len(cid_bin) + len(out)) + cid_bin + out)
                         written += 1
                 return bool(fired)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client saw the lie and hung up mid-CAR: it was told all the same.
+                self.close_connection = True
+                return bool(fired)
             finally:
                 for rule in fired:
                     rule.used += 1
