@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,9 @@ OUT_DIR = WEB_DIR / "static" / "app"
 NODE_MODULES = WEB_DIR / "node_modules"
 STAMP = OUT_DIR / ".build-stamp"
 LOCK_STAMP = NODE_MODULES / ".hygieia-lock-sha256"
-ENTRY_POINTS = ("main.js",)
+# main.js: the app; sw.js: its service worker (caches the app shell for offline use).
+ENTRY_POINTS = ("main.js", "sw.js")
+SHELL_MANIFEST = "shell.json"
 # Browsers with WebCrypto HKDF/AES-GCM, ES2022, top-level await and CSP wasm-unsafe-eval.
 TARGETS = "chrome103,firefox115,safari16"
 
@@ -103,10 +106,18 @@ def bundle() -> None:
                 f"--outdir={tmp}",
             ]
         )
+        _write_shell_manifest(tmp)
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         tmp.rename(OUT_DIR)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_shell_manifest(out: Path) -> None:
+    """List the bundle's scripts (chunks included, not the worker itself) for the
+    service worker to cache when it installs: the app then starts with no server."""
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.js") if p.name != "sw.js")
+    (out / SHELL_MANIFEST).write_text(json.dumps(files, indent=1) + "\n")
 
 
 def build(*, force: bool = False) -> bool:
