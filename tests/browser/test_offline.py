@@ -1,0 +1,302 @@
+"""The web app without its server (issue 10): the recovery kit kept in the browser and
+downloaded from Settings, the whole vault as a CAR, and the offline mode — with the
+Hygieia server stopped, the page (its shell from the service worker) lists the records
+from the kept kit after a local unlock (password, then recovery code) and opens each
+byte-identical from an IPFS gateway, every block checked in the page; a gateway that
+flips a byte, serves a wrong block or lacks one is refused and nothing is saved.
+
+The tests of this module share one vault and run in order: the online ones first, then
+the server is stopped for good (``offline``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hygieia.ipfs import DAG_PB, decode_dag_pb, parse_cid
+from tests.browser import flows, media
+from tests.support.block_gateway import BlockGateway, serving_blocks
+from tests.support.browser import PageHandle, new_page
+from tests.support.carfile import dag_blocks, dag_content, read_car
+from tests.support.server import server_process, stop
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "offline vault passphrase 7 ☂"
+EMAIL = "offline@example.org"
+KIT_KEYS = ["format", "version", "created_at", "server", "account", "records"]
+ACCOUNT_KEYS = [
+    "id",
+    "email",
+    "fingerprint",
+    "public_key",
+    "locked_secret_key",
+    "kdf",
+    "salt",
+    "wrapped_vault_key",
+    "recovery_salt",
+    "recovery_wrapped_vault_key",
+]
+RECORD_KEYS = [
+    *("id", "cid", "size", "segments", "created_at"),
+    *("pkesk", "sealed_metadata", "envelope"),
+]
+# The text of the kits the page keeps in IndexedDB (kit.js), one per account.
+KEPT_KITS = """async () => {
+  const db = await new Promise((ok, no) => {
+    const r = indexedDB.open('hygieia-kits');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = no;
+  });
+  const all = await new Promise((ok) => {
+    const r = db.transaction('kits').objectStore('kits').getAll();
+    r.onsuccess = () => ok(r.result);
+  });
+  return all.map((e) => e.text);
+}"""
+
+
+@dataclass
+class Vault:
+    web: PageHandle
+    gateway: BlockGateway
+    server_proc: Any
+    data_dir: Path
+    code: str
+    files: dict[str, bytes] = field(default_factory=dict)  # title -> plaintext
+    ids: dict[str, str] = field(default_factory=dict)  # title -> record id
+
+
+def _upload(web: PageHandle, tmp: Path, title: str, name: str, data: bytes) -> str:
+    path = tmp / name
+    path.write_bytes(data)
+    flows.open_upload(web)
+    web.page.set_input_files("#up-file", str(path))
+    flows.fill_upload_form(web, title=title, record_type="Lab report")
+    return str(flows.submit_upload(web, timeout_ms=180_000)["id"])
+
+
+@pytest.fixture(scope="module")
+def vault(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
+    """An account with 0 B, 1 B, multi-segment (≥ 9 MiB) and PDF records, made in the
+    page; the app's service worker installed; a gateway serving the store's blocks."""
+    data_dir = tmp_path_factory.mktemp("offline-server")
+    tmp = tmp_path_factory.mktemp("offline-files")
+    with ExitStack() as stack:
+        base, proc = stack.enter_context(server_process(data_dir))
+        # Swap for the Helia node's gateway (tests/support/helia_node.py) when it lands.
+        gateway = stack.enter_context(serving_blocks(data_dir / "blocks" / "blocks"))
+        page = contextmanager(new_page)(browser, base, viewport={"width": 1280, "height": 900})
+        web = stack.enter_context(page)
+        web.goto()
+        code = flows.signup(web, EMAIL, PASSWORD)
+        v = Vault(web=web, gateway=gateway, server_proc=proc, data_dir=data_dir, code=code)
+        big = os.urandom(9 * 1024 * 1024 + 12345)
+        for title, name, data in [
+            ("Empty note", "empty.txt", b""),
+            ("One byte", "one.bin", b"\x07"),
+            ("Big scan", "scan.bin", big),
+            ("Blood panel", "blood.pdf", media.pdf("Haemoglobin 14.1 g/dL")),
+        ]:
+            v.ids[title] = _upload(web, tmp, title, name, data)
+            v.files[title] = data
+        assert web.page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+        yield v
+
+
+def _settings(web: PageHandle) -> None:
+    web.page.locator("#nav").get_by_role("button", name="Settings").click()
+    web.page.wait_for_selector("#view-settings:not([hidden])")
+
+
+def _download(web: PageHandle, button: str, timeout_ms: float = 120_000) -> Path:
+    with web.page.expect_download(timeout=timeout_ms) as dl:
+        web.page.get_by_role("button", name=button).click()
+    return Path(dl.value.path())
+
+
+def _kit(vault: Vault) -> dict[str, Any]:
+    _settings(vault.web)
+    path = _download(vault.web, "Download recovery kit")
+    return dict(json.loads(path.read_text()))
+
+
+# ---- online: the kit and the CAR from Settings ------------------------------------
+
+
+def test_kit_download_matches_the_format(vault: Vault) -> None:
+    kit = _kit(vault)
+    assert "allows offline password guessing" in flows.flash_text(vault.web)
+    vault.web.shot("settings-recovery-kit")
+    assert list(kit) == KIT_KEYS
+    assert (kit["format"], kit["version"]) == ("hygieia-recovery-kit", 1)
+    assert list(kit["account"]) == ACCOUNT_KEYS
+    assert kit["account"]["email"] == EMAIL
+    assert kit["server"] == vault.web.base_url
+    assert [list(r) for r in kit["records"]] == [RECORD_KEYS] * 4
+    # Newest first, as the server lists them; every record of the account.
+    assert [r["id"] for r in kit["records"]] == [vault.ids[t] for t in reversed(vault.ids)]
+    big = next(r for r in kit["records"] if r["id"] == vault.ids["Big scan"])
+    assert big["segments"] == 3
+    text = json.dumps(kit)
+    for title in vault.files:  # no plaintext metadata
+        assert title not in text
+    assert "blood.pdf" not in text and "Lab report" not in text
+    # The kit kept in IndexedDB is the same (its creation time aside).
+    (kept,) = vault.web.page.evaluate(KEPT_KITS)
+    assert {**json.loads(kept), "created_at": None} == {**kit, "created_at": None}
+
+
+def test_car_download_holds_every_record(vault: Vault) -> None:
+    kit = _kit(vault)
+    path = _download(vault.web, "Download all records as CAR")
+    assert "CAR archive saved (4 records)" in flows.flash_text(vault.web)
+    roots, blocks = read_car(path)  # every block hashed against its CID
+    assert {str(r) for r in roots} == {str(parse_cid(r["cid"])) for r in kit["records"]}
+    store = {
+        p.name: p.read_bytes()
+        for p in (vault.data_dir / "blocks" / "blocks").rglob("b*")
+        if p.is_file()
+    }
+    wanted: set[str] = set()
+    for root in roots:
+        wanted |= dag_blocks(root, blocks)
+        # The same DAG as the server's store holds, so the same bytes.
+        assert dag_blocks(root, blocks) == dag_blocks(root, store)
+        assert dag_content(root, blocks) == dag_content(root, store)
+    assert set(blocks) == wanted  # nothing else in it
+    assert any(r.codec == DAG_PB for r in roots)  # the big one is a real tree
+
+
+# ---- offline: the server stopped ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def offline(vault: Vault) -> Vault:
+    """The server stopped for good; the page reloaded from the service worker's cache."""
+    stop(vault.server_proc)
+    web = vault.web
+    flows.logout(web)
+    web.page.reload()
+    web.page.wait_for_selector("body[data-ready=true]")
+    web.page.wait_for_selector("#offline-offer:not([hidden])")
+    assert "cannot be reached" in flows.flash_text(web)
+    web.shot("offline-offer")
+    return vault
+
+
+def _api_requests(web: PageHandle, since: int) -> list[str]:
+    return [r.url for r in web.requests[since:] if r.url.startswith(web.base_url + "/api/")]
+
+
+def _open_offline(vault: Vault, *, code: str | None = None, shot: str = "") -> None:
+    page = vault.web.page
+    page.locator("#offline-kits").get_by_role("button", name=f"Open offline — {EMAIL}").click()
+    page.wait_for_selector("#view-offline:not([hidden])")
+    if code is None:
+        page.locator("#offline-password").fill(PASSWORD)
+    else:
+        page.get_by_label("Use my recovery code instead").check()
+        page.locator("#offline-code").fill(code)
+    page.get_by_label("IPFS gateway").fill(vault.gateway.url)
+    if shot:
+        vault.web.shot(shot)
+    page.locator("#form-offline").get_by_role("button", name="Open offline").click()
+    flows.list_ready(vault.web)
+    page.wait_for_selector("body[data-offline=true]", state="attached")
+
+
+def _download_record(web: PageHandle, record_id: str) -> bytes:
+    """``flows.download_record``, saying what the page showed if nothing came."""
+    flows.go_records(web)
+    try:
+        return flows.download_record(web, record_id, timeout_ms=120_000)
+    except Exception as exc:
+        shown = web.page.locator("#flash").inner_text()
+        raise AssertionError(f"no download of {record_id}: {shown!r} {web.problems}") from exc
+
+
+def _titles(web: PageHandle) -> set[str]:
+    return set(web.page.locator("#records-list .record-open").all_inner_texts())
+
+
+def test_offline_lists_and_opens_every_record_from_the_gateway(offline: Vault) -> None:
+    web = offline.web
+    since = len(web.requests)
+    _open_offline(offline, shot="offline-unlock")
+    assert _titles(web) == set(offline.files)
+    # Read-only: nothing that needs the server.
+    assert not web.page.locator("#view-records").get_by_role("button", name="Upload").is_visible()
+    assert not web.page.get_by_role("button", name="Delete").first.is_visible()
+    web.shot("offline-records")
+    for title, data in offline.files.items():
+        got = _download_record(web, offline.ids[title])
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), title
+    web.shot("offline-record-pdf")
+    assert offline.gateway.asked, "nothing came from the gateway"
+    assert _api_requests(web, since) == []
+    assert not web.problems, web.problems
+
+    # Again with the recovery code instead of the password.
+    flows.logout(web)
+    _open_offline(offline, code=offline.code)
+    assert _titles(web) == set(offline.files)
+    got = _download_record(web, offline.ids["One byte"])
+    assert got == offline.files["One byte"]
+    assert _api_requests(web, since) == []
+
+
+@pytest.mark.parametrize("mode", ["flip", "another", "missing"])
+def test_offline_refuses_a_tampering_gateway(offline: Vault, mode: str) -> None:
+    web = offline.web
+    if web.page.locator("body[data-offline=true]").count() == 0:
+        _open_offline(offline)
+    flows.go_records(web)
+    record_id = offline.ids["Big scan"]
+    root = next(r["cid"] for r in _kept_records(web) if r["id"] == record_id)
+    leaves = decode_dag_pb(offline.gateway.block(root) or b"").links
+    assert len(leaves) >= 9
+    target = str(leaves[4])
+    offline.gateway.tamper = {
+        target: {
+            "flip": ("flip", ""),
+            "another": ("another", str(leaves[5])),
+            "missing": ("missing", ""),
+        }[mode]
+    }
+    saved: list[Any] = []
+
+    def on_download(download: Any) -> None:
+        saved.append(download)
+
+    web.page.on("download", on_download)
+    try:
+        flows.record_item(web, record_id).get_by_role("button", name="Download").click()
+        text = flows.flash_text(web)
+        web.page.wait_for_timeout(500)  # a download would have started by now
+    finally:
+        offline.gateway.tamper = {}
+        web.page.remove_listener("download", on_download)
+    expected = {
+        "flip": f"Block {target} from the gateway does not match its content ID",
+        "another": f"Block {target} from the gateway does not match its content ID",
+        "missing": f"The gateway does not have block {target} (HTTP 404)",
+    }[mode]
+    assert "This record was not opened." in text and expected in text, text
+    assert saved == []
+    assert web.page.locator("#rec-viewer img, #rec-viewer iframe").count() == 0
+    web.shot(f"offline-refused-{mode}")
+
+
+def _kept_records(web: PageHandle) -> list[dict[str, Any]]:
+    (text,) = web.page.evaluate(KEPT_KITS)
+    return list(json.loads(text)["records"])
