@@ -5,8 +5,11 @@ from the kept kit after a local unlock (password, then recovery code) and opens 
 byte-identical from an IPFS gateway, every block checked in the page; a gateway that
 flips a byte, serves a wrong block or lacks one is refused and nothing is saved.
 
-The tests of this module share one vault and run in order: the online ones first, then
-the server is stopped for good (``offline``).
+The server stores on js-ipfs and a second real node, Helia, pins every record from it
+over bitswap; the page reads from Helia's trustless gateway, through a proxy that lies
+on demand (tests/support/tamper_gateway.py). The tests of this module share one vault
+and run in order: the online ones first, then the server is stopped for good and its
+data directory deleted (``offline``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -24,10 +28,11 @@ import pytest
 
 from hygieia.ipfs import DAG_PB, decode_dag_pb, parse_cid
 from tests.browser import flows, media
-from tests.support.block_gateway import BlockGateway, serving_blocks
 from tests.support.browser import PageHandle, new_page
-from tests.support.carfile import dag_blocks, dag_content, read_car
+from tests.support.carfile import dag_blocks, read_car
+from tests.support.helia_node import HeliaNode
 from tests.support.server import server_process, stop
+from tests.support.tamper_gateway import Tamper, TamperGateway, running_tamper_gateway
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +73,8 @@ KEPT_KITS = """async () => {
 @dataclass
 class Vault:
     web: PageHandle
-    gateway: BlockGateway
+    gateway: TamperGateway  # in front of Helia's gateway
+    helia: HeliaNode
     server_proc: Any
     data_dir: Path
     code: str
@@ -86,20 +92,22 @@ def _upload(web: PageHandle, tmp: Path, title: str, name: str, data: bytes) -> s
 
 
 @pytest.fixture(scope="module")
-def vault(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
+def vault(
+    browser: Any, ipfs_api: str, helia_node: HeliaNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Vault]:
     """An account with 0 B, 1 B, multi-segment (≥ 9 MiB) and PDF records, made in the
-    page; the app's service worker installed; a gateway serving the store's blocks."""
+    page on a server that stores on js-ipfs; every record pinned by Helia over bitswap;
+    the app's service worker installed."""
     data_dir = tmp_path_factory.mktemp("offline-server")
     tmp = tmp_path_factory.mktemp("offline-files")
     with ExitStack() as stack:
-        base, proc = stack.enter_context(server_process(data_dir))
-        # Swap for the Helia node's gateway (tests/support/helia_node.py) when it lands.
-        gateway = stack.enter_context(serving_blocks(data_dir / "blocks" / "blocks"))
+        base, proc = stack.enter_context(server_process(data_dir, IPFS_API=ipfs_api))
+        gateway = stack.enter_context(running_tamper_gateway(helia_node.gateway_url))
         page = contextmanager(new_page)(browser, base, viewport={"width": 1280, "height": 900})
         web = stack.enter_context(page)
         web.goto()
         code = flows.signup(web, EMAIL, PASSWORD)
-        v = Vault(web=web, gateway=gateway, server_proc=proc, data_dir=data_dir, code=code)
+        v = Vault(web, gateway, helia_node, proc, data_dir, code)
         big = os.urandom(9 * 1024 * 1024 + 12345)
         for title, name, data in [
             ("Empty note", "empty.txt", b""),
@@ -110,6 +118,9 @@ def vault(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Va
             v.ids[title] = _upload(web, tmp, title, name, data)
             v.files[title] = data
         assert web.page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+        helia_node.connect_to(ipfs_api)
+        for record in _kept_records(web):
+            helia_node.pin(record["cid"])
         yield v
 
 
@@ -162,18 +173,12 @@ def test_car_download_holds_every_record(vault: Vault) -> None:
     assert "CAR archive saved (4 records)" in flows.flash_text(vault.web)
     roots, blocks = read_car(path)  # every block hashed against its CID
     assert {str(r) for r in roots} == {str(parse_cid(r["cid"])) for r in kit["records"]}
-    store = {
-        p.name: p.read_bytes()
-        for p in (vault.data_dir / "blocks" / "blocks").rglob("b*")
-        if p.is_file()
-    }
     wanted: set[str] = set()
     for root in roots:
-        wanted |= dag_blocks(root, blocks)
-        # The same DAG as the server's store holds, so the same bytes.
-        assert dag_blocks(root, blocks) == dag_blocks(root, store)
-        assert dag_content(root, blocks) == dag_content(root, store)
-    assert set(blocks) == wanted  # nothing else in it
+        wanted |= dag_blocks(root, blocks)  # every block of every record is there
+    assert set(blocks) == wanted  # and nothing else
+    for cid, block in blocks.items():  # the blocks IPFS holds (pinned over bitswap)
+        assert vault.helia.get_block(cid) == block
     assert any(r.codec == DAG_PB for r in roots)  # the big one is a real tree
 
 
@@ -182,8 +187,10 @@ def test_car_download_holds_every_record(vault: Vault) -> None:
 
 @pytest.fixture(scope="module")
 def offline(vault: Vault) -> Vault:
-    """The server stopped for good; the page reloaded from the service worker's cache."""
+    """The server stopped for good and its data deleted; the page reloaded from the
+    service worker's cache."""
     stop(vault.server_proc)
+    shutil.rmtree(vault.data_dir)
     web = vault.web
     flows.logout(web)
     web.page.reload()
@@ -242,7 +249,7 @@ def test_offline_lists_and_opens_every_record_from_the_gateway(offline: Vault) -
         got = _download_record(web, offline.ids[title])
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), title
     web.shot("offline-record-pdf")
-    assert offline.gateway.asked, "nothing came from the gateway"
+    assert offline.gateway.requests, "nothing came from the gateway"
     assert _api_requests(web, since) == []
     assert not web.problems, web.problems
 
@@ -263,16 +270,18 @@ def test_offline_refuses_a_tampering_gateway(offline: Vault, mode: str) -> None:
     flows.go_records(web)
     record_id = offline.ids["Big scan"]
     root = next(r["cid"] for r in _kept_records(web) if r["id"] == record_id)
-    leaves = decode_dag_pb(offline.gateway.block(root) or b"").links
+    leaves = decode_dag_pb(offline.helia.get_block(root)).links
     assert len(leaves) >= 9
     target = str(leaves[4])
-    offline.gateway.tamper = {
-        target: {
-            "flip": ("flip", ""),
-            "another": ("another", str(leaves[5])),
-            "missing": ("missing", ""),
+    other = offline.helia.get_block(str(leaves[5]))
+    lies = len(offline.gateway.tampered)
+    offline.gateway.add(
+        {
+            "flip": Tamper("flip", cid=target),
+            "another": Tamper("substitute", cid=target, block=other),
+            "missing": Tamper("drop", cid=target),
         }[mode]
-    }
+    )
     saved: list[Any] = []
 
     def on_download(download: Any) -> None:
@@ -283,8 +292,9 @@ def test_offline_refuses_a_tampering_gateway(offline: Vault, mode: str) -> None:
         flows.record_item(web, record_id).get_by_role("button", name="Download").click()
         text = flows.flash_text(web)
         web.page.wait_for_timeout(500)  # a download would have started by now
+        lied = len(offline.gateway.tampered) > lies
     finally:
-        offline.gateway.tamper = {}
+        offline.gateway.clear()
         web.page.remove_listener("download", on_download)
     expected = {
         "flip": f"Block {target} from the gateway does not match its content ID",
@@ -293,6 +303,7 @@ def test_offline_refuses_a_tampering_gateway(offline: Vault, mode: str) -> None:
     }[mode]
     assert "This record was not opened." in text and expected in text, text
     assert saved == []
+    assert lied, "the gateway did not lie"
     assert web.page.locator("#rec-viewer img, #rec-viewer iframe").count() == 0
     web.shot(f"offline-refused-{mode}")
 
