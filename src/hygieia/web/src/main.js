@@ -423,7 +423,8 @@ async function start() {
     hideOfflineOffer();
   } catch (err) {
     // Keep the defaults: the server may be starting, or gone (then: the offline mode).
-    offline = unreachable(err) && (await offerOffline()) > 0;
+    offline = unreachable(err);
+    if (offline) await offerOffline();
   }
   showView('auth', { focus: false });
   selectTab('login');

@@ -12,13 +12,16 @@ import {
   originAllowed,
   setGateway,
 } from './gateway.js';
-import { buildKit, kitText, listKits, loadKit, unlockKit } from './kit.js';
+import { buildKit, kitText, listKits, loadKit, parseKit, unlockKit } from './kit.js';
 import * as c from './crypto/index.js';
 import { session } from './session.js';
 import { $, clearFlash, el, flash, invalid, saveBlob, showView, withBusy } from './ui.js';
 
 let ctx = null; // {api, enterVault, message, onSubmit}
-let chosen = null; // {account_id, email, created_at, count} of the kit being opened
+// The kit being opened: {account_id, email, created_at, count} of a kept one, or
+// {kit, ...} for a kit file the user chose (kept in memory only: an older file must
+// not replace the latest kit kept here).
+let chosen = null;
 
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -56,7 +59,7 @@ function showGatewayHint(hint, text) {
 
 // ---- the offer on the log-in screen --------------------------------------------------
 
-/** The API did not answer: offer the kits kept here, if any. */
+/** The API did not answer: offer the kits kept here, and opening a kit file. */
 export async function offerOffline() {
   const kits = await listKits();
   $('offline-kits').replaceChildren(
@@ -74,8 +77,30 @@ export async function offerOffline() {
       ),
     ),
   );
-  $('offline-offer').hidden = kits.length === 0;
+  $('offline-offer').hidden = false;
   return kits.length;
+}
+
+/** A kit file the user chose: checked, then offered for unlocking like a kept one. */
+async function openKitFile(file) {
+  clearFlash();
+  let kit;
+  try {
+    kit = parseKit(await file.text());
+  } catch (err) {
+    flash(`This file is not a recovery kit this app can open: ${err.message}.`);
+    return;
+  } finally {
+    $('offline-kit-file').value = '';
+  }
+  const a = kit.account;
+  chooseKit({
+    account_id: a.id,
+    email: a.email,
+    created_at: kit.created_at,
+    count: kit.records.length,
+    kit,
+  });
 }
 
 export function hideOfflineOffer() {
@@ -117,7 +142,7 @@ async function openOffline() {
   } catch (err) {
     return invalid($('offline-gateway'), `Not a gateway URL: ${err.message}.`);
   }
-  const kit = await loadKit(chosen.account_id);
+  const kit = chosen.kit ?? (await loadKit(chosen.account_id));
   if (!kit) throw new Error('This recovery kit is no longer in this browser.');
   let privateKey;
   try {
@@ -220,6 +245,10 @@ export function fillSettings() {
 export function initOffline(context) {
   ctx = context;
   $('offline-use-code').addEventListener('change', () => useCode($('offline-use-code').checked));
+  $('offline-kit-file').addEventListener('change', () => {
+    const file = $('offline-kit-file').files[0];
+    if (file) openKitFile(file);
+  });
   $('offline-cancel').addEventListener('click', () => {
     chosen = null;
     $('form-offline').reset();
