@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from hygieia.client.kit import check_keys, parse_kit
 from hygieia.ipfs import DAG_PB, decode_dag_pb, parse_cid
 from tests.browser import flows, media
 from tests.support.browser import PageHandle, new_page
@@ -138,7 +139,12 @@ def _download(web: PageHandle, button: str, timeout_ms: float = 120_000) -> Path
 def _kit(vault: Vault) -> dict[str, Any]:
     _settings(vault.web)
     path = _download(vault.web, "Download recovery kit")
-    return dict(json.loads(path.read_text()))
+    text = path.read_text()
+    # The Python reader takes it, and would write exactly the same file.
+    kit = parse_kit(text)
+    check_keys(kit)
+    assert kit.to_json() == text
+    return dict(json.loads(text))
 
 
 # ---- online: the kit and the CAR from Settings ------------------------------------

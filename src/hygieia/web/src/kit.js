@@ -117,11 +117,14 @@ export function parseKit(value) {
   if (!Array.isArray(kit.records) || kit.records.length > MAX_RECORDS) {
     throw new KitError('the kit’s records are not a list');
   }
+  const ids = new Set();
   for (const r of kit.records) {
     exactKeys(r, RECORD_FIELDS, 'a record of the kit');
-    if (typeof r.id !== 'string' || typeof r.cid !== 'string' || !c.sameCid(r.cid, r.cid)) {
+    if (!c.isRecordId(r.id) || typeof r.cid !== 'string' || !c.sameCid(r.cid, r.cid)) {
       throw new KitError('a record of the kit has a bad id or CID');
     }
+    if (ids.has(r.id)) throw new KitError(`record ${r.id} appears twice in the kit`);
+    ids.add(r.id);
     if (!Number.isSafeInteger(r.size) || r.size < 0 || !Number.isSafeInteger(r.segments)) {
       throw new KitError(`record ${r.id} of the kit has bad sizes`);
     }
