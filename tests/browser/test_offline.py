@@ -31,6 +31,7 @@ from hygieia.ipfs import DAG_PB, decode_dag_pb, parse_cid
 from tests.browser import flows, media
 from tests.support.browser import PageHandle, new_page
 from tests.support.carfile import dag_blocks, read_car
+from tests.support.cli import Cli
 from tests.support.helia_node import HeliaNode
 from tests.support.server import server_process, stop
 from tests.support.tamper_gateway import Tamper, TamperGateway, running_tamper_gateway
@@ -173,7 +174,7 @@ def test_kit_download_matches_the_format(vault: Vault) -> None:
     assert {**json.loads(kept), "created_at": None} == {**kit, "created_at": None}
 
 
-def test_car_download_holds_every_record(vault: Vault) -> None:
+def test_car_download_holds_every_record(vault: Vault, tmp_path: Path) -> None:
     kit = _kit(vault)
     path = _download(vault.web, "Download all records as CAR")
     assert "CAR archive saved (4 records)" in flows.flash_text(vault.web)
@@ -185,6 +186,13 @@ def test_car_download_holds_every_record(vault: Vault) -> None:
     assert set(blocks) == wanted  # and nothing else
     for cid, block in blocks.items():  # the blocks IPFS holds (pinned over bitswap)
         assert vault.helia.get_block(cid) == block
+    # The same archive as the CLI's `hygieia export car` (block order aside).
+    cli = Cli(server=vault.web.base_url, home=tmp_path / "cli", data_dir=vault.data_dir)
+    cli.run("login", EMAIL, password=PASSWORD)
+    cli.run("export", "car", "-o", str(tmp_path / "cli.car"))
+    cli_roots, cli_blocks = read_car(tmp_path / "cli.car")
+    assert {str(r) for r in cli_roots} == {str(r) for r in roots}
+    assert cli_blocks == blocks
     assert any(r.codec == DAG_PB for r in roots)  # the big one is a real tree
 
 
