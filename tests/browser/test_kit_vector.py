@@ -99,3 +99,22 @@ def test_the_kit_vector_opens_offline(
     assert [r.url for r in web.requests[since:] if "/api/" in r.url] == []
     assert not web.problems, web.problems
     flows.logout(web)
+
+
+def test_a_kit_with_weak_kdf_is_refused_before_deriving(
+    offline_page: tuple[PageHandle, dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """A kit's kdf passes the bounds and the floor, as a server's answer does."""
+    web, vector, _ = offline_page
+    kit = json.loads(json.dumps(vector["kit"]))
+    kit["account"]["kdf"] = {"alg": "argon2id", "v": 19, "m": 8192, "t": 1, "p": 1}
+    weak = tmp_path / "weak-kit.json"
+    weak.write_text(json.dumps(kit))
+    page = web.page
+    page.set_input_files("#offline-kit-file", str(weak))
+    page.wait_for_selector("#view-offline:not([hidden])")
+    page.locator("#offline-password").fill(vector["password"])
+    page.locator("#form-offline").get_by_role("button", name="Open offline").click()
+    assert "password protection this app does not accept" in flows.flash_text(web)
+    assert page.locator("body[data-offline]").count() == 0
+    page.locator("#offline-cancel").click()

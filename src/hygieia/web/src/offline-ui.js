@@ -4,7 +4,7 @@
 // vault as CAR). Offline, nothing is sent to the Hygieia server: the list comes from
 // the kit and content from the gateway, every block checked in the page.
 import { exportVaultCar } from './car.js';
-import { KdfRefusedError, vetKdf } from './kdf-trust.js';
+import { KdfRefusedError, vetKitKdf } from './kdf-trust.js';
 import {
   allowedOrigins,
   getGateway,
@@ -127,7 +127,7 @@ function useCode(on) {
   $('offline-code-field').hidden = !on;
 }
 
-/** Unlock the chosen kit here: its kdf and salt vetted like a server's (kdf-trust.js). */
+/** Unlock the chosen kit here: its kdf and salt within bounds and floor (kdf-trust.js). */
 async function openOffline() {
   const byCode = $('offline-use-code').checked;
   const secret = byCode ? $('offline-code').value : $('offline-password').value;
@@ -150,11 +150,16 @@ async function openOffline() {
       privateKey = await unlockKit(kit, { code: secret });
     } else {
       const a = kit.account;
-      const { kdf, salt } = await vetKdf(a.email, a.kdf, a.salt);
+      const { kdf, salt } = vetKitKdf(a.kdf, a.salt);
       privateKey = await unlockKit(kit, { password: secret, kdf, salt });
     }
   } catch (err) {
-    if (err instanceof KdfRefusedError) throw err;
+    if (err instanceof KdfRefusedError) {
+      throw new Error(
+        'This recovery kit asks for password protection this app does not accept (weaker than its minimum, or unsupported). Nothing was unlocked.',
+        { cause: err },
+      );
+    }
     if (err instanceof RangeError && byCode) {
       return invalid(
         $('offline-code'),
