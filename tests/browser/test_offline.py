@@ -252,6 +252,13 @@ def _titles(web: PageHandle) -> set[str]:
 
 def test_offline_lists_and_opens_every_record_from_the_gateway(offline: Vault) -> None:
     web = offline.web
+    # A log-in attempt says the server is away and points at the offline mode.
+    before = len(web.requests)
+    flows.submit_login(web, EMAIL, PASSWORD)
+    assert "You can open your records offline below" in flows.flash_text(web)
+    assert [r.url for r in web.requests[before:] if "/api/" in r.url] == [
+        f"{web.base_url}/api/v1/auth/prelogin?email={EMAIL.replace('@', '%40')}"
+    ]
     since = len(web.requests)
     _open_offline(offline, shot="offline-unlock")
     assert _titles(web) == set(offline.files)

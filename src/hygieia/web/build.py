@@ -80,8 +80,13 @@ def npm_ci(*, force: bool = False) -> bool:
     return True
 
 
-def bundle() -> None:
-    """Bundle ``src/*.js`` entry points into ``static/app/`` (replaced atomically)."""
+def bundle(build_id: str = "dev") -> None:
+    """Bundle ``src/*.js`` entry points into ``static/app/`` (replaced atomically).
+
+    ``build_id`` (from the source digest) is compiled into the bundle as ``__BUILD__``:
+    the service worker names its cache by it, so every new build is a new worker that
+    caches the new shell and drops the old one.
+    """
     esbuild = NODE_MODULES / ".bin" / "esbuild"
     tmp = OUT_DIR.with_name(f".app-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -103,6 +108,7 @@ def bundle() -> None:
                 "--legal-comments=linked",
                 "--charset=utf8",
                 "--log-level=warning",
+                f"--define:__BUILD__={json.dumps(build_id)}",
                 f"--outdir={tmp}",
             ]
         )
@@ -126,7 +132,7 @@ def build(*, force: bool = False) -> bool:
     digest = source_digest()
     if not (force or installed) and STAMP.is_file() and STAMP.read_text().strip() == digest:
         return False
-    bundle()
+    bundle(digest[:16])
     STAMP.write_text(digest + "\n")
     return True
 

@@ -7,7 +7,10 @@
 // origin (the IPFS gateway's blocks are checked by the page itself). Served as
 // /app/sw.js with `Service-Worker-Allowed: /`, registered with scope `/`.
 
-const CACHE = 'hygieia-shell-v1';
+/* global __BUILD__ */
+// One cache per build (build.py defines __BUILD__ from the sources' digest): a new
+// build is a new worker, which caches the new shell and drops the old caches.
+const CACHE = `hygieia-shell-${__BUILD__}`;
 const SHELL = ['/', '/css/app.css', '/favicon.svg'];
 const INDEX = '/';
 
@@ -26,7 +29,9 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil(
     (async () => {
-      for (const name of await caches.keys()) if (name !== CACHE) await caches.delete(name);
+      for (const name of await caches.keys()) {
+        if (name.startsWith('hygieia-shell-') && name !== CACHE) await caches.delete(name);
+      }
       await self.clients.claim();
     })(),
   );
