@@ -7,6 +7,7 @@ Nothing reads the environment at import time: ``Settings()`` is built by the cal
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +16,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hygieia import crypto
 from hygieia.services.hashing import default_slots
+
+DEFAULT_GATEWAY_ORIGINS = (
+    "https://trustless-gateway.link",
+    "https://ipfs.io",
+    "https://dweb.link",
+    "http://127.0.0.1:*",
+    "http://localhost:*",
+)
+# An origin as a CSP source expression: no path, no wildcard host, no quotes or ';'.
+_ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:(\d{1,5}|\*))?")
 
 
 class Settings(BaseSettings):
@@ -104,6 +115,14 @@ class Settings(BaseSettings):
     #: (SQLite's driver drops it for every column of every row): under load, two serve
     #: ~1.8x the requests of forty, with a third of the p99 (bench list_vs_bare).
     read_threads: int = Field(default=2, ge=1, le=1000)
+    #: Origins of the IPFS gateways the web app may fetch records from while the API
+    #: is unreachable (its offline mode): they go into the page's CSP ``connect-src``,
+    #: space or comma separated, ``scheme://host[:port]`` with ``:*`` for any port.
+    #: Blocks are verified against their CIDs in the page; this only limits where the
+    #: page may connect. Loopback covers a node on the user's own machine.
+    gateway_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_GATEWAY_ORIGINS)
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -115,6 +134,18 @@ class Settings(BaseSettings):
             return [str(ipaddress.ip_network(str(i).strip(), strict=False)) for i in items]
         except ValueError as exc:
             raise ValueError(f"not an IP address or network: {exc}") from exc
+
+    @field_validator("gateway_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: object) -> list[str]:
+        items = v.replace(",", " ").split() if isinstance(v, str) else v
+        if not isinstance(items, list | tuple):
+            raise ValueError("a space- or comma-separated list of origins")
+        origins = [str(i).strip().rstrip("/") for i in items if str(i).strip()]
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r}: an origin is http(s)://host[:port|:*]")
+        return origins
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -295,6 +295,11 @@ def _handler_for(gw: TamperGateway) -> type[BaseHTTPRequestHandler]:
                 text = b"not_found: dropped by the tamper gateway\n"
                 self.send_response(404)
                 self.send_header("Content-Type", "text/plain")
+                # As the upstream would answer a missing block: readable cross-origin
+                # (a page's fetch sees the 404, not a network error).
+                cors = response.headers.get("access-control-allow-origin")
+                if cors is not None:
+                    self.send_header("Access-Control-Allow-Origin", cors)
                 self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
                 self.wfile.write(text)

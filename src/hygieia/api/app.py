@@ -23,6 +23,7 @@ from hygieia.api.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
+    content_security_policy,
 )
 from hygieia.api.routes import auth, meta
 from hygieia.api.routes import records as record_routes
@@ -109,7 +110,9 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     # Before anything reads the request; inside the headers and access-log middleware,
     # so a refused host is logged and gets the usual hardening headers.
     app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.resolved_allowed_hosts())
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware, csp=content_security_policy(settings.gateway_origins)
+    )
     app.add_middleware(AccessLogMiddleware)  # last added is outermost: it sees every answer
     return app
 

@@ -11,7 +11,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +25,15 @@ CSP = (
     "img-src 'self' blob: data:; object-src 'none'; frame-src 'self' blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+SERVICE_WORKER = "/app/sw.js"
+
+
+def content_security_policy(gateway_origins: Sequence[str] = ()) -> str:
+    """The page's CSP: :data:`CSP` with ``connect-src`` widened to the IPFS gateways the
+    web app's offline mode may fetch blocks from (``HYGIEIA_GATEWAY_ORIGINS``), nothing
+    else changed."""
+    connect = " ".join(["'self'", *gateway_origins])
+    return CSP.replace("connect-src 'self'", f"connect-src {connect}")
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: HygieiaError) -> None:
@@ -142,10 +151,19 @@ class BodyLimitMiddleware(_HttpMiddleware):
 
 
 class SecurityHeadersMiddleware(_HttpMiddleware):
-    """CSP and hardening headers everywhere; ``Cache-Control: no-store`` on the API."""
+    """CSP and hardening headers everywhere; ``Cache-Control: no-store`` on the API.
+
+    The service worker (``/app/sw.js``, bundled with the app) may control the whole
+    origin (``Service-Worker-Allowed: /``): it caches the app shell for offline use.
+    """
+
+    def __init__(self, app: ASGIApp, csp: str = CSP) -> None:
+        super().__init__(app)
+        self.csp = csp.encode()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_api = scope["path"].startswith("/api/")
+        is_worker = scope["path"] == SERVICE_WORKER
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -155,7 +173,7 @@ class SecurityHeadersMiddleware(_HttpMiddleware):
                     (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
                 ]
                 headers += [
-                    (b"content-security-policy", CSP.encode()),
+                    (b"content-security-policy", self.csp),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY"),
@@ -163,6 +181,8 @@ class SecurityHeadersMiddleware(_HttpMiddleware):
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                 ]
                 headers.append((b"cache-control", b"no-store" if is_api else b"no-cache"))
+                if is_worker:
+                    headers.append((b"service-worker-allowed", b"/"))
                 message = {**message, "headers": headers}
             await send(message)
 

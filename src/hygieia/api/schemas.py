@@ -226,6 +226,8 @@ class UserKeyPublic(Public):
 class ClientConfigPublic(BaseModel):
     idle_lock_seconds: int
     max_record_bytes: int
+    #: Gateway origins the page's CSP lets it connect to (``HYGIEIA_GATEWAY_ORIGINS``).
+    gateway_origins: list[str] = []
 
 
 class RecordMetaCreate(Strict):

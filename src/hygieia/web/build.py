@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,9 @@ OUT_DIR = WEB_DIR / "static" / "app"
 NODE_MODULES = WEB_DIR / "node_modules"
 STAMP = OUT_DIR / ".build-stamp"
 LOCK_STAMP = NODE_MODULES / ".hygieia-lock-sha256"
-ENTRY_POINTS = ("main.js",)
+# main.js: the app; sw.js: its service worker (caches the app shell for offline use).
+ENTRY_POINTS = ("main.js", "sw.js")
+SHELL_MANIFEST = "shell.json"
 # Browsers with WebCrypto HKDF/AES-GCM, ES2022, top-level await and CSP wasm-unsafe-eval.
 TARGETS = "chrome103,firefox115,safari16"
 
@@ -77,8 +80,13 @@ def npm_ci(*, force: bool = False) -> bool:
     return True
 
 
-def bundle() -> None:
-    """Bundle ``src/*.js`` entry points into ``static/app/`` (replaced atomically)."""
+def bundle(build_id: str = "dev") -> None:
+    """Bundle ``src/*.js`` entry points into ``static/app/`` (replaced atomically).
+
+    ``build_id`` (from the source digest) is compiled into the bundle as ``__BUILD__``:
+    the service worker names its cache by it, so every new build is a new worker that
+    caches the new shell and drops the old one.
+    """
     esbuild = NODE_MODULES / ".bin" / "esbuild"
     tmp = OUT_DIR.with_name(f".app-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -100,13 +108,22 @@ def bundle() -> None:
                 "--legal-comments=linked",
                 "--charset=utf8",
                 "--log-level=warning",
+                f"--define:__BUILD__={json.dumps(build_id)}",
                 f"--outdir={tmp}",
             ]
         )
+        _write_shell_manifest(tmp)
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         tmp.rename(OUT_DIR)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_shell_manifest(out: Path) -> None:
+    """List the bundle's scripts (chunks included, not the worker itself) for the
+    service worker to cache when it installs: the app then starts with no server."""
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.js") if p.name != "sw.js")
+    (out / SHELL_MANIFEST).write_text(json.dumps(files, indent=1) + "\n")
 
 
 def build(*, force: bool = False) -> bool:
@@ -115,7 +132,7 @@ def build(*, force: bool = False) -> bool:
     digest = source_digest()
     if not (force or installed) and STAMP.is_file() and STAMP.read_text().strip() == digest:
         return False
-    bundle()
+    bundle(digest[:16])
     STAMP.write_text(digest + "\n")
     return True
 

@@ -21,5 +21,7 @@ def health() -> dict[str, str]:
 def client_config(settings: SettingsDep) -> ClientConfigPublic:
     """Limits and timeouts the clients honour."""
     return ClientConfigPublic(
-        idle_lock_seconds=settings.idle_lock_seconds, max_record_bytes=settings.max_record_bytes
+        idle_lock_seconds=settings.idle_lock_seconds,
+        max_record_bytes=settings.max_record_bytes,
+        gateway_origins=settings.gateway_origins,
     )

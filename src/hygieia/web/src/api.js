@@ -52,7 +52,13 @@ export class Api {
     } else if (body !== undefined) {
       init.body = body;
     }
-    const res = await fetch(BASE + path, init);
+    let res;
+    try {
+      res = await fetch(BASE + path, init);
+    } catch (err) {
+      if (err?.name === 'AbortError') throw err;
+      throw new ApiError(0, 'network_error', 'network error'); // the server is unreachable
+    }
     if (!res.ok) {
       const err = await errorFrom(res);
       if (res.status === 401 && this.token && this.onUnauthorized) this.onUnauthorized(err);

@@ -54,6 +54,37 @@ async function recall(email) {
  * {kdf, salt: Uint8Array} or throws KdfRefusedError before anything is derived.
  */
 export async function vetKdf(email, kdf, saltB64, { acceptNewSalt = false } = {}) {
+  const salt = vetBounds(kdf, saltB64);
+  const known = await recall(email);
+  if (known) {
+    if (!atLeast(kdf, known.kdf)) {
+      throw new KdfRefusedError(
+        'downgrade',
+        'The server asks for weaker password protection than this account used in this browser before. Nothing derived from your password was sent.',
+      );
+    }
+    if (known.salt !== saltB64 && !acceptNewSalt) {
+      throw new KdfRefusedError(
+        'salt-changed',
+        'This account’s key-derivation salt changed since your last login here. Salts never change: either the account was deleted and created again (then confirm below), or the server is trying to weaken your password’s protection. Nothing was sent.',
+      );
+    }
+  }
+  return { kdf, salt };
+}
+
+/**
+ * A recovery kit's `kdf` and `salt` (protocol §6, "Which KDF checks apply to a kit"):
+ * the bounds and the floor, not what earlier logins here used. Those stop a server
+ * from harvesting a cheap auth_key; unlocking a kit sends nothing anywhere, and a kit
+ * is trusted only once its wrapped vault key unwraps with the password.
+ */
+export function vetKitKdf(kdf, saltB64) {
+  return { kdf, salt: vetBounds(kdf, saltB64) };
+}
+
+/** Bounds, salt length and the floor; the salt's bytes, or KdfRefusedError. */
+function vetBounds(kdf, saltB64) {
   let salt;
   try {
     c.checkKdf(kdf);
@@ -76,22 +107,7 @@ export async function vetKdf(email, kdf, saltB64, { acceptNewSalt = false } = {}
       'The server asks for weaker password protection than this app accepts. Nothing derived from your password was sent.',
     );
   }
-  const known = await recall(email);
-  if (known) {
-    if (!atLeast(kdf, known.kdf)) {
-      throw new KdfRefusedError(
-        'downgrade',
-        'The server asks for weaker password protection than this account used in this browser before. Nothing derived from your password was sent.',
-      );
-    }
-    if (known.salt !== saltB64 && !acceptNewSalt) {
-      throw new KdfRefusedError(
-        'salt-changed',
-        'This account’s key-derivation salt changed since your last login here. Salts never change: either the account was deleted and created again (then confirm below), or the server is trying to weaken your password’s protection. Nothing was sent.',
-      );
-    }
-  }
-  return { kdf, salt };
+  return salt;
 }
 
 /** Remember what a successful login, sign-up or password change used for `email`. */

@@ -2,7 +2,15 @@
 import * as accounts from './accounts.js';
 import { Api, ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
+import { rememberAllowedOrigins } from './gateway.js';
 import { KdfRefusedError } from './kdf-trust.js';
+import {
+  fillSettings,
+  hideOfflineOffer,
+  initOffline,
+  leaveOffline,
+  offerOffline,
+} from './offline-ui.js';
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
@@ -17,6 +25,11 @@ const api = new Api({ onUnauthorized: () => expire() });
 let idle = null;
 let pendingSignup = null;
 
+/** The Hygieia API did not answer (no connection, or a proxy in front of a stopped one). */
+function unreachable(err) {
+  return err instanceof ApiError && [0, 502, 504].includes(err.status);
+}
+
 function message(err) {
   if (err instanceof DecryptionError) {
     return err.message === 'could not decrypt or verify'
@@ -24,7 +37,11 @@ function message(err) {
       : `${err.message[0].toUpperCase()}${err.message.slice(1)}.`;
   }
   if (err instanceof ApiError) {
-    if (err.status === 0) return 'The server cannot be reached. Check your connection.';
+    if (err.status === 0) {
+      return $('offline-offer').hidden
+        ? 'The server cannot be reached. Check your connection.'
+        : 'The server cannot be reached. You can open your records offline below.';
+    }
     if (err.status === 429) return 'Too many attempts. Wait a few minutes and try again.';
     return err.detail || err.message;
   }
@@ -70,7 +87,10 @@ function leaveVault({ keepAccount = false } = {}) {
   idle?.stop();
   idle = null;
   if (keepAccount) lockKeys();
-  else clearSession();
+  else {
+    clearSession();
+    leaveOffline();
+  }
   resetRecordsView();
   const swept = sweepScratch();
   clearFlash();
@@ -127,6 +147,7 @@ async function go(view) {
       delete document.body.dataset.loading;
     }
   } else {
+    if (view === 'settings') fillSettings();
     showView(view);
   }
 }
@@ -196,6 +217,7 @@ function initLogin() {
       if (err instanceof ApiError && err.status === 401) {
         throw new Error('Email or password is incorrect.', { cause: err });
       }
+      if (unreachable(err)) await offerOffline();
       // Salts never change, but an account can be re-created: let the user say so.
       if (err instanceof KdfRefusedError && err.reason === 'salt-changed') {
         $('login-accept-salt').checked = false;
@@ -391,15 +413,30 @@ async function start() {
   initSettings();
   initNav();
   initRecords({ api, go, message, idle: () => idle });
+  initOffline({ api, enterVault, message, onSubmit, idle: () => idle });
+  registerWorker();
   await sweepScratch(); // plaintext a closed or crashed tab left behind, before "ready"
+  let offline = false;
   try {
     session.config = { ...session.config, ...(await api.config()) };
-  } catch {
-    /* keep the defaults; the server may be starting */
+    rememberAllowedOrigins(session.config.gateway_origins);
+    hideOfflineOffer();
+  } catch (err) {
+    // Keep the defaults: the server may be starting, or gone (then: the offline mode).
+    offline = unreachable(err);
+    if (offline) await offerOffline();
   }
   showView('auth', { focus: false });
   selectTab('login');
+  if (offline) flash(message(new ApiError(0, 'network_error')));
   document.body.dataset.ready = 'true';
+}
+
+/** The service worker keeps the app shell for when the server is unreachable (sw.js). */
+function registerWorker() {
+  navigator.serviceWorker?.register('/app/sw.js', { scope: '/' }).catch(() => {
+    /* no offline start, everything else works */
+  });
 }
 
 start();

@@ -155,7 +155,7 @@ function recordItem(r) {
       }),
       el('button', {
         type: 'button',
-        class: 'btn btn-ghost',
+        class: 'btn btn-ghost online-only',
         text: 'Delete',
         'aria-label': `Delete ${title}`,
         onclick: () => remove(r),
@@ -254,7 +254,12 @@ async function showRecord(r) {
     objectUrl = URL.createObjectURL(blob);
     const label = `${$('rec-title').textContent} (decrypted)`;
     $('rec-viewer').replaceChildren(
-      el('p', { class: 'verified', text: 'Verified: signed by you, content ID and digest match.' }),
+      el('p', {
+        class: 'verified',
+        text: session.offline
+          ? 'Verified: every block from the gateway matches its content ID; signed by you, digest matches.'
+          : 'Verified: signed by you, content ID and digest match.',
+      }),
       kind === 'image'
         ? el('img', { src: objectUrl, alt: label, 'data-kind': 'image' })
         : el('iframe', { src: objectUrl, title: label, 'data-kind': 'pdf' }),
@@ -266,6 +271,7 @@ async function showRecord(r) {
 
 function refusal(err) {
   const text = ctx.message(err);
+  if (err?.name === 'GatewayError') return `This record was not opened. ${text}`;
   return err?.name === 'DecryptionError'
     ? `This record failed verification and was not opened. ${text}`
     : text;

@@ -7,8 +7,14 @@
 // PKESK (never the envelope); the downloaded ciphertext's CID must equal both the
 // sealed and the server's CID; the plaintext SHA-256 and size must equal the sealed
 // ones. Nothing is handed over (no view, no download) unless every check passed.
+//
+// Offline (session.offline), the list comes from the kept recovery kit and content
+// from the IPFS gateway the user set, block by block verified (gateway.js); the same
+// checks then apply, with the kit's own key as the signer.
 import { createSHA256 } from 'hash-wasm';
 import * as c from './crypto/index.js';
+import { getGateway, verifiedContent } from './gateway.js';
+import { buildKit, storeKit } from './kit.js';
 import { scratchFile } from './scratch.js';
 import { session } from './session.js';
 
@@ -47,8 +53,29 @@ async function openListed(item) {
   }
 }
 
-/** Every record of ours (all pages), with its metadata decrypted and verified. */
+/**
+ * Keep the latest recovery kit of the account in this browser. A kit that can't be
+ * kept (storage switched off or full) leaves the listing as it is.
+ */
+async function keepKit(records) {
+  try {
+    await storeKit(buildKit({ account: session.account, records, server: location.origin }));
+  } catch {
+    /* the offline mode then opens an older kit, or none */
+  }
+}
+
+/**
+ * Every record of ours (all pages), with its metadata decrypted and verified; the
+ * kit kept here is brought up to date with it. Offline: the records of the kit.
+ */
 export async function loadRecords(api) {
+  if (session.offline) {
+    const out = [];
+    for (const item of session.kit.records) out.push({ ...item, ...(await openListed(item)) });
+    session.records = out;
+    return out;
+  }
   const out = [];
   let cursor = null;
   do {
@@ -59,6 +86,7 @@ export async function loadRecords(api) {
     cursor = page.next_cursor;
   } while (cursor);
   session.records = out;
+  await keepKit(out);
   return out;
 }
 
@@ -145,10 +173,9 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
   }
 }
 
-/** The response body, chunk by chunk, with progress; cancelled if not read to its end. */
-async function* responseChunks(res, { total, onProgress }) {
+/** The response body, chunk by chunk; cancelled if not read to its end. */
+export async function* responseChunks(res) {
   const reader = res.body.getReader();
-  let received = 0;
   let finished = false;
   try {
     for (;;) {
@@ -157,12 +184,20 @@ async function* responseChunks(res, { total, onProgress }) {
         finished = true;
         return;
       }
-      received += value.length;
-      if (total) onProgress(Math.min(1, received / total));
       yield value;
     }
   } finally {
     if (!finished) await reader.cancel().catch(() => {}); // stop a refused download
+  }
+}
+
+/** `chunks` again, reporting the fraction of `total` bytes seen so far. */
+async function* withProgress(chunks, { total, onProgress }) {
+  let received = 0;
+  for await (const chunk of chunks) {
+    received += chunk.length;
+    if (total) onProgress(Math.min(1, received / total));
+    yield chunk;
   }
 }
 
@@ -190,17 +225,18 @@ async function* openSegments(ciphertext, { meta, sessionKey, sha, sink, tally })
 }
 
 /**
- * Decrypt the content `res` streams into `sink`, then check it against the sealed
- * metadata: every segment there, the CID equal to the sealed one, the server's and the
- * one it served, the plaintext's size and SHA-256 equal to the sealed ones.
+ * Decrypt the ciphertext `source` yields ({chunks, total, served}) into `sink`, then
+ * check it against the sealed metadata: every segment there, the CID equal to the
+ * sealed one, the listed one and the one the server said it served, the plaintext's
+ * size and SHA-256 equal to the sealed ones.
  */
-async function decryptContent(res, { record, meta, sessionKey, sha, sink, onProgress }) {
-  const total = Number(res.headers.get('Content-Length')) || record.size || 0;
+async function decryptContent(source, { record, meta, sessionKey, sha, sink, onProgress }) {
+  const total = source.total || record.size || 0;
   const tally = { segments: 0, plainBytes: 0 };
-  const ciphertext = responseChunks(res, { total, onProgress });
+  const ciphertext = withProgress(source.chunks, { total, onProgress });
   const cid = await c.contentCid(openSegments(ciphertext, { meta, sessionKey, sha, sink, tally }));
   if (tally.segments !== meta.segments) throw new RecordCheckError('record is missing segments');
-  const served = res.headers.get('X-Hygieia-CID');
+  const served = source.served;
   if (
     !c.sameCid(cid, meta.cid) ||
     !c.sameCid(cid, record.cid) ||
@@ -213,9 +249,33 @@ async function decryptContent(res, { record, meta, sessionKey, sha, sink, onProg
   }
 }
 
-/** A failure to open: our own refusals, a cancel and HTTP errors as they are, else opaque. */
+/**
+ * Where a record's ciphertext comes from: the server, or offline the gateway (every
+ * block checked against its CID). {chunks, total, served}.
+ */
+async function contentSource(api, record, signal) {
+  if (session.offline) {
+    const chunks = verifiedContent(getGateway(), record.cid, { size: record.size, signal });
+    return { chunks, total: record.size, served: null };
+  }
+  const path = `/records/${encodeURIComponent(record.id)}/content`;
+  const res = await api.raw('GET', path, { signal });
+  return {
+    chunks: responseChunks(res),
+    total: Number(res.headers.get('Content-Length')),
+    served: res.headers.get('X-Hygieia-CID'),
+  };
+}
+
+/**
+ * A failure to open: our own refusals, a cancel, HTTP and gateway errors as they are,
+ * else opaque.
+ */
 function openingError(err) {
-  if (err instanceof c.DecryptionError || err?.name === 'AbortError' || err?.name === 'ApiError') {
+  if (
+    err instanceof c.DecryptionError ||
+    ['AbortError', 'ApiError', 'GatewayError'].includes(err?.name)
+  ) {
     return err;
   }
   return new c.DecryptionError(undefined, { cause: err });
@@ -231,12 +291,11 @@ export async function openRecord(api, record, { onProgress = () => {}, signal } 
   const meta = await openMeta(record); // again: never trust a cached, unchecked value
   const sessionKey = await c.unwrapSessionKey(c.fromB64(record.pkesk), session.privateKey);
   try {
-    const path = `/records/${encodeURIComponent(record.id)}/content`;
-    const res = await api.raw('GET', path, { signal });
+    const source = await contentSource(api, record, signal);
     const sha = await createSHA256();
     const sink = await scratchFile('get');
     try {
-      await decryptContent(res, { record, meta, sessionKey, sha, sink, onProgress });
+      await decryptContent(source, { record, meta, sessionKey, sha, sink, onProgress });
       const file = await sink.close();
       return { blob: new Blob([file], { type: safeType(meta.media_type) }), release: sink.remove };
     } catch (err) {

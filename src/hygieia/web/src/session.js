@@ -1,11 +1,14 @@
 // What the page knows while someone is logged in. Memory only: nothing here is ever
-// written to localStorage, sessionStorage, IndexedDB or a cookie.
+// written to localStorage, sessionStorage, IndexedDB or a cookie (the recovery kit
+// kept in IndexedDB, kit.js, holds only what the server holds too).
 
 export const session = {
   account: null, // AccountPublic from the server (public and locked values only)
   privateKey: null, // unlocked OpenPGP key; cleared on lock and logout
   publicKey: null, // derived from privateKey, not taken from the server
   records: [], // [{id, ..., meta}] with decrypted metadata; cleared on lock
+  offline: false, // opened from a kept recovery kit: no server, read-only
+  kit: null, // that kit (public and locked values only, like `account`)
   config: { idle_lock_seconds: 900, max_record_bytes: 2 * 1024 ** 3 },
 };
 
@@ -29,6 +32,8 @@ export function lockKeys() {
 export function clearSession() {
   lockKeys();
   session.account = null;
+  session.offline = false;
+  session.kit = null;
 }
 
 /**

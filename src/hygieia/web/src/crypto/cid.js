@@ -22,6 +22,15 @@ export async function contentCid(chunks) {
   return cid.toString();
 }
 
+/**
+ * The same import, each block handed to `store.put(cid, bytes)` (awaited, so a slow
+ * store slows the import): for the whole-vault CAR. Returns the root CID (string).
+ */
+export async function contentBlocks(chunks, store) {
+  const { cid } = await importByteStream(chunks, store, options());
+  return cid.toString();
+}
+
 /** Compare two CIDs by value (any base/encoding of the same CID is equal). */
 export function sameCid(a, b) {
   try {
