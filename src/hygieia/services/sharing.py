@@ -301,7 +301,7 @@ def shared_page(
         at, after = _decode_cursor(cursor)
         stmt = stmt.where(tuple_(RecordGrant.created_at, RecordGrant.id) < tuple_(at, after))
     stmt = stmt.order_by(RecordGrant.created_at.desc(), RecordGrant.id.desc()).limit(limit + 1)
-    rows = list(db.execute(stmt).tuples())
+    rows = [(g, r, o) for g, r, o in db.execute(stmt).all()]
     next_cursor = None
     if len(rows) > limit:
         del rows[limit:]
@@ -315,10 +315,11 @@ def _grant_for(db: Session, *, recipient: User, record_id: str) -> tuple[RecordG
     stmt = _SHARED.where(
         RecordGrant.recipient_id == recipient.id, RecordGrant.record_id == _parse_id(record_id)
     )
-    row = db.execute(stmt).tuples().first()
+    row = db.execute(stmt).first()
     if row is None:
         raise _not_found()
-    return row
+    grant, record, owner = row
+    return grant, record, owner
 
 
 def get_shared(
