@@ -6,6 +6,7 @@ export const session = {
   privateKey: null, // unlocked OpenPGP key; cleared on lock and logout
   publicKey: null, // derived from privateKey, not taken from the server
   records: [], // [{id, ..., meta}] with decrypted metadata; cleared on lock
+  shared: [], // records shared with me, the same way (sharing.js); cleared on lock
   config: { idle_lock_seconds: 900, max_record_bytes: 2 * 1024 ** 3 },
 };
 
@@ -23,6 +24,7 @@ export function lockKeys() {
   session.privateKey = null;
   session.publicKey = null;
   session.records = [];
+  session.shared = [];
 }
 
 /** Forget the account too (log-out, expired session). */

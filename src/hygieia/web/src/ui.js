@@ -2,7 +2,16 @@
 
 export const $ = (id) => document.getElementById(id);
 
-const VIEWS = ['auth', 'recovery-code', 'locked', 'records', 'upload', 'record', 'settings'];
+const VIEWS = [
+  'auth',
+  'recovery-code',
+  'locked',
+  'records',
+  'upload',
+  'record',
+  'settings',
+  'shared',
+];
 
 export function showView(name, { focus = true } = {}) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== name;
