@@ -201,7 +201,13 @@ def test_shared_from_the_web_read_by_the_cli_and_back(web, served, tmp_path):
 
     # Both at once, to Bob: his key's fingerprint shown (his own, not only the
     # server's word) and remembered on first use.
-    fingerprint, flashed = _share_from_list(web, [scan["id"], letter["id"]], bob_email)
+    flows.go_records(web)
+    for rid in (scan["id"], letter["id"]):
+        flows.record_item(web, rid).locator(".record-select").check()
+    page.locator("#btn-share-selected").click()
+    fingerprint = _look_up(web, bob_email)
+    web.shot("share-dialog")
+    flashed = _confirm_share(web)
     assert fingerprint.replace(" ", "") == _fingerprint(bob)
     assert f"Shared 2 records with {bob_email}" in flashed, flashed
     grants = flows.json_bodies(web, "/api/v1/grants")[-1]["grants"]
@@ -227,6 +233,7 @@ def test_shared_from_the_web_read_by_the_cli_and_back(web, served, tmp_path):
     _open_record(web, scan["id"])
     row = _grant_row(web, bob_email)
     assert fingerprint in row.inner_text()
+    web.shot("record-grants")
     trail = page.locator("#rec-activity").inner_text()
     assert f"Opened by {bob_email}" in trail and f"Shared with {bob_email}" in trail
 
@@ -260,6 +267,7 @@ def test_shared_from_the_web_read_by_the_cli_and_back(web, served, tmp_path):
     (own,) = [i for i in json.loads(bob.run("ls", "--json", password=PW).stdout)]
     _go_shared(web)
     shared = _shared_item(web, bob_id)
+    web.shot("shared-with-me")
     text = shared.inner_text()
     assert f"Shared by {bob_email}" in text and _spaced(_fingerprint(bob)) in text
     assert "Blood count" in text and "haematology" in text
