@@ -15,6 +15,8 @@ from pathlib import Path
 from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client import records as recs
+from hygieia.client import sharing as shr
+from hygieia.client.contacts import Contacts
 from hygieia.client.sdk import HygieiaClient
 from tests.support.accounts import TEST_KDF
 from tests.support.keys import secret_material
@@ -26,6 +28,9 @@ FILENAME = "zq7-biopsy-report-private.pdf"
 PROVIDER = "Zq7 Saint Distinctive Clinic"
 TAG = "zq7-hiv-status-tag"
 CONTENT_MARKER = b"Zq7 PLAINTEXT MEDICAL CONTENT MARKER 0123456789"
+
+RECIPIENT = "zk-recipient@example.org"
+RECIPIENT_PASSWORD = "Zq7-recipient-distinctive-password-#4"
 
 PASSWORDS = [
     "Zq7-distinctive-Pässwörd-#1-\u212b",
@@ -83,11 +88,40 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         recs.get(api, after, rec.id, back)
         assert back.read_bytes() == content
 
+        # Sharing: grants to an account and to an unknown email; the recipient lists,
+        # opens and downloads the record; the owner lists, reads the trail, revokes.
+        rapi = HygieiaClient(url, transport=recorder)
+        acct.signup(rapi, RECIPIENT, RECIPIENT_PASSWORD, kdf=TEST_KDF)
+        rsession = acct.login(rapi, RECIPIENT, RECIPIENT_PASSWORD)
+        shr.share(
+            api, after, [rec.id], [RECIPIENT, "nobody-here@example.org"], contacts=Contacts(None)
+        )
+        shared = list(shr.iter_shared(rapi, rsession.unlock(), contacts=Contacts(None)))
+        assert [s.meta["title"] for s in shared] == [TITLE]
+        shr.get_shared(rapi, rsession, rec.id, tmp_path / "shared.bin", contacts=Contacts(None))
+        assert (tmp_path / "shared.bin").read_bytes() == content
+        assert len(api.record_grants(rec.id).items) == len(api.list_grants().items) == 2
+        assert any(e.event == "share.content_read" for e in api.audit())
+        shr.revoke(api, rec.id, "nobody-here@example.org")
+        owner_key = after.unlock()
+        session_key = crypto.open_session_key_envelope(
+            api.get_record(rec.id).envelope, key=owner_key, signer_public_key=owner_key.public_key
+        )
+        rapi.logout()
+
         # Exporting the key is purely local: no request may carry it.
         exported = acct.export_key(after, PASSWORDS[2])
         assert "PRIVATE KEY" in exported
         api.logout()
 
+    secrets.add("session_key", session_key)
+    secrets.add("recipient_password", RECIPIENT_PASSWORD)
+    secrets.add("recipient_vault_key", rsession.vault_key)
+    rmaterial = secret_material(
+        rsession.account.locked_secret_key, crypto.vault_passphrase(rsession.vault_key)
+    )
+    for i, scalar in enumerate(rmaterial):
+        secrets.add(f"recipient_secret_scalar{i}", scalar)
     vault_key = session.vault_key
     secrets.add("vault_key", vault_key)
     secrets.add("vault_passphrase", crypto.vault_passphrase(vault_key))

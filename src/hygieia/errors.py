@@ -147,6 +147,14 @@ class WeakKdf(ValidationFailed):
     code, detail = "weak_kdf", "KDF parameters are below this server's minimum"
 
 
+class ShareToSelf(ValidationFailed):
+    code, detail = "share_to_self", "a record can't be shared with its owner"
+
+
+class TooManyGrants(ValidationFailed):
+    code, detail = "too_many_grants", "the record has too many grants"
+
+
 class InvalidKey(HygieiaError):
     code, status, detail = "invalid_key", 422, "key material is invalid"
 

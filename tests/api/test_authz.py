@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -11,9 +13,13 @@ from sqlalchemy import update
 
 from hygieia import crypto
 from hygieia.client import account as acct
+from hygieia.client import records as recs
+from hygieia.client import sharing as shr
+from hygieia.client.contacts import Contacts
 from hygieia.db.models import AuthSession
+from hygieia.encoding import to_b64
 from hygieia.services.common import token_hash
-from tests.support.accounts import TEST_KDF
+from tests.support.accounts import TEST_KDF, new_account
 from tests.support.live import LiveApp
 
 PASSWORD = "authz test password 123"
@@ -30,7 +36,21 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
         }
     if route == "/users/key":
         return {"email": "alice@example.org"}
+    if route == "/grants":
+        return {
+            "grants": [
+                {
+                    "record_id": RID,
+                    "email": "bob@example.org",
+                    "pkesk": "AQ==",
+                    "sealed_metadata": "AQ==",
+                }
+            ]
+        }
     return None
+
+
+RID = "0b5c9a8e-2f4a-4c1e-9d2b-7a6e5f4d3c2b"
 
 
 ROUTES = [
@@ -39,6 +59,15 @@ ROUTES = [
     ("POST", "/auth/password"),
     ("POST", "/users/key"),
     ("GET", "/audit"),
+    # Sharing (protocol §7).
+    ("POST", "/grants"),
+    ("GET", "/grants"),
+    ("GET", f"/records/{RID}/grants"),
+    ("DELETE", f"/grants/{RID}"),
+    ("GET", "/shared"),
+    ("GET", f"/shared/{RID}"),
+    ("GET", f"/shared/{RID}/content"),
+    ("DELETE", f"/shared/{RID}"),
 ]
 
 
@@ -115,3 +144,163 @@ def test_other_users_token_cannot_act_for_alice(live: LiveApp, accounts: dict[st
     httpx.post(f"{live.url}/api/v1/auth/logout", headers=headers)
     alice = accounts["alice"]
     assert live.client(alice.token).me().email == "alice@example.org"  # type: ignore[attr-defined]
+
+
+# --- sharing: who may do what with a shared record ------------------------------------------
+ROLES = ("owner", "recipient", "revoked", "stranger", "none")
+
+
+@pytest.fixture
+def shared(live: LiveApp, tmp_path: Path) -> dict[str, Any]:
+    """Ann's record shared with Bob (live) and Carl (revoked); Dave is a stranger."""
+    parties: dict[str, Any] = {}
+    for role, name in (
+        ("owner", "ann"),
+        ("recipient", "bob"),
+        ("revoked", "carl"),
+        ("stranger", "dave"),
+    ):
+        api = live.client()
+        session = new_account(api, f"{name}@example.org", PASSWORD)
+        api.token = session.token
+        parties[role] = (api, session)
+    api, session = parties["owner"]
+    src = tmp_path / "r.bin"
+    src.write_bytes(b"shared record")
+    rid = recs.put(api, session, src).id
+    grants, _ = shr.share(
+        api, session, [rid], ["bob@example.org", "carl@example.org"], contacts=Contacts(None)
+    )
+    by_email = {g.email: g.id for g in grants}
+    shr.revoke(api, rid, "carl@example.org")
+    return {"parties": parties, "rid": rid, "grant": by_email["bob@example.org"]}
+
+
+def _call(
+    live: LiveApp, shared: dict[str, Any], role: str, method: str, path: str, body: object = None
+) -> int:
+    headers = {}
+    if role != "none":
+        headers["authorization"] = f"Bearer {shared['parties'][role][0].token}"
+    r = httpx.request(method, f"{live.url}/api/v1{path}", headers=headers, json=body)
+    if r.status_code == 404:
+        assert r.json() == {"code": "not_found", "detail": r.json()["detail"]}
+    return r.status_code
+
+
+def _grant_body(shared: dict[str, Any]) -> dict[str, object]:
+    """A grant of the record to Dave, well-formed for Dave's key."""
+    _, owner = shared["parties"]["owner"]
+    _, dave = shared["parties"]["stranger"]
+    key = owner.unlock()
+    dave_pub = dave.account.public_key
+    return {
+        "grants": [
+            {
+                "record_id": shared["rid"],
+                "email": "dave@example.org",
+                "pkesk": to_b64(crypto.make_pkesk(crypto.new_session_key(), dave_pub)),
+                "sealed_metadata": to_b64(
+                    crypto.seal_message(b"{}", recipients=[dave_pub], signer=key)
+                ),
+            }
+        ]
+    }
+
+
+def test_sharing_matrix(live: LiveApp, shared: dict[str, Any]) -> None:
+    """Every sharing route (and the record routes a recipient might try) by every role.
+
+    Only the owner manages grants and only the live recipient reads; everyone else gets
+    the answer a missing record gets. Destructive calls come last, owner/recipient last.
+    """
+    rid, grant = shared["rid"], shared["grant"]
+    readers = {"owner": 404, "recipient": 200, "revoked": 404, "stranger": 404, "none": 401}
+    owners = {"owner": 200, "recipient": 404, "revoked": 404, "stranger": 404, "none": 401}
+    expected: list[tuple[str, str, dict[str, int]]] = [
+        ("GET", f"/records/{rid}/grants", owners),
+        ("GET", f"/records/{rid}", owners),
+        ("GET", f"/records/{rid}/content", owners),
+        ("GET", f"/shared/{rid}", readers),
+        ("GET", f"/shared/{rid}/content", readers),
+    ]
+    failures = []
+    for method, path, want in expected:
+        for role in ROLES:
+            got = _call(live, shared, role, method, path)
+            if got != want[role]:
+                failures.append(f"{role} {method} {path}: {got} (want {want[role]})")
+    # Re-sharing: only the owner's grant is taken.
+    for role, status in (
+        ("recipient", 404),
+        ("revoked", 404),
+        ("stranger", 404),
+        ("none", 401),
+        ("owner", 201),
+    ):
+        got = _call(live, shared, role, "POST", "/grants", _grant_body(shared))
+        if got != status:
+            failures.append(f"{role} POST /grants: {got} (want {status})")
+    # Listings show each caller their own only.
+    for role in ROLES[:4]:
+        api = shared["parties"][role][0]
+        mine = {g.record_id for g in api.list_grants().items}
+        listed = {s.id for s in api.list_shared().items}
+        want_grants = {rid} if role == "owner" else set()
+        want_shared = {rid} if role in ("recipient", "stranger") else set()  # Dave: just granted
+        if (mine, listed) != (want_grants, want_shared):
+            failures.append(f"{role} listings: grants {mine}, shared {listed}")
+    # Deleting: a grant only by the owner, a shared record only by its recipient, the
+    # record only by the owner.
+    for role in ("recipient", "revoked", "stranger", "none"):
+        for method, path in (("DELETE", f"/grants/{grant}"), ("DELETE", f"/records/{rid}")):
+            got = _call(live, shared, role, method, path)
+            if got != (401 if role == "none" else 404):
+                failures.append(f"{role} {method} {path}: {got}")
+    for role in ("owner", "revoked", "none"):
+        got = _call(live, shared, role, "DELETE", f"/shared/{rid}")
+        if got != (401 if role == "none" else 404):
+            failures.append(f"{role} DELETE /shared: {got}")
+    assert failures == []
+    # The owner revokes Bob: 404 at once; Dave removes it from his list himself.
+    assert _call(live, shared, "owner", "DELETE", f"/grants/{grant}") == 204
+    assert _call(live, shared, "recipient", "GET", f"/shared/{rid}") == 404
+    assert _call(live, shared, "recipient", "GET", f"/shared/{rid}/content") == 404
+    assert _call(live, shared, "owner", "DELETE", f"/grants/{grant}") == 404  # gone
+    assert _call(live, shared, "stranger", "DELETE", f"/shared/{rid}") == 204
+    assert _call(live, shared, "stranger", "GET", f"/shared/{rid}") == 404
+    assert _call(live, shared, "owner", "GET", f"/records/{rid}") == 200  # still Ann's
+    # Malformed and unknown ids answer like missing ones.
+    for path in ("/shared/not-a-uuid", f"/shared/{RID}", "/records/not-a-uuid/grants"):
+        assert _call(live, shared, "owner", "GET", path) == 404, path
+    assert _call(live, shared, "owner", "DELETE", "/grants/not-a-uuid") == 404
+
+
+def test_grants_checked_against_the_recipients_key(live: LiveApp, shared: dict[str, Any]) -> None:
+    body = _grant_body(shared)
+    _, bob = shared["parties"]["recipient"]
+    item = body["grants"][0]  # type: ignore[index]
+    wrong = {
+        **item,
+        "pkesk": to_b64(crypto.make_pkesk(crypto.new_session_key(), bob.account.public_key)),
+    }
+    r = httpx.post(
+        f"{live.url}/api/v1/grants",
+        json={"grants": [wrong]},
+        headers={"authorization": f"Bearer {shared['parties']['owner'][0].token}"},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "pkesk_mismatch")
+    to_self = {**item, "email": "ann@example.org"}
+    r = httpx.post(
+        f"{live.url}/api/v1/grants",
+        json={"grants": [to_self]},
+        headers={"authorization": f"Bearer {shared['parties']['owner'][0].token}"},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "share_to_self")
+    twice = {"grants": [item, item]}
+    r = httpx.post(
+        f"{live.url}/api/v1/grants",
+        json=twice,
+        headers={"authorization": f"Bearer {shared['parties']['owner'][0].token}"},
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error")

@@ -117,7 +117,8 @@ def _add_hostile_inputs(schema: schemathesis.BaseSchema) -> None:
 
     @schema.hook
     def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:
-        if not _is(context, "GET", "/api/v1/records"):
+        paged = ("/api/v1/records", "/api/v1/grants", "/api/v1/shared")
+        if not any(_is(context, "GET", path) for path in paged):
             return st.just(query)
         odd = _odd_cursors().map(lambda cursor: {**(query or {}), "cursor": cursor})
         return st.one_of(odd, st.just(query))

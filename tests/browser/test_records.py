@@ -233,11 +233,12 @@ def test_keyboard_only(web, tmp_path):
     assert seen[-1].startswith("record-open|"), seen
     assert seen[-1].endswith("|true"), "focus ring not shown"
     first = seen[-1].split("|")[1]
-    # Each record: title, Download, Delete; then the next record's title.
+    # Each record: title, its Select box, Share, Download, Delete; then the next title.
     page.keyboard.press("Tab")
-    assert focused().split("|")[1] == "Download"
-    page.keyboard.press("Tab")
-    assert focused().split("|")[1] == "Delete"
+    assert focused().startswith("record-select|")
+    for name in ("Share", "Download", "Delete"):
+        page.keyboard.press("Tab")
+        assert focused().split("|")[1] == name
     page.keyboard.press("Tab")
     second = focused()
     assert second.startswith("record-open|") and second.split("|")[1] != first

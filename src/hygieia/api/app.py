@@ -25,7 +25,7 @@ from hygieia.api.middleware import (
     SecurityHeadersMiddleware,
     content_security_policy,
 )
-from hygieia.api.routes import auth, meta
+from hygieia.api.routes import auth, meta, sharing
 from hygieia.api.routes import records as record_routes
 from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
@@ -95,6 +95,7 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     app.include_router(meta.router, prefix=API)
     app.include_router(auth.router, prefix=API)
     app.include_router(record_routes.router, prefix=API)
+    app.include_router(sharing.router, prefix=API)
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == f"{API}/records":

@@ -290,7 +290,101 @@ def render_record_list(items: list[str], next_cursor: str | None) -> bytes:
     return f'{{"items":[{",".join(items)}],"next_cursor":{cursor}}}'.encode()
 
 
+class AuditDetailPublic(BaseModel):
+    """What an audit event may show of its ``detail``: sharing events' record, grant and
+    recipient (protocol §7). Nothing else in a ``detail`` is ever returned."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    record_id: str | None = None
+    grant_id: str | None = None
+    recipient: str | None = None
+
+
 class AuditEventPublic(Public):
     event: str
     at: datetime
     address: str | None
+    detail: AuditDetailPublic = Field(default_factory=AuditDetailPublic)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _safe_detail(cls, value: Any) -> Any:
+        # From an AuditEvent row: only the keys AuditDetailPublic names, never None ones.
+        detail = getattr(value, "detail", None)
+        if detail is None:
+            return value
+        safe = {k: v for k, v in dict(detail).items() if k in _AUDIT_DETAIL_KEYS and v}
+        return {"event": value.event, "at": value.at, "address": value.address, "detail": safe}
+
+
+_AUDIT_DETAIL_KEYS = frozenset(AuditDetailPublic.model_fields)
+
+
+# --- sharing (protocol §7) ----------------------------------------------------------------
+MAX_GRANTS_PER_REQUEST = 100
+
+
+class GrantCreate(Strict):
+    """One grant: the recipient's PKESK of the record's session key and the record's
+    sealed metadata for the recipient (signed by the owner), made by the owner's client."""
+
+    record_id: RecordId
+    email: Email
+    pkesk: Pkesk
+    sealed_metadata: SealedMetadata
+
+
+class GrantsCreate(Strict):
+    grants: list[GrantCreate] = Field(min_length=1, max_length=MAX_GRANTS_PER_REQUEST)
+
+    @model_validator(mode="after")
+    def _no_pair_twice(self) -> Self:
+        pairs = [(g.record_id, g.email) for g in self.grants]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("a (record_id, email) pair appears twice")
+        return self
+
+
+class GrantPublic(Public):
+    id: str
+    record_id: str
+    email: str
+    fingerprint: str
+    created_at: datetime
+
+
+class GrantList(BaseModel):
+    items: list[GrantPublic]
+
+
+class GrantPage(BaseModel):
+    items: list[GrantPublic]
+    next_cursor: str | None
+
+
+class SharedOwnerPublic(Public):
+    email: str
+    fingerprint: str
+    public_key: str
+
+
+class SharedRecordPublic(Public):
+    """A record shared with the caller: the record's CID and sizes, the caller's own key
+    packets, and who shared it."""
+
+    id: str
+    grant_id: str
+    cid: str
+    size: int
+    segments: int
+    created_at: datetime
+    granted_at: datetime
+    owner: SharedOwnerPublic
+    pkesk: Base64
+    sealed_metadata: Base64
+
+
+class SharedRecordPage(BaseModel):
+    items: list[SharedRecordPublic]
+    next_cursor: str | None

@@ -44,6 +44,8 @@ from hygieia.client import account as acct
 from hygieia.client import kit as kits
 from hygieia.client import records as recs
 from hygieia.client import restore, session_store, vault_car
+from hygieia.client import sharing as shr
+from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import Account, ApiError, HygieiaClient, InsecureTransport, RecordItem
@@ -67,6 +69,10 @@ offline_app = typer.Typer(
     help="List and open records from a recovery kit and IPFS, never contacting the server",
 )
 app.add_typer(offline_app, name="offline")
+share_app = typer.Typer(no_args_is_help=True, help="Share your records with other accounts")
+app.add_typer(share_app, name="share")
+shared_app = typer.Typer(no_args_is_help=True, help="Records other accounts shared with you")
+app.add_typer(shared_app, name="shared")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 # Lines are never folded by us (soft_wrap): a path, id or CID cut by a newline at the
@@ -121,7 +127,7 @@ def friendly_errors() -> Iterator[None]:
         yield
     except ApiError as exc:
         raise fail(f"{exc.detail} ({exc.code})") from None
-    except (KdfRefused, InsecureTransport, WeakPassword) as exc:
+    except (KdfRefused, InsecureTransport, WeakPassword, ContactKeyRefused, shr.ShareError) as exc:
         raise fail(str(exc)) from None
     except crypto.DecryptionError:
         raise fail("wrong password, recovery code or corrupted data") from None
@@ -154,6 +160,14 @@ def _iso_date(value: str) -> str:
 
 
 EmailArg = Annotated[str, typer.Argument(parser=_email)]
+AcceptNewKeyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-key",
+        help="Accept a key other than the one remembered for this email (only after "
+        "checking the new fingerprint with its owner, not through the server)",
+    ),
+]
 
 
 def _secret(env: str, prompt: str, *, confirm: bool = False) -> str:
@@ -465,14 +479,18 @@ def get(
     raw: Annotated[
         bool, typer.Option("--raw", help="The ciphertext as stored (+ OUTPUT.pkesk), for gpg")
     ] = False,
+    accept_new_key: AcceptNewKeyOpt = False,
     server: ServerOpt = None,
 ) -> None:
-    """Download a record, verify its CID and signature, decrypt it."""
+    """Download a record (yours or shared with you), verify its CID and signatures,
+    decrypt it."""
     with friendly_errors():
         if raw:
             if output is None:
                 raise fail("--raw needs -o PATH")
             # The password too: the sealed metadata says which CID is this record's.
+            # (Your own records only: a shared record's PKESK is for your key, but
+            # `get` without --raw is the way to open one.)
             api, session = _vault(server)
             with api, progress_bar("downloading", None) as bar:
                 item, meta = recs.get_raw(api, session, record_id, output, progress=bar)
@@ -482,7 +500,14 @@ def get(
             return
         api, session = _vault(server)
         with api:
-            item = api.get_record(record_id)
+            try:
+                item = api.get_record(record_id)
+            except ApiError as exc:
+                if exc.code != "not_found":
+                    raise
+                # Not one of mine: perhaps a record shared with me.
+                _get_shared(api, session, record_id, output, accept_new_key)
+                return
             meta = recs.open_metadata(item, session.unlock(), record_id=record_id)
             target = output or Path(Path(str(meta.get("filename") or record_id)).name)
             with progress_bar("downloading", item.size) as bar:
@@ -507,6 +532,37 @@ def export_car(
         f"{output}: {records}, {done.content_bytes} bytes of ciphertext "
         f"({done.car_bytes} bytes of CAR)",
         soft_wrap=True,
+    )
+
+
+def _get_shared(
+    api: HygieiaClient,
+    session: acct.LoggedIn,
+    record_id: str,
+    output: Path | None,
+    accept_new_key: bool,
+) -> None:
+    contacts = _contacts()
+    key = session.unlock()
+    item = api.get_shared(record_id)
+    meta, owner = shr.open_shared_metadata(
+        api, item, key, contacts=contacts, record_id=record_id, accept_new=accept_new_key
+    )
+    _tell_pinned(owner)
+    target = output or Path(Path(str(meta.get("filename") or record_id)).name)
+    with progress_bar("downloading", item.size) as bar:
+        shr.get_shared(
+            api,
+            session,
+            record_id,
+            target,
+            contacts=contacts,
+            accept_new=accept_new_key,
+            progress=bar,
+        )
+    out.print(
+        f"{target} ({meta['size']} bytes, verified; shared by {item.owner.email}, "
+        f"key {owner.spaced})"
     )
 
 
@@ -771,6 +827,229 @@ def kit_restore(
             "not work on this server:"
         )
         out.print(Text.assemble("  ", (report.recovery_code, "bold")))
+
+
+# --- sharing ------------------------------------------------------------------------------
+WithOpt = Annotated[list[str], typer.Option("--with", help="Recipient email (repeatable)")]
+
+
+def _contacts() -> Contacts:
+    return Contacts(session_store.home() / "contacts.json")
+
+
+def _tell_pinned(pinned: Pinned) -> None:
+    if pinned.first_use:
+        err.print(
+            f"new contact {pinned.email}: key fingerprint {pinned.spaced} (remembered; "
+            "compare it with them through another channel)"
+        )
+    elif pinned.replaced:
+        err.print(f"warning: accepted a NEW key for {pinned.email}: {pinned.spaced}")
+
+
+def _json_out(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    if not out.is_terminal:  # piped: one tab-separated line per row, never truncated
+        for row in rows:
+            sys.stdout.write("\t".join(col.replace("\t", " ") for col in row) + "\n")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(Text(col) for col in row))
+    out.print(table)
+
+
+@share_app.command("add")
+def share_add(
+    record_ids: Annotated[list[str], typer.Argument(help="Record id(s)")],
+    with_: WithOpt,
+    accept_new_key: AcceptNewKeyOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Share records with accounts: their keys get a copy of each record's session key."""
+    with friendly_errors():
+        recipients = [_email(e) for e in with_]
+        api, session = _vault(server)
+        with api:
+            grants, pinned = shr.share(
+                api,
+                session,
+                record_ids,
+                recipients,
+                contacts=_contacts(),
+                accept_new=accept_new_key,
+            )
+    for p in pinned:
+        _tell_pinned(p)
+    for g in grants:
+        out.print(f"shared {g.record_id} with {g.email} (key {g.fingerprint})")
+
+
+@share_app.command("rm")
+def share_rm(record_id: str, with_: WithOpt, server: ServerOpt = None) -> None:
+    """Revoke a record's grant to an account (it stops being served to them at once)."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        for email in with_:
+            shr.revoke(api, record_id, email)
+            out.print(f"revoked {record_id} for {email}")
+    err.print(
+        "note: they may have kept the record's key; `hygieia share rotate "
+        f"{record_id}` re-encrypts it under a new one"
+    )
+
+
+@share_app.command("ls")
+def share_ls(
+    record_id: Annotated[str | None, typer.Argument(help="Only this record")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """List the grants of your records (or of one)."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        if record_id:
+            grants = list(api.record_grants(record_id).items)
+        else:
+            grants, cursor = [], None
+            while True:
+                page = api.list_grants(cursor=cursor)
+                grants.extend(page.items)
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+    items = [
+        {
+            "record_id": g.record_id,
+            "email": g.email,
+            "fingerprint": g.fingerprint,
+            "created_at": g.created_at,
+            "grant_id": g.id,
+        }
+        for g in grants
+    ]
+    if as_json:
+        _json_out(items)
+        return
+    _table(
+        ("record", "shared with", "key", "since"),
+        [(i["record_id"], i["email"], i["fingerprint"], i["created_at"]) for i in items],
+    )
+
+
+@share_app.command("rotate")
+def share_rotate(
+    record_id: str,
+    without: Annotated[
+        list[str] | None, typer.Option("--without", help="Also drop this recipient")
+    ] = None,
+    accept_new_key: AcceptNewKeyOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Revoke and re-encrypt: the record is sealed again under a new key (new id and CID),
+    shared again with its remaining recipients, and the old one deleted. Prints the new
+    id. Safe to re-run after a failure: it resumes."""
+    with friendly_errors():
+        api, session = _vault(server)
+        with api:
+            done = shr.rotate(
+                api,
+                session,
+                record_id,
+                contacts=_contacts(),
+                journal=shr.RotationJournal(session_store.home() / "rotations.json"),
+                without=[_email(e) for e in without or ()],
+                accept_new=accept_new_key,
+            )
+            # A new record and an old one gone: the cached kit is rebuilt.
+            _refresh_kit(api, session.account, None)
+    err.print(
+        f"{record_id} re-encrypted as {done.new_id} (CID {done.new_cid}); shared again with "
+        f"{', '.join(done.recipients) or 'nobody'}; the old record was deleted"
+    )
+    out.print(done.new_id)
+
+
+@shared_app.command("ls")
+def shared_ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    accept_new_key: AcceptNewKeyOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Records shared with you (metadata checked against each owner's remembered key)."""
+    with friendly_errors():
+        api, session = _vault(server)
+        with api:
+            infos = list(
+                shr.iter_shared(
+                    api, session.unlock(), contacts=_contacts(), accept_new=accept_new_key
+                )
+            )
+    for info in infos:
+        _tell_pinned(info.owner)
+    items = [i.as_json() for i in infos]
+    if as_json:
+        _json_out(items)
+        return
+    _table(
+        ("id", "owner", "shared", "date", "type", "title", "size"),
+        [
+            (
+                i["id"],
+                i["owner"],
+                i["granted_at"],
+                i["date"] or "",
+                i["type"] or "",
+                i["title"] or "",
+                str(i["size"]),
+            )
+            for i in items
+        ],
+    )
+
+
+@shared_app.command("rm")
+def shared_rm(record_id: str, server: ServerOpt = None) -> None:
+    """Remove a record shared with you from your list (its owner keeps it)."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        api.remove_shared(record_id)
+    out.print(f"removed {record_id} from your shared records")
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many events")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Your audit trail, newest first: logins, records, and who opened what you shared."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        events = api.audit(limit=limit)
+    items = [
+        {
+            "at": e.at,
+            "event": e.event,
+            "address": e.address,
+            "record_id": e.detail.record_id,
+            "recipient": e.detail.recipient,
+        }
+        for e in events
+    ]
+    if as_json:
+        _json_out(items)
+        return
+    _table(
+        ("at", "event", "address", "record", "recipient"),
+        [
+            (e.at, e.event, e.address or "", e.detail.record_id or "", e.detail.recipient or "")
+            for e in events
+        ],
+    )
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from hygieia import crypto
 from hygieia.client.account import LoggedIn
-from hygieia.client.sdk import HygieiaClient, RecordItem
+from hygieia.client.sdk import HygieiaClient, RecordItem, SharedRecord
 from hygieia.encoding import to_b64
 from hygieia.ipfs import FileImporter, parse_cid
 
@@ -174,6 +174,10 @@ class _ProgressFile:
         return self._raw.fileno()
 
 
+#: Metadata fields a re-sealed record measures anew rather than keeps.
+_NOT_KEPT = frozenset({"v", "id", "size", "sha256", "cid", "segments", "segment_size"})
+
+
 @dataclass
 class PreparedUpload:
     """A sealed file on disk and the ``meta`` part that goes with it."""
@@ -192,11 +196,18 @@ def prepare_upload(
     *,
     seal_progress: Progress = _noop,
     workdir: Path | None = None,
+    record_id: str | None = None,
+    keep: Mapping[str, Any] | None = None,
 ) -> PreparedUpload:
-    """Seal ``source`` and its metadata, and wrap the session key for the owner."""
+    """Seal ``source`` and its metadata, and wrap the session key for the owner.
+
+    ``record_id`` (default: a new one) is the id sealed in; ``keep`` is another
+    record's opened metadata whose fields (all but the measured ones: size, digest,
+    CID, segments) the new record takes over, as ``share rotate`` does.
+    """
     signer = session.unlock()
     own_public = signer.public_key
-    record_id = crypto.new_record_id()
+    record_id = record_id or crypto.new_record_id()
     session_key = crypto.new_session_key()
     sealed, sha256 = seal_file(
         source, session_key=session_key, signer=signer, workdir=workdir, progress=seal_progress
@@ -205,6 +216,8 @@ def prepare_upload(
         metadata = build_metadata(
             source, sealed=sealed, sha256=sha256, fields=fields or RecordFields()
         )
+        if keep is not None:
+            metadata.update({k: v for k, v in keep.items() if k not in _NOT_KEPT})
         meta = {
             "id": record_id,
             "cid": sealed.cid,
@@ -476,26 +489,30 @@ def get(
 def decrypt_into(
     chunks: Iterator[bytes],
     *,
-    item: RecordItem,
+    item: RecordItem | SharedRecord,
     meta: Mapping[str, Any],
     key: crypto.UnlockedKey,
     target: Path,
     progress: Progress = _noop,
+    signer_public_key: str | None = None,
 ) -> None:
     """Decrypt a record's ciphertext ``chunks`` into ``target``, whole or not at all.
 
     ``meta`` is the record's verified metadata (:func:`open_metadata`): the bytes must
-    have its CID, every segment must open and verify with ``key`` (the uploader's key is
-    the reader's own), in order, and the plaintext must have its SHA-256. Used by
-    ``get`` (from the server) and ``offline get`` (from IPFS, :mod:`hygieia.client.kit`).
+    have its CID, every segment must open with ``key`` and verify with
+    ``signer_public_key`` (default: ``key``'s own; a shared record's: its owner's), in
+    order, and the plaintext must have its SHA-256. Used by ``get`` (from the server),
+    ``offline get`` (from IPFS, :mod:`hygieia.client.kit`) and for records shared with
+    me (:mod:`hygieia.client.sharing`).
     """
+    signer = key.public_key if signer_public_key is None else signer_public_key
     digest = hashlib.sha256()
     with _replace_when_done(target, ".hygieia-get-") as out:
         importer, finish = content_cid()
         reader = _StreamReader(chunks, importer, progress)
         try:
             for chunk in crypto.open_segments(
-                cast(BinaryIO, reader), signer_public_key=key.public_key, pkesk=item.pkesk, key=key
+                cast(BinaryIO, reader), signer_public_key=signer, pkesk=item.pkesk, key=key
             ):
                 out.write(chunk)
                 digest.update(chunk)

@@ -26,7 +26,12 @@ from hygieia.errors import HttpError
 __all__ = [
     "Account",
     "ApiError",
+    "AuditDetail",
+    "AuditEvent",
     "ClientConfig",
+    "Grant",
+    "GrantList",
+    "GrantPage",
     "HygieiaClient",
     "InsecureTransport",
     "InvalidResponse",
@@ -37,6 +42,9 @@ __all__ = [
     "RecoveryGrant",
     "ServerUnreachable",
     "SessionGrant",
+    "SharedOwner",
+    "SharedPage",
+    "SharedRecord",
     "UserKey",
     "check_transport",
 ]
@@ -157,6 +165,84 @@ class RecordPage:
 
     items: tuple[RecordItem, ...]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A grant of one of my records to a recipient (protocol §7, ``GrantPublic``)."""
+
+    id: str
+    record_id: str
+    email: str
+    fingerprint: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class GrantList:
+    """``POST /grants`` and ``GET /records/{id}/grants``."""
+
+    items: tuple[Grant, ...]
+
+
+@dataclass(frozen=True)
+class GrantPage:
+    """``GET /grants``: one page, newest first."""
+
+    items: tuple[Grant, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SharedOwner:
+    """Who shared a record with me, as the server says (clients pin the fingerprint)."""
+
+    email: str
+    fingerprint: str
+    public_key: str
+
+
+@dataclass(frozen=True)
+class SharedRecord:
+    """A record shared with me: the record's CID and sizes, my own key packets."""
+
+    id: str
+    grant_id: str
+    cid: str
+    size: int
+    segments: int
+    created_at: str
+    granted_at: str
+    owner: SharedOwner
+    pkesk: bytes
+    sealed_metadata: bytes
+
+
+@dataclass(frozen=True)
+class SharedPage:
+    """``GET /shared``: one page, newest grant first."""
+
+    items: tuple[SharedRecord, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class AuditDetail:
+    """The parts of an event's detail the server shows (sharing events only)."""
+
+    record_id: str | None = None
+    grant_id: str | None = None
+    recipient: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """``GET /audit``: one event of my trail."""
+
+    event: str
+    at: str
+    address: str | None
+    detail: AuditDetail
 
 
 def _decode(cls: type[T], data: Any) -> T:
@@ -374,3 +460,49 @@ class HygieiaClient:
 
     def delete_record(self, record_id: str) -> None:
         self.request("DELETE", f"/records/{record_id}")
+
+    # --- sharing (protocol §7) -------------------------------------------------------
+    def create_grants(self, grants: list[Mapping[str, Any]]) -> GrantList:
+        """Grant records (all or none): items ``{record_id, email, pkesk, sealed_metadata}``
+        with the binary fields base64."""
+        return self._typed(GrantList, "POST", "/grants", json={"grants": list(grants)})
+
+    def list_grants(self, *, limit: int = 200, cursor: str | None = None) -> GrantPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self._typed(GrantPage, "GET", "/grants", params=params)
+
+    def record_grants(self, record_id: str) -> GrantList:
+        return self._typed(GrantList, "GET", f"/records/{record_id}/grants")
+
+    def revoke_grant(self, grant_id: str) -> None:
+        self.request("DELETE", f"/grants/{grant_id}")
+
+    def list_shared(self, *, limit: int = 200, cursor: str | None = None) -> SharedPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self._typed(SharedPage, "GET", "/shared", params=params)
+
+    def get_shared(self, record_id: str) -> SharedRecord:
+        return self._typed(SharedRecord, "GET", f"/shared/{record_id}")
+
+    @contextmanager
+    def shared_content(self, record_id: str) -> Iterator[Iterator[bytes]]:
+        """A shared record's ciphertext, streamed in chunks of up to 1 MiB."""
+        with self.stream("GET", f"/shared/{record_id}/content") as resp:
+            yield resp.iter_bytes(1 << 20)
+
+    def remove_shared(self, record_id: str) -> None:
+        self.request("DELETE", f"/shared/{record_id}")
+
+    def audit(self, *, limit: int = 100) -> tuple[AuditEvent, ...]:
+        resp = self.request("GET", "/audit", params={"limit": limit})
+        try:
+            body = resp.json()
+            if not isinstance(body, list):
+                raise TypeError("expected a list")
+            return tuple(_decode(AuditEvent, item) for item in body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidResponse(resp.status_code, "unexpected answer to GET /audit") from exc

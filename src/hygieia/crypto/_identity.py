@@ -41,6 +41,7 @@ __all__ = [
     "generate_identity",
     "inspect_keys",
     "load_public_key",
+    "public_key_info",
     "unlock",
 ]
 
@@ -272,6 +273,22 @@ def inspect_keys(public_armored: object, locked_secret_armored: object) -> KeyIn
         fingerprint=public.fingerprint.upper(),
         encryption_key_id=public_sub.key_id.upper(),
         encryption_fingerprint=public_sub.fingerprint.upper(),
+    )
+
+
+def public_key_info(public_armored: object) -> KeyInfo:
+    """Fingerprint and encryption subkey of a public key of the profile (no secret needed).
+
+    Clients compute a contact's fingerprint with it instead of believing the server's;
+    the server uses it for the subkey of a decoy. :class:`InvalidKeyMaterial` if the key
+    does not parse or is not of the profile.
+    """
+    public = load_public_key(public_armored)
+    sub = public.public_subkeys[0].key
+    return KeyInfo(
+        fingerprint=public.fingerprint.upper(),
+        encryption_key_id=sub.key_id.upper(),
+        encryption_fingerprint=sub.fingerprint.upper(),
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "SESSION_KEY_SIZE",
     "make_pkesk",
     "max_segment_packet",
+    "message_recipients",
     "new_session_key",
     "open_segments",
     "pkesk_key_id",
@@ -240,3 +241,24 @@ def pkesk_key_id(pkesk: bytes) -> str:
     if key_id is None or len(key_id) != 16:
         raise InvalidFraming("PKESK names no recipient")
     return key_id.upper()
+
+
+def message_recipients(message: bytes) -> list[str]:
+    """The key ids (16 upper-case hex) a sealed message is encrypted to, in order.
+
+    The message must be one or more v3 PKESKs and then one SEIPDv1 packet, nothing
+    after it (what :func:`~._messages.seal_message` writes): else :class:`InvalidFraming`.
+    For the server, which can check whom sealed metadata is for, never what it says.
+    """
+    ids: list[str] = []
+    offset = 0
+    while offset < len(message):
+        tag, body, end = read_packet(message, offset)
+        if tag == _TAG_PKESK:
+            ids.append(pkesk_key_id(message[offset:end]))
+        elif tag == _TAG_SEIPD and ids and end == len(message) and body[:1] == b"\x01":
+            return ids
+        else:
+            raise InvalidFraming("not a message of PKESKs and one SEIPDv1 packet")
+        offset = end
+    raise InvalidFraming("message without an encrypted packet")

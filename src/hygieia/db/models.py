@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -177,3 +178,35 @@ class PendingPin(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
     cid: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RecordGrant(Base):
+    """A record shared with one recipient (protocol §7): the recipient's PKESK of the
+    record's session key and the record's sealed metadata for them, both made by the
+    owner's client. The ciphertext is the record's, untouched.
+
+    ``recipient_id`` is None for a grant to an email without an account (made with the
+    email's decoy key): it is kept and listed for the owner like any other, and can
+    never be opened (docs/security.md, "Grants").
+    """
+
+    __tablename__ = "record_grants"
+    __table_args__ = (
+        UniqueConstraint("record_id", "email", name="uq_record_grants_record_email"),
+        Index("ix_record_grants_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_record_grants_recipient_created", "recipient_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    recipient_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    fingerprint: Mapped[str] = mapped_column(String(40))
+    pkesk: Mapped[bytes] = mapped_column(LargeBinary(1024))
+    sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(65536))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When a share.metadata_read event was last written for it (one per hour at most).
+    metadata_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

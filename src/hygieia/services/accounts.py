@@ -578,14 +578,37 @@ def public_key_of(
         ],
         now=now,
     )
+    return resolve_key(db, email=email, now=now).info
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """The key ``POST /users/key`` answers for an email, and whose it is."""
+
+    info: PublicKeyInfo
+    encryption_key_id: str
+    #: None for an email without an account: ``info`` is then its decoy.
+    user: User | None
+
+
+def resolve_key(db: Session, *, email: str, now: Clock = utcnow) -> ResolvedKey:
+    """The key an email's lookup answers (the account's, or the email's stable decoy),
+    unthrottled: for :func:`public_key_of` and for checking grants (services.sharing).
+
+    May commit (the decoy's creation time is kept at first use): call it before
+    anything else of the transaction is added.
+    """
     # The decoy is made whether or not the account exists: the same work either way.
     seed = hmac.new(server_secret(db, "decoy-key"), email.encode("utf-8"), hashlib.sha256).digest()
     key = hashlib.sha256(b"decoy-key\x00" + seed).hexdigest()
     created = _decoy_created(db, key=key, seed=seed, now=now)
     decoy = crypto.decoy_public_key(seed, email, int(created.timestamp()))
+    decoy_key_id = crypto.public_key_info(decoy.public_key).encryption_key_id
     user = _find_user(db, email)
     if user is not None:
-        return PublicKeyInfo(
+        info = PublicKeyInfo(
             email=user.email, fingerprint=user.fingerprint, public_key=user.public_key
         )
-    return PublicKeyInfo(email=email, fingerprint=decoy.fingerprint, public_key=decoy.public_key)
+        return ResolvedKey(info=info, encryption_key_id=user.encryption_key_id, user=user)
+    info = PublicKeyInfo(email=email, fingerprint=decoy.fingerprint, public_key=decoy.public_key)
+    return ResolvedKey(info=info, encryption_key_id=decoy_key_id, user=None)

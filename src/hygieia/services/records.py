@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
-from hygieia.db.models import PendingPin, Record, User, UTCDateTime
+from hygieia.db.models import PendingPin, Record, RecordGrant, User, UTCDateTime
 from hygieia.encoding import to_b64
 from hygieia.errors import (
     BlobNotFound,
@@ -365,6 +365,8 @@ def remove(
 ) -> None:
     record = get(db, owner=owner, record_id=record_id)
     cid = record.cid
+    # Its grants go with it (the foreign key cascades too; this does not rely on it).
+    db.execute(delete(RecordGrant).where(RecordGrant.record_id == record.id))
     db.delete(record)
     pending = PendingPin(cid=cid, created_at=now() - timedelta(days=3650))
     db.add(pending)  # if we crash before the unpin, reconcile finishes it

@@ -14,6 +14,7 @@ import {
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
+import { renderShared } from './share-ui.js';
 import { clearSession, idleTimer, isUnlocked, lockKeys, session } from './session.js';
 import { $, clearFlash, flash, invalid, saveBlob, showView, withBusy } from './ui.js';
 
@@ -135,14 +136,19 @@ async function go(view) {
   clearFlash();
   if (!isUnlocked()) return;
   if (view !== 'record') leaveRecord();
-  if (view === 'records') {
-    showView('records');
-    document.body.dataset.loading = 'records'; // set at once, so tests can wait on it
+  const lists = {
+    records: ['Decrypting your records…', () => renderRecords(api), 'Your records'],
+    shared: ['Checking records shared with you…', renderShared, 'Records shared with you'],
+  };
+  if (lists[view]) {
+    const [busyText, render, what] = lists[view];
+    showView(view);
+    document.body.dataset.loading = view; // set at once, so tests can wait on it
     try {
-      await withBusy('Decrypting your records…', () => renderRecords(api));
+      await withBusy(busyText, render);
     } catch (err) {
       // A session the server ended has left the vault already, and said so.
-      if (isUnlocked()) flash(`Your records could not be loaded: ${message(err)}`);
+      if (isUnlocked()) flash(`${what} could not be loaded: ${message(err)}`);
     } finally {
       delete document.body.dataset.loading;
     }

@@ -1,7 +1,17 @@
 // Records views: list with filters, upload (drag and drop, metadata, progress),
 // one record (inline view, download, delete).
+import { spaced } from './contacts.js';
 import { deleteRecord, inlineKind, loadRecords, openRecord, uploadRecord } from './records.js';
 import { session } from './session.js';
+import {
+  initSharing,
+  openShareDialog,
+  renderSharing,
+  resetSharing,
+  selectionBox,
+  updateSelection,
+} from './share-ui.js';
+import { openSharedRecord } from './sharing.js';
 import {
   $,
   clearFlash,
@@ -30,11 +40,13 @@ export async function renderRecords(api) {
   await loadRecords(api);
   fillFilterOptions();
   applyFilters();
+  updateSelection();
 }
 
 /** Forget every record shown, opened or chosen for upload (on lock and log-out). */
 export function resetRecordsView() {
   leaveRecord();
+  resetSharing();
   $('records-list').replaceChildren();
   $('records-count').textContent = '';
   $('rec-title').textContent = '';
@@ -145,6 +157,15 @@ function recordItem(r) {
     el(
       'div',
       { class: 'record-actions' },
+      selectionBox(r),
+      el('button', {
+        type: 'button',
+        class: 'btn btn-ghost',
+        text: 'Share',
+        disabled: !m,
+        'aria-label': `Share ${title}`,
+        onclick: () => openShareDialog([r]),
+      }),
       el('button', {
         type: 'button',
         class: 'btn btn-ghost',
@@ -201,7 +222,8 @@ function fetchPlain(r) {
     'rec-progress-label',
     'Downloading and decrypting…',
   );
-  const promise = openRecord(ctx.api, r, { onProgress }).finally(() => {
+  const open = r.shared ? openSharedRecord : openRecord;
+  const promise = open(ctx.api, r, { onProgress }).finally(() => {
     $('rec-progress-wrap').hidden = true;
     done();
   });
@@ -212,13 +234,32 @@ function fetchPlain(r) {
   return promise;
 }
 
-async function showRecord(r) {
+/** The record the record view shows (null when it shows none). */
+export function currentRecord() {
+  return current;
+}
+
+export async function showRecord(r) {
   clearFlash();
   if (current !== r) revokeViewer();
   current = r;
   const m = r.meta;
+  const shared = Boolean(r.shared); // someone else's: no share, no delete
+  $('view-record').dataset.recordId = r.id;
   $('rec-title').textContent = m.title || m.filename || 'Untitled';
+  $('rec-share').hidden = shared;
+  $('rec-delete').hidden = shared;
+  $('rec-remove-shared').hidden = !shared;
+  const back = $('view-record').querySelector('[data-go]');
+  back.dataset.go = shared ? 'shared' : 'records';
+  back.textContent = shared ? 'Back to shared records' : 'Back to records';
   const rows = [
+    ...(shared
+      ? [
+          ['Shared by', `${r.owner.email} (key ${spaced(r.owner.fingerprint)})`],
+          ['Shared on', new Date(r.granted_at).toLocaleString()],
+        ]
+      : []),
     ['Type', m.type],
     ['Date', m.date],
     ['Provider', m.provider],
@@ -237,6 +278,7 @@ async function showRecord(r) {
   );
   showView('record');
   $('rec-viewer').replaceChildren();
+  renderSharing(r);
   const kind = inlineKind(m.media_type);
   if (!kind) {
     $('rec-viewer').append(
@@ -258,7 +300,9 @@ async function showRecord(r) {
         class: 'verified',
         text: session.offline
           ? 'Verified: every block from the gateway matches its content ID; signed by you, digest matches.'
-          : 'Verified: signed by you, content ID and digest match.',
+          : shared
+            ? `Verified: signed by ${r.owner.email}’s key, content ID and digest match.`
+            : 'Verified: signed by you, content ID and digest match.',
       }),
       kind === 'image'
         ? el('img', { src: objectUrl, alt: label, 'data-kind': 'image' })
@@ -277,7 +321,7 @@ function refusal(err) {
     : text;
 }
 
-async function download(r) {
+export async function download(r) {
   clearFlash();
   try {
     if (r !== current) showRecord(r);
@@ -292,6 +336,7 @@ async function download(r) {
 /** Leaving the record view: stop showing (and keeping) its plaintext. */
 export function leaveRecord() {
   current = null;
+  delete $('view-record').dataset.recordId;
   revokeViewer();
 }
 
@@ -470,4 +515,5 @@ export function initRecords(context) {
   initDropZones();
   initUploadForm();
   initRecordView();
+  initSharing(context);
 }

@@ -20,13 +20,17 @@ import { session } from './session.js';
 
 const PAGE = 200; // the server's maximum page size
 
-class RecordCheckError extends c.DecryptionError {}
+export class RecordCheckError extends c.DecryptionError {}
 
-async function openMeta(item) {
+/**
+ * The verified metadata of `item` (a record listed, fetched or shared), opened for its
+ * id and signed by `signer` (the owner's key: ours unless it was shared with us).
+ */
+export async function openMeta(item, { signer = session.publicKey } = {}) {
   const meta = await c.openMetadata(c.fromB64(item.sealed_metadata), {
     recordId: item.id,
     privateKey: session.privateKey,
-    verificationKeys: session.publicKey,
+    verificationKeys: signer,
   });
   // The sealed metadata must describe this very ciphertext.
   if (!c.sameCid(meta.cid, item.cid) || meta.segments !== item.segments) {
@@ -91,7 +95,9 @@ export async function loadRecords(api) {
 }
 
 /** Metadata as the CLI writes it (hygieia.client.records.build_metadata). */
-function metadataFor(file, fields, { id, sha256, cid, segments }) {
+function metadataFor(file, fields, { id, sha256, cid, segments, keep }) {
+  // A re-sealed record (rotation) keeps every field of the old one but what is new.
+  if (keep) return c.recordMetadata({ ...keep, sha256, cid, segments }, id);
   const tags = [...new Set((fields.tags ?? []).map((t) => t.trim()).filter(Boolean))].sort();
   return c.recordMetadata(
     {
@@ -116,12 +122,18 @@ function metadataFor(file, fields, { id, sha256, cid, segments }) {
  * Seal `file` with `fields` (title, type, date, provider, tags) and upload it.
  * onProgress(phase, fraction) with phase 'encrypt' | 'upload'. The ciphertext goes to
  * a scratch file first: its CID has to be known before the first byte is sent.
+ * Rotation passes the new record's `id` and the old metadata to `keep`.
  */
-export async function uploadRecord(api, file, fields, { onProgress = () => {}, signal } = {}) {
+export async function uploadRecord(
+  api,
+  file,
+  fields,
+  { onProgress = () => {}, signal, id = c.newRecordId(), keep = null } = {},
+) {
   if (fields.date && !/^\d{4}-\d{2}-\d{2}$/.test(fields.date)) throw new TypeError('bad date');
   const signingKey = session.privateKey;
   const publicKey = session.publicKey;
-  const id = c.newRecordId(); // sealed into the metadata, sent with the upload
+  // `id` is sealed into the metadata and sent with the upload.
   const sessionKey = c.newSessionKey();
   const sha = await createSHA256();
   const sink = await scratchFile('up');
@@ -141,7 +153,11 @@ export async function uploadRecord(api, file, fields, { onProgress = () => {}, s
     const cid = await c.contentCid(sealed());
     const content = await sink.close();
     if (content.size !== cipherBytes) throw new Error('scratch file is incomplete');
-    const meta = metadataFor(file, fields, { id, sha256: sha.digest('hex'), cid, segments: count });
+    const sha256 = sha.digest('hex');
+    if (keep && (sha256 !== keep.sha256 || file.size !== keep.size)) {
+      throw new RecordCheckError('the re-sealed content differs from the record');
+    }
+    const meta = metadataFor(file, fields, { id, sha256, cid, segments: count, keep });
     const form = new FormData();
     form.append(
       'meta',
@@ -206,7 +222,7 @@ async function* withProgress(chunks, { total, onProgress }) {
  * and count checked, the plaintext hashed into `sha` and written to `sink`. Yields the
  * ciphertext again, for its CID; `tally` counts the segments and plaintext bytes.
  */
-async function* openSegments(ciphertext, { meta, sessionKey, sha, sink, tally }) {
+async function* openSegments(ciphertext, { meta, sessionKey, signer, sha, sink, tally }) {
   for await (const bytes of c.splitSegments(ciphertext)) {
     if (tally.segments >= meta.segments) throw new RecordCheckError('record has extra segments');
     const chunk = await c.openSegment({
@@ -214,7 +230,7 @@ async function* openSegments(ciphertext, { meta, sessionKey, sha, sink, tally })
       index: tally.segments,
       count: meta.segments,
       sessionKey,
-      verificationKeys: session.publicKey,
+      verificationKeys: signer,
     });
     sha.update(chunk);
     tally.plainBytes += chunk.length;
@@ -225,16 +241,25 @@ async function* openSegments(ciphertext, { meta, sessionKey, sha, sink, tally })
 }
 
 /**
- * Decrypt the ciphertext `source` yields ({chunks, total, served}) into `sink`, then
- * check it against the sealed metadata: every segment there, the CID equal to the
- * sealed one, the listed one and the one the server said it served, the plaintext's
- * size and SHA-256 equal to the sealed ones.
+/**
+ * Decrypt the ciphertext `source` yields ({chunks, total, served}: see contentSource)
+ * into `sink`, then check it against the sealed metadata: every segment there and
+ * signed by `signer`, the CID equal to the sealed one, the listed one and the one the
+ * server said it served, the plaintext's size and SHA-256 equal to the sealed ones.
+ * `sink` may be null: the content is then only proven, not kept.
  */
-async function decryptContent(source, { record, meta, sessionKey, sha, sink, onProgress }) {
+export async function decryptContent(
+  source,
+  { record, meta, sessionKey, signer = session.publicKey, sink = null, onProgress = () => {} },
+) {
+  const sha = await createSHA256();
   const total = source.total || record.size || 0;
   const tally = { segments: 0, plainBytes: 0 };
   const ciphertext = withProgress(source.chunks, { total, onProgress });
-  const cid = await c.contentCid(openSegments(ciphertext, { meta, sessionKey, sha, sink, tally }));
+  const out = sink ?? { write: async () => {} };
+  const cid = await c.contentCid(
+    openSegments(ciphertext, { meta, sessionKey, signer, sha, sink: out, tally }),
+  );
   if (tally.segments !== meta.segments) throw new RecordCheckError('record is missing segments');
   const served = source.served;
   if (
@@ -249,17 +274,8 @@ async function decryptContent(source, { record, meta, sessionKey, sha, sink, onP
   }
 }
 
-/**
- * Where a record's ciphertext comes from: the server, or offline the gateway (every
- * block checked against its CID). {chunks, total, served}.
- */
-async function contentSource(api, record, signal) {
-  if (session.offline) {
-    const chunks = verifiedContent(getGateway(), record.cid, { size: record.size, signal });
-    return { chunks, total: record.size, served: null };
-  }
-  const path = `/records/${encodeURIComponent(record.id)}/content`;
-  const res = await api.raw('GET', path, { signal });
+/** A server response as a content source ({chunks, total, served}). */
+export function serverSource(res) {
   return {
     chunks: responseChunks(res),
     total: Number(res.headers.get('Content-Length')),
@@ -268,10 +284,22 @@ async function contentSource(api, record, signal) {
 }
 
 /**
+ * Where a record's ciphertext comes from: the server's `path`, or offline the gateway
+ * (every block checked against its CID). {chunks, total, served}.
+ */
+async function contentSource(api, record, { path, signal }) {
+  if (session.offline) {
+    const chunks = verifiedContent(getGateway(), record.cid, { size: record.size, signal });
+    return { chunks, total: record.size, served: null };
+  }
+  return serverSource(await api.raw('GET', path, { signal }));
+}
+
+/**
  * A failure to open: our own refusals, a cancel, HTTP and gateway errors as they are,
  * else opaque.
  */
-function openingError(err) {
+export function openingError(err) {
   if (
     err instanceof c.DecryptionError ||
     ['AbortError', 'ApiError', 'GatewayError'].includes(err?.name)
@@ -289,13 +317,22 @@ function openingError(err) {
  */
 export async function openRecord(api, record, { onProgress = () => {}, signal } = {}) {
   const meta = await openMeta(record); // again: never trust a cached, unchecked value
+  return openContent(api, record, meta, {
+    path: `/records/${encodeURIComponent(record.id)}/content`,
+    signer: session.publicKey,
+    onProgress,
+    signal,
+  });
+}
+
+/** Download `path`, open it with our PKESK of `record`, check it against `meta`. */
+export async function openContent(api, record, meta, { path, signer, onProgress, signal }) {
   const sessionKey = await c.unwrapSessionKey(c.fromB64(record.pkesk), session.privateKey);
   try {
-    const source = await contentSource(api, record, signal);
-    const sha = await createSHA256();
+    const source = await contentSource(api, record, { path, signal });
     const sink = await scratchFile('get');
     try {
-      await decryptContent(source, { record, meta, sessionKey, sha, sink, onProgress });
+      await decryptContent(source, { record, meta, sessionKey, signer, sink, onProgress });
       const file = await sink.close();
       return { blob: new Blob([file], { type: safeType(meta.media_type) }), release: sink.remove };
     } catch (err) {
@@ -328,7 +365,7 @@ export function inlineKind(type) {
   return INLINE.has(type) ? 'image' : null;
 }
 
-function safeType(type) {
+export function safeType(type) {
   return typeof type === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(type)
     ? type
     : 'application/octet-stream';

@@ -9,6 +9,7 @@ export const session = {
   records: [], // [{id, ..., meta}] with decrypted metadata; cleared on lock
   offline: false, // opened from a kept recovery kit: no server, read-only
   kit: null, // that kit (public and locked values only, like `account`)
+  shared: [], // records shared with me, the same way (sharing.js); cleared on lock
   config: { idle_lock_seconds: 900, max_record_bytes: 2 * 1024 ** 3 },
 };
 
@@ -26,6 +27,7 @@ export function lockKeys() {
   session.privateKey = null;
   session.publicKey = null;
   session.records = [];
+  session.shared = [];
 }
 
 /** Forget the account too (log-out, expired session). */

@@ -11,6 +11,7 @@ const VIEWS = [
   'upload',
   'record',
   'settings',
+  'shared',
 ];
 
 export function showView(name, { focus = true } = {}) {
