@@ -41,7 +41,7 @@ function when(iso) {
 export function selectionBox(r) {
   return el('input', {
     type: 'checkbox',
-    class: 'record-select',
+    class: 'record-select online-only',
     'aria-label': `Select ${titleOf(r)}`,
     checked: selected.has(r.id),
     disabled: !r.meta,
@@ -216,13 +216,16 @@ function activityItem(e) {
   });
 }
 
-/** Show record `r`'s grants and sharing events (nothing for a record shared with me). */
+/**
+ * Show record `r`'s grants and sharing events (nothing for a record shared with me,
+ * nor offline: the offline mode never calls the server).
+ */
 export async function renderSharing(r) {
   const box = $('rec-sharing');
-  box.hidden = Boolean(r.shared);
+  box.hidden = Boolean(r.shared || session.offline);
   $('rec-grants').replaceChildren();
   $('rec-activity').replaceChildren();
-  if (r.shared) return;
+  if (r.shared || session.offline) return;
   box.dataset.loading = 'true';
   try {
     const [grants, events] = await Promise.all([
