@@ -187,3 +187,25 @@ def test_a_lying_gateway_is_refused_and_nothing_is_written(vault: Vault, lie: st
     assert any(w in message for w in ("does not hash", "missing", "invalid", "unavailable"))
     assert not out.exists()
     assert list(out.parent.iterdir()) == []  # no temp file left behind either
+
+
+def test_kit_restore_onto_a_new_server_from_the_second_node(vault: Vault, tmp_path: Path) -> None:
+    """Moving house with the old server gone: the kit plus Helia's gateway re-create the
+    account and every record on a fresh server (same ids, same CIDs, same password)."""
+    kit_path = vault.cli.home / "kit.json"  # the CLI's cached kit: nothing exported by hand
+    with running_server(tmp_path / "new") as url:
+        cli = Cli(server=url, home=tmp_path / "home", data_dir=tmp_path / "new")
+        restore = ("kit", "restore", "--kit", str(kit_path), "--server", url)
+        proc = cli.run(
+            *restore, "--gateway", vault.helia.gateway_url, password=PW,
+            HYGIEIA_RECOVERY_CODE=vault.code,
+        )  # fmt: skip
+        assert f"{len(vault.records)} record(s) uploaded" in proc.stdout
+        cli.run("logout")
+        cli.run("login", EMAIL, password=PW)
+        listed = json.loads(cli.run("ls", "--json", password=PW).stdout)
+        assert {r["id"]: r["cid"] for r in listed} == {r.id: r.cid for r in vault.records}
+        for record in vault.records:
+            out = tmp_path / record.name
+            cli.run("get", record.id, "-o", str(out), password=PW)
+            assert out.read_bytes() == record.body
