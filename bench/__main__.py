@@ -30,6 +30,8 @@ FIGURES = {
     "client_rss_mb": "memory",
     "list_p99_ms": "listing",
     "list_vs_bare": "listing",
+    "ingest_two_copies_vs_one": "copies",
+    "scrub_mb_s": "copies",
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -64,13 +66,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run_all(cfg: Config, only: set[str]) -> tuple[list[Figure], dict[str, str]]:
-    from bench import crypto_bench, ingest_bench, list_bench, memory_bench
+    from bench import copies_bench, crypto_bench, ingest_bench, list_bench, memory_bench
 
     suites = [
         ("crypto", crypto_bench.run),
         ("ingest", ingest_bench.run),
         ("memory", memory_bench.run),
         ("listing", list_bench.run),
+        ("copies", copies_bench.run),
     ]
     figures: list[Figure] = []
     failures: dict[str, str] = {}

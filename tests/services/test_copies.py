@@ -454,3 +454,28 @@ def test_settings_build_the_store_set(tmp_path: Path) -> None:
     single = Settings(data_dir=tmp_path)
     assert default_store_id(single) == "local"
     assert open_stores(single).ids == ["local"]
+
+
+def test_replicator_and_scrub_run_in_one_process_at_a_time(db_url: str) -> None:
+    """The copies lease: a second process (engine) skips its turn while one holds it,
+    on PostgreSQL an advisory lock, on SQLite a flock beside the database."""
+    from sqlalchemy.orm import sessionmaker
+
+    from hygieia.db.engine import make_engine
+    from hygieia.services import maintenance
+    from hygieia.storage import MemoryBlobStore
+
+    first, second = make_engine(db_url), make_engine(db_url)
+    store = StoreSet([("memory", MemoryBlobStore())])
+    try:
+        with maintenance.lease(first, maintenance.COPIES_LEASE_KEY) as got:
+            assert got
+            sessions = sessionmaker(second)
+            assert not maintenance.replicate(second, sessions, store).ran
+            assert not maintenance.scrub(second, sessions, store, repair=True).ran
+            with maintenance.lease(second) as other:
+                assert other  # reconcile's lease is another one
+        assert maintenance.replicate(second, sessionmaker(second), store).ran
+    finally:
+        first.dispose()
+        second.dispose()
