@@ -144,6 +144,7 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
     meta = page.locator("#rec-meta").inner_text()
     assert hashlib.sha256(pdf).hexdigest() in meta
     assert pdf_rec["cid"] in meta and "blood-panel-2026.pdf" in meta
+    assert "1/1 copies" in meta  # the server's count of good copies, of its stores
     assert "Verified" in page.locator("#rec-viewer").inner_text()
     web.shot("record-view-pdf")
     with page.expect_download() as dl:

@@ -436,6 +436,7 @@ class ReconcileReport:
     missing: list[str]
     repinned: list[str] = field(default_factory=list)
     collected: int = 0
+    deferred: int = 0
 
 
 def reconcile(
@@ -460,7 +461,15 @@ def reconcile(
     cutoff = now() - grace
     for pending in list(db.scalars(select(PendingPin).where(PendingPin.created_at <= cutoff))):
         cid = pending.cid  # read while its row exists: _release deletes it
-        if _release(db, store, pending):
+        try:
+            released = _release(db, store, pending)
+        except StorageUnavailable:
+            # One of several stores is down: its row stays, for the next turn (the
+            # others have let the pin go already; unpinning is idempotent).
+            db.rollback()
+            report.deferred += 1
+            continue
+        if released:
             report.unpinned.append(cid)
         else:
             report.kept += 1
