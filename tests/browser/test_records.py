@@ -103,8 +103,10 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
     for rec, _ in recs.values():
         assert set(rec) == {
             "id", "cid", "size", "segments", "created_at", "pkesk", "sealed_metadata", "envelope",
+            "copies",
         }  # fmt: skip
         assert rec["segments"] == 1
+        assert rec["copies"] == {"ok": 1, "total": 1}  # one store, pinned before the 201
 
     # The list: newest record date first, metadata decrypted in the page.
     flows.go_records(web)
