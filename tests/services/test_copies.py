@@ -479,3 +479,26 @@ def test_replicator_and_scrub_run_in_one_process_at_a_time(db_url: str) -> None:
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_scrub_budget_spreads_a_pass_over_runs(vault_factory: VaultFactory) -> None:
+    """A budgeted scrub stops once it has read its bytes (a copy is checked whole), and
+    the next run goes on with the copies checked longest ago: a full pass over runs."""
+    from hygieia.storage import MemoryBlobStore
+
+    v = vault_factory(StoreSet([("m1", MemoryBlobStore()), ("m2", MemoryBlobStore())]))
+    for i in range(3):
+        v.put(payload(300_000, seed=20 + i), name=f"b{i}.bin")
+    start = utcnow()
+    seen: set[tuple[str, str]] = set()
+    for run in range(1, 7):
+        report = copies.scrub(v.db, v.stores, repair=False, budget_bytes=1, now=_ticking())
+        assert report.checked == 1 and report.unfinished and not report.damaged
+        rows = v.db.execute(
+            select(RecordCopy.record_id, RecordCopy.store).where(RecordCopy.checked_at > start)
+        ).all()
+        v.db.commit()
+        seen = {(r, s) for r, s in rows}
+        assert len(seen) == run  # each run took a copy no earlier run had checked
+    full = copies.scrub(v.db, v.stores, repair=False, now=_ticking())
+    assert full.checked == 6 and not full.unfinished
