@@ -31,6 +31,8 @@ FIGURES = {
     "list_p99_ms": "listing",
     "list_vs_bare": "listing",
     "offline_vs_online": "offline",
+    "ingest_two_copies_vs_one": "copies",
+    "scrub_mb_s": "copies",
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -65,7 +67,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run_all(cfg: Config, only: set[str]) -> tuple[list[Figure], dict[str, str]]:
-    from bench import crypto_bench, ingest_bench, list_bench, memory_bench, offline_bench
+    from bench import (
+        copies_bench,
+        crypto_bench,
+        ingest_bench,
+        list_bench,
+        memory_bench,
+        offline_bench,
+    )
 
     suites = [
         ("crypto", crypto_bench.run),
@@ -73,6 +82,7 @@ def run_all(cfg: Config, only: set[str]) -> tuple[list[Figure], dict[str, str]]:
         ("memory", memory_bench.run),
         ("listing", list_bench.run),
         ("offline", offline_bench.run),
+        ("copies", copies_bench.run),
     ]
     figures: list[Figure] = []
     failures: dict[str, str] = {}

@@ -43,11 +43,32 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Blob store: ``local`` (embedded, the default), ``kubo`` or ``memory``.
     store: Literal["local", "kubo", "memory"] = "local"
-    #: Kubo RPC API base URL, e.g. ``http://127.0.0.1:5001``. Setting it selects ``kubo``.
+    #: Where records are pinned: a comma-separated list of Kubo RPC API base URLs, e.g.
+    #: ``http://127.0.0.1:5001,https://user:pass@ipfs2.example.org:5001``, and ``local``
+    #: for the embedded store as one of the copies. Credentials in a URL become its
+    #: ``Authorization`` header: ``user:pass@`` Basic, a lone ``token@`` Bearer (Kubo's
+    #: ``API.Authorizations``). Setting it selects ``kubo``. See docs/deploy.md.
     ipfs_api: str = ""
-    #: Optional value of the ``Authorization`` header for Kubo's API authorisation.
+    #: ``Authorization`` header for the Kubo URLs above that carry no credentials.
     ipfs_api_auth: str = ""
     ipfs_timeout: float = Field(default=30.0, gt=0)
+    #: Remote pinning services (IPFS Pinning Service API), comma separated, each
+    #: ``https://TOKEN@api.example.org/psa`` (the token is sent as a Bearer token).
+    #: They receive copies in the background, never count towards ``min_copies``.
+    pinning_services: str = ""
+    #: Stores that must hold a pinned copy of a record before its upload is
+    #: acknowledged (201); the others get theirs from the replicator. Fewer reachable:
+    #: 503 ``storage_unavailable`` and nothing written.
+    min_copies: int = Field(default=1, ge=1, le=32)
+    #: Seconds between the replicator's turns (copies made, retried with backoff,
+    #: pinning service requests followed); 0: never.
+    replicate_interval_seconds: int = Field(default=30, ge=0)
+    #: Seconds between scrubs (every copy's blocks re-read and re-hashed, bad copies
+    #: repaired), within ``scrub_budget_bytes`` a turn; 0: never.
+    scrub_interval: int = Field(default=6 * 3600, ge=0)
+    #: Bytes a periodic scrub reads per turn; the next turn goes on with the copies
+    #: checked longest ago, so a large vault is covered over several turns. 0: no limit.
+    scrub_budget_bytes: int = Field(default=1024**3, ge=0)
 
     #: Largest record (ciphertext bytes) accepted by an upload.
     max_record_bytes: int = Field(default=2 * 1024**3, gt=0)

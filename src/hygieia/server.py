@@ -69,13 +69,13 @@ def db_upgrade() -> None:
 def admin_reconcile(*, grace: int | None = None) -> int:
     """Release orphan pins and report records whose content is missing; the exit code."""
     from hygieia.services import records
-    from hygieia.storage import make_store
+    from hygieia.storage import open_stores
 
     settings = Settings()
     seconds = settings.reconcile_grace_seconds if grace is None else grace
     engine = open_database(settings)
     try:
-        with session_factory(engine)() as db, make_store(settings) as store:
+        with session_factory(engine)() as db, open_stores(settings) as store:
             report = records.reconcile(
                 db, store, grace=timedelta(seconds=seconds), check_content=True
             )
@@ -93,6 +93,72 @@ def admin_reconcile(*, grace: int | None = None) -> int:
         return 1
     print("every record's content is present")
     return 0
+
+
+def admin_scrub(*, repair: bool, budget: int = 0) -> int:
+    """Check every copy of every record, repair bad ones with ``repair``; the exit code
+    (1 when a record has no good copy left, or a store could not be reached)."""
+    from hygieia.services import maintenance
+    from hygieia.services.copies import ScrubReport
+    from hygieia.storage import open_stores
+
+    settings = Settings()
+    engine = open_database(settings)
+    try:
+        with open_stores(settings) as stores:
+            outcome = maintenance.scrub(
+                engine, session_factory(engine), stores, repair=repair, budget_bytes=budget
+            )
+    finally:
+        engine.dispose()
+    if not outcome.ran:
+        print("another server process is replicating or scrubbing; try again", file=sys.stderr)
+        return 2
+    report = outcome.report
+    assert isinstance(report, ScrubReport)
+    print(f"checked {report.checked} copie(s), {report.bytes_read} byte(s) read")
+    for record_id, store, what in report.damaged:
+        print(f"record {record_id} on {store}: {what}")
+    for record_id, store in report.repaired:
+        print(f"  repaired record {record_id} on {store}")
+    for store in report.unreachable:
+        print(f"store {store}: unreachable, its copies were not checked", file=sys.stderr)
+    if report.unfinished:
+        print("stopped at the byte budget; the next run goes on from there")
+    for record_id in report.lost:
+        print(f"record {record_id}: no good copy left on any store", file=sys.stderr)
+    if report.lost or report.unreachable:
+        return 1
+    if report.damaged and not repair:
+        print("run with --repair to re-make the bad copies")
+        return 1
+    print("every copy checked is whole" if not report.damaged else "every bad copy repaired")
+    return 0
+
+
+def admin_replicate() -> int:
+    """Make the copies records lack, once; the exit code (1 if some failed)."""
+    from hygieia.services import maintenance
+    from hygieia.services.copies import ReplicationReport
+    from hygieia.storage import open_stores
+
+    settings = Settings()
+    engine = open_database(settings)
+    try:
+        with open_stores(settings) as stores:
+            outcome = maintenance.replicate(engine, session_factory(engine), stores, limit=10_000)
+    finally:
+        engine.dispose()
+    if not outcome.ran:
+        print("another server process is replicating or scrubbing; try again", file=sys.stderr)
+        return 2
+    report = outcome.report
+    assert isinstance(report, ReplicationReport)
+    print(
+        f"made {len(report.copied)} copie(s), {len(report.requested)} pin request(s) sent, "
+        f"{report.waiting} waiting, {len(report.failed)} failed (retried later)"
+    )
+    return 1 if report.failed else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,6 +185,16 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument(
         "--grace", type=int, help="Seconds an orphan pin is left alone (default: config)"
     )
+    scrub = admin_commands.add_parser(
+        "scrub", help="Check every block of every copy of every record against its CID."
+    )
+    scrub.add_argument(
+        "--repair", action="store_true", help="Re-make bad or missing copies from good ones."
+    )
+    scrub.add_argument(
+        "--budget", type=int, default=0, help="Stop after reading this many bytes (0: all)."
+    )
+    admin_commands.add_parser("replicate", help="Make the copies records lack, now.")
     return parser
 
 
@@ -129,5 +205,9 @@ def main(argv: list[str]) -> None:
         serve(host=args.host, port=args.port)
     elif args.command == "db":
         db_upgrade()
+    elif args.admin_command == "scrub":
+        sys.exit(admin_scrub(repair=args.repair, budget=args.budget))
+    elif args.admin_command == "replicate":
+        sys.exit(admin_replicate())
     else:
         sys.exit(admin_reconcile(grace=args.grace))

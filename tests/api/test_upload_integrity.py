@@ -71,7 +71,8 @@ def serve(db_url: str, tmp_path: Path, **settings: object) -> Iterator[Server]:
     )
     app = create_app(config)
     with threaded_server(app) as url:
-        yield Server(url=url, settings=config, store=app.state.store)
+        # The app keeps its stores as a StoreSet; this one has the local store alone.
+        yield Server(url=url, settings=config, store=app.state.store.members["local"])
 
 
 def body(meta: object, content: bytes, *, tail: bytes = b"--b--\r\n") -> bytes:

@@ -103,8 +103,10 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
     for rec, _ in recs.values():
         assert set(rec) == {
             "id", "cid", "size", "segments", "created_at", "pkesk", "sealed_metadata", "envelope",
+            "copies",
         }  # fmt: skip
         assert rec["segments"] == 1
+        assert rec["copies"] == {"ok": 1, "total": 1}  # one store, pinned before the 201
 
     # The list: newest record date first, metadata decrypted in the page.
     flows.go_records(web)
@@ -144,6 +146,7 @@ def test_upload_list_filter_view_download_delete(web, tmp_path):
     meta = page.locator("#rec-meta").inner_text()
     assert hashlib.sha256(pdf).hexdigest() in meta
     assert pdf_rec["cid"] in meta and "blood-panel-2026.pdf" in meta
+    assert "1/1 copies" in meta  # the server's count of good copies, of its stores
     assert "Verified" in page.locator("#rec-viewer").inner_text()
     web.shot("record-view-pdf")
     with page.expect_download() as dl:

@@ -99,6 +99,8 @@ def test_ls_filters(cli: Cli, tmp_path: Path) -> None:
     assert names("--search", "IMAGING") == {"xray.png"}  # the type too, as the web app
     table = cli.run("ls", password=PW).stdout
     assert "Discharge letter" in table
+    # The last column: good copies of the server's stores (one store here).
+    assert {line.rsplit("\t", 1)[1] for line in table.splitlines()} == {"1/1"}
     bad = cli.run("ls", "--since", "yesterday", password=PW, check=False)
     # A usage error, refused before any prompt or request.
     assert bad.returncode == 2 and "expected a date, YYYY-MM-DD" in bad.stderr

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hygieia.api.schemas import RecordList, render_record_list
+from hygieia.services.copies import with_copies
 from hygieia.services.records import RecordRow, render_public
 from tests.support.rendering import record_public
 
@@ -27,10 +28,16 @@ rows = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(rows, max_size=8), st.one_of(st.none(), st.text(max_size=60)))
-def test_render_record_list_is_pydantics_json(items: list[RecordRow], cursor: str | None) -> None:
-    expected = RecordList(items=[record_public(r) for r in items], next_cursor=cursor)
-    got = render_record_list([render_public(r) for r in items], cursor)
+@given(
+    st.lists(rows, max_size=8),
+    st.one_of(st.none(), st.text(max_size=60)),
+    st.tuples(st.integers(0, 64), st.integers(0, 64)),
+)
+def test_render_record_list_is_pydantics_json(
+    items: list[RecordRow], cursor: str | None, copies: tuple[int, int]
+) -> None:
+    expected = RecordList(items=[record_public(r, copies) for r in items], next_cursor=cursor)
+    got = render_record_list([with_copies(render_public(r), *copies) for r in items], cursor)
     # Same document; and byte-identical where both encoders write the characters as
     # they are: pydantic keeps non-ASCII and DEL (0x7f) raw, the renderer escapes them
     # (both valid JSON; real CIDs and cursors are plain ASCII).
@@ -47,5 +54,6 @@ def test_whole_second_and_microsecond_timestamps() -> None:
     row = RecordRow("i", "c", 1, 1, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), b"", b"x", b"yz")
     for at in (row.created_at, row.created_at.replace(microsecond=120)):
         r = row._replace(created_at=at)
-        expected = RecordList(items=[record_public(r)], next_cursor=None).model_dump_json()
-        assert render_record_list([render_public(r)], None) == expected.encode()
+        expected = RecordList(items=[record_public(r, (1, 2))], next_cursor=None)
+        got = render_record_list([with_copies(render_public(r), 1, 2)], None)
+        assert got == expected.model_dump_json().encode()

@@ -242,3 +242,29 @@ def _read_car(car: bytes) -> tuple[list[str], list[str]]:
         assert cid.verify(section[36:])
         blocks.append(str(cid))
     return roots, blocks
+
+
+def test_block_access_for_scrub(store: BlobStore) -> None:
+    """``SupportsBlocks``: raw blocks as stored (the caller hashes them), None for an
+    absent one, the pin state of a blob, and corrupt blocks dropped even under a pin."""
+    from hygieia.ipfs import CID, RAW, decode_dag_pb
+    from hygieia.storage import SupportsBlocks
+
+    assert isinstance(store, SupportsBlocks)
+    cid = store.put(pieces(payload(2 * MiB + 5, seed=41)))
+    root = parse_cid(cid)
+    assert not store.is_pinned(cid)
+    store.pin(cid)
+    assert store.is_pinned(cid)
+    block = store.read_block(root)
+    assert block is not None and root.verify(block)
+    leaves = decode_dag_pb(block).links
+    assert len(leaves) == 3
+    leaf = store.read_block(leaves[2])
+    assert leaf is not None and leaves[2].verify(leaf) and len(leaf) == 5
+    assert store.read_block(CID.for_block(RAW, b"never stored here")) is None
+    store.drop_blocks(cid, [leaves[1]])
+    assert store.read_block(leaves[1]) is None
+    assert store.read_block(leaves[0]) is not None  # only the blocks named go
+    store.unpin(cid)
+    assert not store.is_pinned(cid)

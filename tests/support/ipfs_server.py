@@ -140,13 +140,14 @@ def _jsipfs(repo: Path, *args: str, timeout: float = 120) -> None:
         )
 
 
-def _configure(repo: Path, api_port: int, gateway_port: int) -> None:
+def _configure(repo: Path, api_port: int, gateway_port: int, swarm_port: int = 0) -> None:
     config_path = repo / "config"
     config = json.loads(config_path.read_text())
     addresses = config.setdefault("Addresses", {})
     # Offline: no swarm listener, no peers, no delegates. js-ipfs still dials out when
     # asked (``swarm/connect``), which is how the Helia test node peers with it.
-    addresses["Swarm"] = []
+    # A node that must be fetched from (a pinning service's origin) listens on loopback.
+    addresses["Swarm"] = [f"/ip4/127.0.0.1/tcp/{swarm_port}"] if swarm_port else []
     addresses["Announce"] = []
     addresses["NoAnnounce"] = []
     addresses["Delegates"] = []

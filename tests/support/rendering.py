@@ -8,7 +8,7 @@ from hygieia.api.schemas import RecordPublic
 from hygieia.services.records import RecordRow
 
 
-def record_public(row: RecordRow) -> RecordPublic:
+def record_public(row: RecordRow, copies: tuple[int, int] | None = None) -> RecordPublic:
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode("ascii")
 
@@ -22,5 +22,6 @@ def record_public(row: RecordRow) -> RecordPublic:
             "pkesk": b64(row.owner_pkesk),
             "sealed_metadata": b64(row.sealed_metadata),
             "envelope": b64(row.session_key_envelope),
+            "copies": None if copies is None else {"ok": copies[0], "total": copies[1]},
         }
     )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -57,17 +57,26 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.sessionmaker = session_factory(engine)
         try:
-            app.state.store = store if store is not None else _make_store(settings)
+            app.state.store = _open_stores(settings, store)
             if settings.reconcile_on_start:
                 _maintain(app)
-            upkeep = None
+            loops = []
             if settings.reconcile_interval_seconds:
-                upkeep = asyncio.create_task(_maintenance_loop(app))
+                loops.append(
+                    _every(settings.reconcile_interval_seconds, _maintain, app, "maintenance")
+                )
+            if settings.replicate_interval_seconds:
+                loops.append(
+                    _every(settings.replicate_interval_seconds, _replicate, app, "replication")
+                )
+            if settings.scrub_interval:
+                loops.append(_every(settings.scrub_interval, _scrub, app, "scrub"))
+            tasks = [asyncio.create_task(loop) for loop in loops]
             yield
-            if upkeep is not None:
-                upkeep.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await upkeep
+                    await task
             close = getattr(app.state.store, "close", None)
             if close is not None:
                 close()
@@ -131,18 +140,33 @@ def _maintain(app: FastAPI) -> maintenance.Outcome:
     )
 
 
-async def _maintenance_loop(app: FastAPI) -> None:
-    """Maintenance every ``reconcile_interval_seconds``, in a worker thread."""
-    interval = app.state.settings.reconcile_interval_seconds
+def _replicate(app: FastAPI) -> maintenance.Outcome:
+    """Make the copies records lack (see services.copies)."""
+    return maintenance.replicate(app.state.engine, app.state.sessionmaker, app.state.store)
+
+
+def _scrub(app: FastAPI) -> maintenance.Outcome:
+    """Check a budget's worth of copies and repair the bad ones (see services.copies)."""
+    return maintenance.scrub(
+        app.state.engine,
+        app.state.sessionmaker,
+        app.state.store,
+        repair=True,
+        budget_bytes=app.state.settings.scrub_budget_bytes,
+    )
+
+
+async def _every(interval: int, work: Callable[[FastAPI], object], app: FastAPI, name: str) -> None:
+    """``work`` every ``interval`` seconds, in a worker thread."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await anyio.to_thread.run_sync(_maintain, app)
+            await anyio.to_thread.run_sync(work, app)
         except Exception as exc:  # the next turn tries again; serving goes on
-            log.warning("maintenance failed: %s", type(exc).__name__)
+            log.warning("%s failed: %s", name, type(exc).__name__)
 
 
-def _make_store(settings: Settings) -> Any:
-    from hygieia.storage import make_store
+def _open_stores(settings: Settings, store: Any | None) -> Any:
+    from hygieia.storage import open_stores
 
-    return make_store(settings)
+    return open_stores(settings, store)

@@ -268,6 +268,14 @@ class RecordMetaCreate(Strict):
         return meta
 
 
+class CopiesPublic(BaseModel):
+    """How many of the configured stores hold a good copy of the record (by the last
+    check), of how many. Counts only: which stores they are is the operator's business."""
+
+    ok: int
+    total: int
+
+
 class RecordPublic(Public):
     id: str
     cid: str
@@ -277,6 +285,7 @@ class RecordPublic(Public):
     pkesk: Base64
     sealed_metadata: Base64
     envelope: Base64
+    copies: CopiesPublic | None = None
 
 
 class RecordList(BaseModel):

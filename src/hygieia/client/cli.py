@@ -449,7 +449,8 @@ def _print_listing(
     if as_json:
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
         return
-    columns = ("id", "date", "type", "title", "provider", "tags", "size")
+    # copies: stores holding a good copy / stores configured ("2/2"), as the server counts.
+    columns = ("id", "date", "type", "title", "provider", "tags", "size", "copies")
     rows = [
         (
             it["id"],
@@ -459,6 +460,7 @@ def _print_listing(
             it["provider"] or "",
             ", ".join(it["tags"]),
             str(it["size"]),
+            f"{it['copies']['ok']}/{it['copies']['total']}" if it["copies"] else "",
         )
         for it in items
     ]

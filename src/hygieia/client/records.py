@@ -286,6 +286,8 @@ class RecordInfo:
     size: int
     created_at: str
     meta: dict[str, Any]
+    #: ``(good copies, stores)`` as the server counts them; None from an older server.
+    copies: tuple[int, int] | None = None
 
     @property
     def bound(self) -> bool:
@@ -308,6 +310,9 @@ class RecordInfo:
             "size": self.meta.get("size"),
             "sha256": self.meta.get("sha256"),
             "ciphertext_size": self.size,
+            "copies": None
+            if self.copies is None
+            else {"ok": self.copies[0], "total": self.copies[1]},
         }
 
 
@@ -347,6 +352,7 @@ def record_info(item: RecordItem, key: crypto.UnlockedKey) -> RecordInfo:
         size=item.size,
         created_at=item.created_at,
         meta=open_metadata(item, key),
+        copies=None if item.copies is None else (item.copies.ok, item.copies.total),
     )
 
 

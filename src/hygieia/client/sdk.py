@@ -13,7 +13,7 @@ import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from types import NoneType, UnionType
 from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidResponse",
     "NewAccount",
     "Prelogin",
+    "RecordCopies",
     "RecordItem",
     "RecordPage",
     "RecoveryGrant",
@@ -146,8 +147,17 @@ class ClientConfig:
 
 
 @dataclass(frozen=True)
+class RecordCopies:
+    """How many of the server's stores hold a good copy of the record, of how many."""
+
+    ok: int
+    total: int
+
+
+@dataclass(frozen=True)
 class RecordItem:
-    """A record as the server indexes it: CID, sizes and the sealed key packets."""
+    """A record as the server indexes it: CID, sizes, the sealed key packets and its
+    copies (None from a server that doesn't count them)."""
 
     id: str
     cid: str
@@ -157,6 +167,7 @@ class RecordItem:
     pkesk: bytes
     sealed_metadata: bytes
     envelope: bytes
+    copies: RecordCopies | None = None
 
 
 @dataclass(frozen=True)
@@ -249,13 +260,15 @@ def _decode(cls: type[T], data: Any) -> T:
     """The answer dataclass ``cls`` from decoded JSON, each field checked against its type.
 
     ``bytes`` fields arrive as base64, nested answers as objects; extra fields are
-    ignored (the server may add some). Anything missing or of the wrong type raises
-    ``KeyError``, ``TypeError`` or ``ValueError``.
+    ignored (the server may add some), and fields with a default may be absent.
+    Anything else missing or of the wrong type raises ``KeyError``, ``TypeError`` or
+    ``ValueError``.
     """
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object")
     hints = get_type_hints(cls)
-    return cls(**{f.name: _field(hints[f.name], data[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+    given = [f for f in fields(cls) if f.name in data or f.default is MISSING]  # type: ignore[arg-type]
+    return cls(**{f.name: _field(hints[f.name], data[f.name]) for f in given})
 
 
 def _field(hint: Any, raw: Any) -> Any:

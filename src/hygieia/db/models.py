@@ -210,3 +210,31 @@ class RecordGrant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When a share.metadata_read event was last written for it (one per hour at most).
     metadata_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RecordCopy(Base):
+    """One record's copy on one store (``services.copies``): its state and last check.
+
+    ``store`` is the store's configured id (``local``, ``kubo:host:port``,
+    ``psa:host/path``: never a credential). ``state`` is ``ok`` (pinned and, when last
+    checked, whole), ``pending`` (to be made by the replicator, at ``next_attempt_at``)
+    or ``bad`` (a scrub found blocks missing or corrupt; a repair re-makes it).
+    ``request_id`` is a pinning service's id of the pin request in flight.
+    """
+
+    __tablename__ = "record_copies"
+    __table_args__ = (
+        Index("ix_record_copies_due", "state", "next_attempt_at"),
+        Index("ix_record_copies_checked", "checked_at"),
+    )
+
+    record_id: Mapped[str] = mapped_column(
+        ForeignKey("records.id", ondelete="CASCADE"), primary_key=True
+    )
+    store: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
-from hygieia.db.models import PendingPin, Record, RecordGrant, User, UTCDateTime
+from hygieia.db.models import PendingPin, Record, RecordCopy, RecordGrant, User, UTCDateTime
 from hygieia.encoding import to_b64
 from hygieia.errors import (
     BlobNotFound,
@@ -38,11 +38,13 @@ from hygieia.errors import (
     RecordExceedsQuota,
     RecordIdTaken,
     SizeMismatch,
+    StorageUnavailable,
     ValidationFailed,
 )
+from hygieia.services import copies
 from hygieia.services.audit import record_event
 from hygieia.services.common import Clock, utcnow
-from hygieia.storage import BlobStore, SupportsGarbageCollection
+from hygieia.storage import BlobStore, StoreSet, SupportsGarbageCollection, as_store_set
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def start_upload(
             raise RecordExceedsQuota()
         if _stored_bytes(db, owner.id) + meta.size > quota_bytes:
             raise QuotaExceeded()
-    return Upload(store, owner=owner, meta=meta, quota_bytes=quota_bytes)
+    return Upload(as_store_set(store), owner=owner, meta=meta, quota_bytes=quota_bytes)
 
 
 def _id_taken(db: Session, record_id: str) -> bool:
@@ -117,9 +119,7 @@ class Upload:
     one of ``commit``) removes the blocks the upload stored that no pin reaches.
     """
 
-    def __init__(
-        self, store: BlobStore, *, owner: User, meta: RecordMeta, quota_bytes: int
-    ) -> None:
+    def __init__(self, store: StoreSet, *, owner: User, meta: RecordMeta, quota_bytes: int) -> None:
         self._store = store
         self._owner = owner
         self._meta = meta
@@ -153,9 +153,12 @@ class Upload:
         pending = PendingPin(cid=cid, created_at=now())
         db.add(pending)
         db.commit()  # the intent is durable before the pin exists
-        self._store.pin(cid)
         try:
-            return self._index(db, cid, pending, address=address, now=now)
+            # Pinned on every store that took the put; acknowledged from min_copies.
+            pinned = self._store.pin_copies(cid, getattr(self._writer, "holders", None))
+            if len(pinned) < self._store.min_copies:
+                raise StorageUnavailable(f"fewer than {self._store.min_copies} store(s) pinned it")
+            return self._index(db, cid, pending, pinned, address=address, now=now)
         except BaseException:
             db.rollback()
             try:
@@ -169,6 +172,7 @@ class Upload:
         db: Session,
         cid: str,
         pending: PendingPin,
+        pinned: list[str],
         *,
         address: str | None,
         now: Clock,
@@ -187,6 +191,8 @@ class Upload:
         record = Record(owner_id=owner.id, listing=render_public(row), **row._asdict())
         db.add(record)
         try:
+            db.flush()  # the record's row before its copies' (their foreign key)
+            copies.add_rows(db, record_id=row.id, stores=self._store, pinned=pinned, now=now())
             if self._quota_bytes:
                 # The row is written first: on SQLite that takes the database's write
                 # lock, on PostgreSQL the owner's row is locked; either way concurrent
@@ -311,8 +317,17 @@ def render_public(row: RecordRow) -> str:
     )
 
 
+_GOOD_COPIES = (
+    select(func.count())
+    .where(
+        RecordCopy.record_id == Record.id,
+        RecordCopy.state == copies.OK,
+        RecordCopy.store.in_(bindparam("stores", expanding=True)),
+    )
+    .scalar_subquery()
+)
 _PAGE = (
-    select(Record.listing)
+    select(Record.listing, _GOOD_COPIES)
     .where(Record.owner_id == bindparam("owner_id"))
     .order_by(Record.created_at.desc(), Record.id.desc())
     .limit(bindparam("limit"))
@@ -324,25 +339,44 @@ _PAGE_AFTER = _PAGE.where(
 
 
 def list_page(
-    conn: Connection, *, owner_id: str, limit: int, cursor: str | None
+    conn: Connection,
+    *,
+    owner_id: str,
+    limit: int,
+    cursor: str | None,
+    stores: list[str] | None = None,
 ) -> tuple[list[str], str | None]:
     """A page of the owner's records as rendered JSON objects, and the next cursor.
 
     Newest first, keyset-paginated on (created_at, id), served by one index; the
-    statements are built once and rows come back through Core, one column each.
+    statements are built once and rows come back through Core: the stored rendering
+    and the count of good copies among ``stores`` (the configured store ids).
     """
     limit = max(1, min(limit, MAX_PAGE))
-    params: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1}
+    store_ids = stores if stores is not None else ["store"]
+    params: dict[str, Any] = {"owner_id": owner_id, "limit": limit + 1, "stores": store_ids}
     stmt = _PAGE
     if cursor:
         params["at"], params["after_id"] = _decode_cursor(cursor)
         stmt = _PAGE_AFTER
-    items: list[str] = list(conn.execute(stmt, params).scalars())
-    if len(items) <= limit:
+    total = len(store_ids)
+    rows = list(conn.execute(stmt, params).all())
+    if len(rows) > limit:
+        del rows[limit:]
+        more = True
+    else:
+        more = False
+    items = [copies.with_copies(listing, good, total) for listing, good in rows]
+    if not more:
         return items, None
-    del items[limit:]
-    last = json.loads(items[-1])
+    last = json.loads(rows[-1][0])
     return items, _cursor(datetime.fromisoformat(last["created_at"]), last["id"])
+
+
+def public_json(db: Session, record: Record, stores: list[str]) -> str:
+    """The record as the API shows it: its stored rendering and its copies."""
+    good = copies.ok_counts(db, [record.id], stores).get(record.id, 0)
+    return copies.with_copies(record.listing, good, len(stores))
 
 
 def open_content(store: BlobStore, record: Record) -> Iterator[bytes]:
@@ -372,7 +406,13 @@ def remove(
     db.add(pending)  # if we crash before the unpin, reconcile finishes it
     record_event(db, event="record.deleted", user_id=owner.id, address=address, now=now)
     db.commit()
-    _release(db, store, pending)
+    try:
+        _release(db, store, pending)
+    except StorageUnavailable:
+        # The record is gone; a store that can't be reached now is unpinned by
+        # reconcile (the pending row stays until every store has let the pin go).
+        db.rollback()
+        log.warning("delete: a store was unreachable; its unpin is left for reconcile")
 
 
 def _release(db: Session, store: BlobStore, pending: PendingPin) -> bool:
@@ -396,6 +436,7 @@ class ReconcileReport:
     missing: list[str]
     repinned: list[str] = field(default_factory=list)
     collected: int = 0
+    deferred: int = 0
 
 
 def reconcile(
@@ -420,7 +461,15 @@ def reconcile(
     cutoff = now() - grace
     for pending in list(db.scalars(select(PendingPin).where(PendingPin.created_at <= cutoff))):
         cid = pending.cid  # read while its row exists: _release deletes it
-        if _release(db, store, pending):
+        try:
+            released = _release(db, store, pending)
+        except StorageUnavailable:
+            # One of several stores is down: its row stays, for the next turn (the
+            # others have let the pin go already; unpinning is idempotent).
+            db.rollback()
+            report.deferred += 1
+            continue
+        if released:
             report.unpinned.append(cid)
         else:
             report.kept += 1

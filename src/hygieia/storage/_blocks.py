@@ -7,7 +7,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from hygieia.errors import StorageUnavailable
@@ -133,6 +133,18 @@ class BlockBlobStore(BlobStore):
             seen.add(block_cid)
             out.write(car_block_prefix(block_cid, block))
             out.write(block)
+
+    # -- block access, for scrub and repair (SupportsBlocks) ------------------------
+    def read_block(self, cid: CID) -> bytes | None:
+        return self._read_block(cid)
+
+    def drop_blocks(self, root: str, cids: Sequence[CID]) -> None:
+        with self._exclusive():
+            for cid in cids:
+                self._delete_block(cid)
+
+    def is_pinned(self, cid: str) -> bool:
+        return str(parse_cid(cid)) in set(self.pins())
 
     # -- removing a failed put's blocks ------------------------------------------------
     def _discard(self, added: list[CID], *, since: float) -> None:

@@ -32,11 +32,12 @@ Contract (checked for every backend by ``tests/storage/test_contract.py``):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self, runtime_checkable
 
 from hygieia.errors import BlobNotFound, StorageUnavailable
+from hygieia.ipfs import CID
 
 __all__ = [
     "BlobNotFound",
@@ -44,6 +45,7 @@ __all__ = [
     "BlobStore",
     "BlobWriter",
     "StorageUnavailable",
+    "SupportsBlocks",
     "SupportsCarExport",
     "SupportsGarbageCollection",
 ]
@@ -145,6 +147,23 @@ class SupportsGarbageCollection(Protocol):
     """
 
     def collect_garbage(self, *, older_than: float) -> int: ...
+
+
+@runtime_checkable
+class SupportsBlocks(Protocol):
+    """A store whose blocks can be read and checked one by one (scrub and repair).
+
+    ``read_block`` answers the raw bytes as stored (not verified: the caller hashes
+    them) or None when the block is absent; ``drop_blocks`` removes blocks found
+    corrupt, even under a pin (the pin of ``root`` may be dropped on the way: the
+    repair takes it again); ``is_pinned`` says whether ``cid`` is pinned recursively.
+    """
+
+    def read_block(self, cid: CID) -> bytes | None: ...
+
+    def drop_blocks(self, root: str, cids: Sequence[CID]) -> None: ...
+
+    def is_pinned(self, cid: str) -> bool: ...
 
 
 def iter_source(source: BlobSource) -> Iterator[bytes]:

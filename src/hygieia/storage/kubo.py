@@ -33,7 +33,7 @@ import json
 import queue
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import httpx
@@ -162,6 +162,44 @@ class KuboBlobStore(BlobStore):
         response = self._open("pin/ls", {"type": "recursive", "stream": "true"})
         return self._pin_lines(response)
 
+    # -- block access, for scrub and repair (SupportsBlocks) ------------------------
+    def read_block(self, cid: CID) -> bytes | None:
+        params = {"arg": str(cid), **self._offline, **self._lookup_timeout}
+        try:
+            return self._call("block/get", params=params).content
+        except BlobNotFound:
+            return None
+
+    def drop_blocks(self, root: str, cids: Sequence[CID]) -> None:
+        # The node refuses to delete a block a pin reaches: the root's pin goes first
+        # (the repair that follows takes it again).
+        self.unpin(root)
+        for i in range(0, len(cids), _RM_BATCH):
+            params = [("arg", str(c)) for c in cids[i : i + _RM_BATCH]]
+            try:
+                self._client.post("block/rm", params=[*params, ("force", "true")])
+            except httpx.HTTPError as exc:
+                raise StorageUnavailable("the IPFS node is unreachable") from exc
+
+    def is_pinned(self, cid: str) -> bool:
+        params = {"arg": str(parse_cid(cid)), "type": "recursive"}
+        try:
+            response = self._call("pin/ls", params=params)
+        except (BlobNotFound, StorageUnavailable) as exc:
+            if "not pinned" in _node_message(exc):
+                return False
+            raise
+        return str(parse_cid(cid)) in set(self._pin_lines_of(response.text))
+
+    def origins(self) -> list[str]:
+        """The node's libp2p addresses (``…/p2p/ID``), for a pinning service to fetch
+        from; empty when the node listens on none."""
+        data = _json(self._call("id", params={}).text)
+        addresses = data.get("Addresses")
+        if not isinstance(addresses, list):
+            return []
+        return [a for a in addresses if isinstance(a, str) and "/p2p/" in a]
+
     def export_car(self, cid: str, out: BinaryIO) -> None:
         """Write the blob's DAG as CARv1 (``dag export``), streamed into ``out``."""
         response = self._open("dag/export", {"arg": self._require(cid), **self._offline})
@@ -217,6 +255,20 @@ class KuboBlobStore(BlobStore):
                 response.close()
             raise _error(response.status_code, text)
         return response
+
+    @staticmethod
+    def _pin_lines_of(text: str) -> Iterator[str]:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            entry = _json(line)
+            found = [entry["Cid"]] if isinstance(entry.get("Cid"), str) else []
+            keys = entry.get("Keys")
+            if isinstance(keys, dict):
+                found += keys
+            for pinned in found:
+                with contextlib.suppress(ValueError):
+                    yield str(parse_cid(pinned))
 
     @staticmethod
     def _pin_lines(response: httpx.Response) -> Iterator[str]:

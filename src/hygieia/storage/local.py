@@ -164,6 +164,9 @@ class LocalBlobStore(BlockBlobStore):
             raise StorageUnavailable("cannot write to the local blob store") from exc
         _fsync_dir(self._pins)
 
+    def is_pinned(self, cid: str) -> bool:
+        return (self._pins / str(parse_cid(cid))).is_file()
+
     def pins(self) -> Iterator[str]:
         try:
             names = os.listdir(self._pins)

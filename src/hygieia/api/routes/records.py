@@ -32,15 +32,21 @@ from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
 from hygieia.services import accounts, records
-from hygieia.storage import BlobStore
+from hygieia.storage import BlobStore, StoreSet
 
 router = APIRouter(tags=["records"])
 
 
-def _record_json(record: Record, status_code: int = 200) -> Response:
+def _record_json(db: Session, store: BlobStore, record: Record, status_code: int = 200) -> Response:
     """A record as the API shows it: its rendering stored at ingest (``records.listing``),
-    the same bytes the listing serves, so there is one rendering of a record."""
-    return Response(record.listing, status_code=status_code, media_type="application/json")
+    the same bytes the listing serves, so there is one rendering of a record; and its
+    copies."""
+    body = records.public_json(db, record, _store_ids(store))
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def _store_ids(store: BlobStore) -> list[str]:
+    return store.ids if isinstance(store, StoreSet) else ["store"]
 
 
 UPLOAD_DOC = {
@@ -100,7 +106,8 @@ async def upload(
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(form.abort)
             raise
-    return _record_json(record, status_code=201)
+        body = await anyio.to_thread.run_sync(records.public_json, db, record, _store_ids(store))
+    return Response(body, status_code=201, media_type="application/json")
 
 
 def _feed(reader: MultipartReader, batch: Batch) -> None:
@@ -186,12 +193,14 @@ async def list_records(
 ) -> Response:
     """The caller's records, newest first (cursor pagination)."""
 
+    store_ids = _store_ids(request.app.state.store)
+
     def page() -> bytes:
         # Core connection, no ORM session, no transaction: two small reads.
         with request.app.state.read_engine.connect() as conn:
             user_id = accounts.authenticated_user_id(conn, token=token)
             items, next_cursor = records.list_page(
-                conn, owner_id=user_id, limit=limit, cursor=cursor
+                conn, owner_id=user_id, limit=limit, cursor=cursor, stores=store_ids
             )
         return render_record_list(items, next_cursor)
 
@@ -202,9 +211,9 @@ async def list_records(
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
-def get_record(record_id: str, user: CurrentUser, db: SessionDep) -> Response:
-    """One record's sealed metadata, CID and key packets."""
-    return _record_json(records.get(db, owner=user, record_id=record_id))
+def get_record(record_id: str, user: CurrentUser, db: SessionDep, store: StoreDep) -> Response:
+    """One record's sealed metadata, CID, key packets and copies."""
+    return _record_json(db, store, records.get(db, owner=user, record_id=record_id))
 
 
 @router.get(

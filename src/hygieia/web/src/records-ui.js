@@ -118,6 +118,11 @@ const UNBOUND_SHORT = 'Unbound (legacy) record';
 const UNBOUND_LONG =
   'Sealed before records named their id: its content matches its metadata, but nothing proves it is the record listed under this id.';
 
+/** "2/2 copies": stores holding a good copy of the record, of the stores the server keeps. */
+function copiesText(r) {
+  return r.copies ? `${r.copies.ok}/${r.copies.total} copies` : '';
+}
+
 function recordItem(r) {
   const m = r.meta;
   const title = m
@@ -131,6 +136,7 @@ function recordItem(r) {
     if (m.type) sub.append(el('span', { text: m.type }));
     if (m.provider) sub.append(el('span', { text: m.provider }));
     sub.append(el('span', { text: formatBytes(m.size) }));
+    if (r.copies) sub.append(el('span', { class: 'copies', text: copiesText(r) }));
     for (const t of m.tags ?? []) sub.append(el('span', { class: 'tag', text: t }));
     if (!r.bound) {
       sub.append(el('span', { class: 'unbound', text: UNBOUND_SHORT, title: UNBOUND_LONG }));
@@ -269,6 +275,7 @@ export async function showRecord(r) {
     ['Format', m.media_type],
     ['Content ID', m.cid],
     ['SHA-256', m.sha256],
+    ['Copies', copiesText(r)],
   ];
   if (!r.bound) rows.push(['Binding', `${UNBOUND_SHORT}. ${UNBOUND_LONG}`]);
   $('rec-meta').replaceChildren(
