@@ -122,6 +122,8 @@ def test_password_change_refuses_weak_parameters_from_me(hostile: Hostile) -> No
             "wrapped_vault_key": b64(bytes(61)),
             "kdf": CHEAP,
             "salt": b64(bytes(16)),
+            "recovery_salt": b64(bytes(range(16, 32))),
+            "recovery_wrapped_vault_key": b64(bytes(61)),
             "created_at": "2026-01-01T00:00:00Z",
         },
     )

@@ -41,7 +41,7 @@ function when(iso) {
 export function selectionBox(r) {
   return el('input', {
     type: 'checkbox',
-    class: 'record-select online-only',
+    class: 'record-select',
     'aria-label': `Select ${titleOf(r)}`,
     checked: selected.has(r.id),
     disabled: !r.meta,
