@@ -393,10 +393,10 @@ def test_emergency_matrix(live: LiveApp, emergency: dict[str, Any]) -> None:
         ("POST", f"/emergency/contacts/{bob_id}/approve"),
         ("DELETE", f"/emergency/contacts/{bob_id}"),
     ):
-        for role, want in not_owner.items():
+        for role, status in not_owner.items():
             got = _call(live, emergency, role, method, path)
-            if got != want:
-                failures.append(f"{role} {method} {path}: {got} (want {want})")
+            if got != status:
+                failures.append(f"{role} {method} {path}: {got} (want {status})")
     grant = {
         "grants": [
             {
