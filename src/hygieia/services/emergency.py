@@ -373,11 +373,14 @@ def records_page(
     access_id: str,
     limit: int,
     cursor: str | None,
+    stores: list[str] | None = None,
     now: Clock = utcnow,
 ) -> tuple[list[str], str | None]:
-    """A page of the owner's records (their stored renderings), once released."""
+    """A page of the owner's records (their renderings with copies), once released."""
     _row, owner = _released(db, contact=contact, access_id=access_id, now=now)
-    return records.list_page(db.connection(), owner_id=owner.id, limit=limit, cursor=cursor)
+    return records.list_page(
+        db.connection(), owner_id=owner.id, limit=limit, cursor=cursor, stores=stores
+    )
 
 
 def record(

@@ -20,6 +20,7 @@ from hygieia.api.schemas import (
     render_record_list,
 )
 from hygieia.services import emergency, records
+from hygieia.storage import BlobStore, StoreSet
 
 router = APIRouter(prefix="/emergency", tags=["emergency access"])
 
@@ -106,6 +107,11 @@ def get_vault(
     return EmergencyVaultPublic.model_validate(view)
 
 
+def _store_ids(store: BlobStore) -> list[str]:
+    # As the owner's own record routes count copies (routes.records).
+    return store.ids if isinstance(store, StoreSet) else ["store"]
+
+
 Limit = Annotated[int, Query(ge=1, le=records.MAX_PAGE)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
@@ -115,24 +121,37 @@ def list_records(
     access_id: str,
     user: CurrentUser,
     db: SessionDep,
+    store: StoreDep,
     clock: ClockDep,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
     """Once granted: the owner's records, newest first (read-only)."""
     items, next_cursor = emergency.records_page(
-        db, contact=user, access_id=access_id, limit=limit, cursor=cursor, now=clock
+        db,
+        contact=user,
+        access_id=access_id,
+        limit=limit,
+        cursor=cursor,
+        stores=_store_ids(store),
+        now=clock,
     )
     return Response(render_record_list(items, next_cursor), media_type="application/json")
 
 
 @router.get("/access/{access_id}/records/{record_id}", response_model=RecordPublic)
 def get_record(
-    access_id: str, record_id: str, user: CurrentUser, db: SessionDep, clock: ClockDep
+    access_id: str,
+    record_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    store: StoreDep,
+    clock: ClockDep,
 ) -> Response:
     """Once granted: one of the owner's records."""
     row = emergency.record(db, contact=user, access_id=access_id, record_id=record_id, now=clock)
-    return Response(row.listing, media_type="application/json")
+    body = records.public_json(db, row, _store_ids(store))
+    return Response(body, media_type="application/json")
 
 
 @router.get(
