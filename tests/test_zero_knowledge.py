@@ -1,5 +1,7 @@
 """DESIGN §1.1: the server never receives the password, a derived key, the vault key,
-an unlocked private key, record metadata (title, file name, provider, tags) or content.
+an unlocked private key, record metadata (title, file name, provider, tags) or content,
+whether a record is read by its owner, shared (§7) or opened through emergency access
+(§8).
 
 A real ``hygieia serve`` (subprocess, fresh data dir) is driven through the SDK; every
 request body and URL, every DB row, every file in the data dir (blobs included) and the
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from hygieia import crypto
 from hygieia.client import account as acct
+from hygieia.client import emergency as emg
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
@@ -103,6 +106,20 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         assert len(api.record_grants(rec.id).items) == len(api.list_grants().items) == 2
         assert any(e.event == "share.content_read" for e in api.audit())
         shr.revoke(api, rec.id, "nobody-here@example.org")
+
+        # Emergency access (protocol §8): the vault key sealed to the recipient (and to an
+        # unknown email's decoy), a request, an early approval, the recipient reading the
+        # vault, then the access ended. Only sealed messages may carry the vault key.
+        emg.add_contact(api, after, RECIPIENT, wait_days=7, contacts=Contacts(None))
+        emg.add_contact(api, after, "nobody-here@example.org", wait_days=1, contacts=Contacts(None))
+        emg.request(rapi, email)
+        emg.approve(api, RECIPIENT)
+        vault = emg.open_vault(rapi, rsession, email, contacts=Contacts(None))
+        assert [r.meta["title"] for r in emg.iter_records(rapi, vault)] == [TITLE]
+        emg.get(rapi, vault, rec.id, tmp_path / "emergency.bin")
+        assert (tmp_path / "emergency.bin").read_bytes() == content
+        emg.deny(api, RECIPIENT)
+        assert any(e.event == "emergency.content_read" for e in api.audit())
         owner_key = after.unlock()
         session_key = crypto.open_session_key_envelope(
             api.get_record(rec.id).envelope, key=owner_key, signer_public_key=owner_key.public_key

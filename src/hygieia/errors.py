@@ -113,6 +113,10 @@ class EmailTaken(Conflict):
     code, detail = "email_taken", "an account with this email or key exists"
 
 
+class NoPendingRequest(Conflict):
+    code, detail = "no_pending_request", "the contact has no pending request to approve"
+
+
 class RecordIdTaken(Conflict):
     # The same answer whoever holds the id (the caller or another account): an upload
     # can't be used to learn whose an id is (issue 9, finding 13).
@@ -153,6 +157,14 @@ class ShareToSelf(ValidationFailed):
 
 class TooManyGrants(ValidationFailed):
     code, detail = "too_many_grants", "the record has too many grants"
+
+
+class EmergencyToSelf(ValidationFailed):
+    code, detail = "emergency_to_self", "you can't be your own emergency contact"
+
+
+class TooManyContacts(ValidationFailed):
+    code, detail = "too_many_contacts", "the account has too many emergency contacts"
 
 
 class InvalidKey(HygieiaError):

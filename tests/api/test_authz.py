@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from hygieia import crypto
 from hygieia.client import account as acct
+from hygieia.client import emergency as emg
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
@@ -34,6 +35,8 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
             "new_kdf": crypto.DEFAULT_KDF.to_dict(),
             "new_wrapped_vault_key": base64.b64encode(b"\x01" + b"\x03" * 60).decode(),
         }
+    if route == "/emergency/contacts":
+        return {"email": "bob@example.org", "wait_days": 7, "sealed_vault_key": "AQ=="}
     if route == "/users/key":
         return {"email": "alice@example.org"}
     if route == "/grants":
@@ -68,6 +71,18 @@ ROUTES = [
     ("GET", f"/shared/{RID}"),
     ("GET", f"/shared/{RID}/content"),
     ("DELETE", f"/shared/{RID}"),
+    # Emergency access (protocol §8).
+    ("POST", "/emergency/contacts"),
+    ("GET", "/emergency/contacts"),
+    ("DELETE", f"/emergency/contacts/{RID}"),
+    ("POST", f"/emergency/contacts/{RID}/approve"),
+    ("POST", f"/emergency/contacts/{RID}/deny"),
+    ("GET", "/emergency/access"),
+    ("POST", f"/emergency/access/{RID}/request"),
+    ("GET", f"/emergency/access/{RID}/vault"),
+    ("GET", f"/emergency/access/{RID}/records"),
+    ("GET", f"/emergency/access/{RID}/records/{RID}"),
+    ("GET", f"/emergency/access/{RID}/records/{RID}/content"),
 ]
 
 
@@ -304,3 +319,117 @@ def test_grants_checked_against_the_recipients_key(live: LiveApp, shared: dict[s
         headers={"authorization": f"Bearer {shared['parties']['owner'][0].token}"},
     )
     assert (r.status_code, r.json()["code"]) == (422, "validation_error")
+
+
+# --- emergency access: who may do what with an owner's vault --------------------------------
+EROLES = ("owner", "contact", "removed", "stranger", "none")
+
+
+@pytest.fixture
+def emergency(live: LiveApp, tmp_path: Path) -> dict[str, Any]:
+    """Ann names Bob (granted, early approval) and Carl (granted, then removed); Dave is
+    a stranger."""
+    parties: dict[str, Any] = {}
+    for role, name in (
+        ("owner", "ann"),
+        ("contact", "bob"),
+        ("removed", "carl"),
+        ("stranger", "dave"),
+    ):
+        api = live.client()
+        session = new_account(api, f"{name}@example.org", PASSWORD)
+        api.token = session.token
+        parties[role] = (api, session)
+    ann, ann_s = parties["owner"]
+    src = tmp_path / "r.bin"
+    src.write_bytes(b"emergency record")
+    rid = recs.put(ann, ann_s, src).id
+    ids = {}
+    for role in ("contact", "removed"):
+        email = f"{'bob' if role == 'contact' else 'carl'}@example.org"
+        made, _ = emg.add_contact(ann, ann_s, email, wait_days=7, contacts=Contacts(None))
+        emg.request(parties[role][0], "ann@example.org")
+        emg.approve(ann, email)
+        ids[role] = made.id
+    carl_access = emg.find_access(parties["removed"][0], "ann@example.org").id
+    emg.remove_contact(ann, "carl@example.org")
+    return {"parties": parties, "rid": rid, "ids": ids, "carl_access": carl_access}
+
+
+def test_emergency_matrix(live: LiveApp, emergency: dict[str, Any]) -> None:
+    """Every emergency route by every role: only the owner manages contacts, only the
+    granted contact reads (read-only), everyone else gets the answer a missing one gets."""
+    rid, bob_id = emergency["rid"], emergency["ids"]["contact"]
+    carl_id = emergency["ids"]["removed"]
+    failures = []
+
+    def expect(method: str, path: str, want: dict[str, int], body: object = None) -> None:
+        for role in EROLES:
+            got = _call(live, emergency, role, method, path, body)
+            if got != want[role]:
+                failures.append(f"{role} {method} {path}: {got} (want {want[role]})")
+
+    readers = {"owner": 404, "contact": 200, "removed": 404, "stranger": 404, "none": 401}
+    owners = {"owner": 200, "contact": 404, "removed": 404, "stranger": 404, "none": 401}
+    gone = {"owner": 404, "contact": 404, "removed": 404, "stranger": 404, "none": 401}
+    for access in (bob_id, emergency["carl_access"]):
+        want = readers if access == bob_id else gone
+        base = f"/emergency/access/{access}"
+        expect("GET", f"{base}/vault", want)
+        expect("GET", f"{base}/records", want)
+        expect("GET", f"{base}/records/{rid}", want)
+        expect("GET", f"{base}/records/{rid}/content", want)
+        expect("POST", f"{base}/request", want)
+    expect("POST", f"/emergency/contacts/{carl_id}/deny", gone)
+    expect("POST", f"/emergency/contacts/{carl_id}/approve", gone)
+    expect("DELETE", f"/emergency/contacts/{carl_id}", gone)
+    # Read-only: the contact can't write, delete or share the owner's records, nor
+    # manage the owner's contacts.
+    not_owner = {"contact": 404, "removed": 404, "stranger": 404, "none": 401}
+    for method, path in (
+        ("DELETE", f"/records/{rid}"),
+        ("GET", f"/records/{rid}/grants"),
+        ("POST", f"/emergency/contacts/{bob_id}/deny"),
+        ("POST", f"/emergency/contacts/{bob_id}/approve"),
+        ("DELETE", f"/emergency/contacts/{bob_id}"),
+    ):
+        for role, status in not_owner.items():
+            got = _call(live, emergency, role, method, path)
+            if got != status:
+                failures.append(f"{role} {method} {path}: {got} (want {status})")
+    grant = {
+        "grants": [
+            {
+                "record_id": rid,
+                "email": "dave@example.org",
+                "pkesk": "AQ==",
+                "sealed_metadata": "AQ==",
+            }
+        ]
+    }
+    got = _call(live, emergency, "contact", "POST", "/grants", grant)
+    if got not in (404,):
+        failures.append(f"contact POST /grants: {got}")
+    # Listings show each caller their own only.
+    for role in EROLES[:4]:
+        api = emergency["parties"][role][0]
+        contacts = [c.email for c in api.emergency_contacts().items]
+        owners_ = [a.owner.email for a in api.emergency_access().items]
+        want_c = ["bob@example.org"] if role == "owner" else []
+        want_o = ["ann@example.org"] if role == "contact" else []
+        if (contacts, owners_) != (want_c, want_o):
+            failures.append(f"{role} listings: {contacts} {owners_}")
+    expect(
+        "GET", "/emergency/contacts", {**owners, "contact": 200, "removed": 200, "stranger": 200}
+    )
+    assert failures == []
+    # The owner ends Bob's access: 404 at once; then removes him.
+    assert _call(live, emergency, "owner", "POST", f"/emergency/contacts/{bob_id}/deny") == 200
+    assert _call(live, emergency, "contact", "GET", f"/emergency/access/{bob_id}/vault") == 404
+    assert _call(live, emergency, "contact", "GET", f"/emergency/access/{bob_id}/records") == 404
+    assert _call(live, emergency, "owner", "DELETE", f"/emergency/contacts/{bob_id}") == 204
+    assert _call(live, emergency, "contact", "POST", f"/emergency/access/{bob_id}/request") == 404
+    assert _call(live, emergency, "owner", "GET", f"/records/{rid}") == 200  # still Ann's
+    for path in ("/emergency/access/not-a-uuid/vault", f"/emergency/access/{RID}/records"):
+        assert _call(live, emergency, "owner", "GET", path) == 404, path
+    assert _call(live, emergency, "owner", "DELETE", "/emergency/contacts/not-a-uuid") == 404

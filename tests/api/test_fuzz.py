@@ -117,7 +117,12 @@ def _add_hostile_inputs(schema: schemathesis.BaseSchema) -> None:
 
     @schema.hook
     def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:
-        paged = ("/api/v1/records", "/api/v1/grants", "/api/v1/shared")
+        paged = (
+            "/api/v1/records",
+            "/api/v1/grants",
+            "/api/v1/shared",
+            "/api/v1/emergency/access/{access_id}/records",
+        )
         if not any(_is(context, "GET", path) for path in paged):
             return st.just(query)
         odd = _odd_cursors().map(lambda cursor: {**(query or {}), "cursor": cursor})
@@ -157,6 +162,20 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
     url, token = fuzz_server
     operations = _operations(url)
     assert len(operations) >= 12
+    paths = {op.path for op in operations}
+    # Every emergency access route (protocol §8) is fuzzed too.
+    assert {
+        "/api/v1/emergency/contacts",
+        "/api/v1/emergency/contacts/{contact_id}",
+        "/api/v1/emergency/contacts/{contact_id}/approve",
+        "/api/v1/emergency/contacts/{contact_id}/deny",
+        "/api/v1/emergency/access",
+        "/api/v1/emergency/access/{access_id}/request",
+        "/api/v1/emergency/access/{access_id}/vault",
+        "/api/v1/emergency/access/{access_id}/records",
+        "/api/v1/emergency/access/{access_id}/records/{record_id}",
+        "/api/v1/emergency/access/{access_id}/records/{record_id}/content",
+    } <= paths
     for operation in operations:
         # Logging out would end the shared session for the examples that follow.
         use_token = authenticated and not operation.path.endswith("/auth/logout")

@@ -13,6 +13,7 @@ from hygieia.api import create_app
 from hygieia.client.sdk import HygieiaClient
 from hygieia.config import Settings
 from hygieia.storage.memory import MemoryBlobStore
+from tests.support.clock import FakeClock
 from tests.support.server import threaded_server
 
 
@@ -22,6 +23,8 @@ class LiveApp:
     settings: Settings
     engine: Engine
     app: FastAPI
+    #: The app's clock (emergency access waits by it): ``clock.advance(days=7)``.
+    clock: FakeClock
 
     def client(self, token: str | None = None) -> HygieiaClient:
         return HygieiaClient(self.url, token=token)
@@ -29,7 +32,9 @@ class LiveApp:
 
 @contextmanager
 def live_app(settings: Settings) -> Iterator[LiveApp]:
-    """``create_app(settings)`` with an in-memory blob store, served until the block ends."""
-    app = create_app(settings, store=MemoryBlobStore())
+    """``create_app(settings)`` with an in-memory blob store and a :class:`FakeClock`,
+    served until the block ends."""
+    clock = FakeClock()
+    app = create_app(settings, store=MemoryBlobStore(), clock=clock)
     with threaded_server(app) as url:
-        yield LiveApp(url=url, settings=settings, engine=app.state.engine, app=app)
+        yield LiveApp(url=url, settings=settings, engine=app.state.engine, app=app, clock=clock)

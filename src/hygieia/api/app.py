@@ -25,12 +25,13 @@ from hygieia.api.middleware import (
     SecurityHeadersMiddleware,
     content_security_policy,
 )
-from hygieia.api.routes import auth, meta, sharing
+from hygieia.api.routes import auth, emergency, meta, sharing
 from hygieia.api.routes import records as record_routes
 from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
 from hygieia.db.engine import open_database, session_factory
 from hygieia.services import maintenance, ratelimit
+from hygieia.services.common import Clock, utcnow
 from hygieia.services.hashing import HashLimiter
 from hygieia.web import STATIC_DIR
 
@@ -39,8 +40,15 @@ log = logging.getLogger("hygieia")
 API = "/api/v1"
 
 
-def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: Any | None = None, clock: Clock | None = None
+) -> FastAPI:
     """Build the app. ``store`` overrides the configured blob store (tests).
+
+    ``clock`` (default: the real UTC time) is what emergency access measures its
+    waiting periods with. Only code can pass another (tests advance a fake one instead
+    of sleeping for days): no setting or environment variable reaches it, so a
+    deployed server always runs on the real time.
 
     Nothing is opened here: the database (migrated on the way) and the blob store are
     opened when the server starts (the lifespan) and closed when it stops.
@@ -93,6 +101,7 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock or utcnow
     app.state.trusted_proxies = [ipaddress.ip_network(n) for n in settings.trusted_proxies]
     # Server-side Argon2id work of every account route shares these slots (per process:
     # they bound this machine's CPU).
@@ -105,6 +114,7 @@ def create_app(settings: Settings, *, store: Any | None = None) -> FastAPI:
     app.include_router(auth.router, prefix=API)
     app.include_router(record_routes.router, prefix=API)
     app.include_router(sharing.router, prefix=API)
+    app.include_router(emergency.router, prefix=API)
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == f"{API}/records":

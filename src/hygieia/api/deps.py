@@ -20,6 +20,7 @@ from hygieia.db.models import AuthSession, User
 from hygieia.errors import InvalidToken, Unauthorized
 from hygieia.services import accounts
 from hygieia.services.accounts import Limits
+from hygieia.services.common import Clock
 from hygieia.services.ratelimit import HOUR, Policy
 from hygieia.storage import BlobStore
 
@@ -37,6 +38,12 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 async def get_store(request: Request) -> BlobStore:
     store: BlobStore = request.app.state.store
     return store
+
+
+async def get_clock(request: Request) -> Clock:
+    """The app's clock (``create_app(clock=…)``; the real time unless a test passed one)."""
+    clock: Clock = request.app.state.clock
+    return clock
 
 
 async def get_settings(request: Request) -> Settings:
@@ -123,6 +130,7 @@ async def client_address(request: Request) -> str:
 
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AddressDep = Annotated[str, Depends(client_address)]

@@ -301,13 +301,17 @@ def render_record_list(items: list[str], next_cursor: str | None) -> bytes:
 
 class AuditDetailPublic(BaseModel):
     """What an audit event may show of its ``detail``: sharing events' record, grant and
-    recipient (protocol §7). Nothing else in a ``detail`` is ever returned."""
+    recipient (protocol §7), emergency events' contact (§8). Nothing else in a
+    ``detail`` is ever returned."""
 
     model_config = ConfigDict(extra="ignore")
 
     record_id: str | None = None
     grant_id: str | None = None
     recipient: str | None = None
+    #: Emergency access events (protocol §8): the contact entry and the contact's email.
+    emergency_id: str | None = None
+    contact: str | None = None
 
 
 class AuditEventPublic(Public):
@@ -397,3 +401,58 @@ class SharedRecordPublic(Public):
 class SharedRecordPage(BaseModel):
     items: list[SharedRecordPublic]
     next_cursor: str | None
+
+
+# --- emergency access (protocol §8) -------------------------------------------------------
+MAX_SEALED_VAULT_KEY = 8 * 1024
+SealedVaultKey = Annotated[bytes, _b64_decoder(1, MAX_SEALED_VAULT_KEY), _B64_OUT, _B64_SCHEMA]
+
+
+class EmergencyContactCreate(Strict):
+    """A trusted contact: the owner's vault key sealed by the owner's client to the
+    contact's key, and the waiting period in days."""
+
+    email: Email
+    wait_days: int = Field(ge=1, le=30)
+    sealed_vault_key: SealedVaultKey
+
+
+class EmergencyContactPublic(Public):
+    id: str
+    email: str
+    fingerprint: str
+    wait_days: int
+    created_at: datetime
+    #: ``idle`` (nothing asked), ``requested`` (waiting until ``release_at``), ``granted``.
+    status: str
+    requested_at: datetime | None
+    release_at: datetime | None
+
+
+class EmergencyContactList(BaseModel):
+    items: list[EmergencyContactPublic]
+
+
+class EmergencyAccessPublic(Public):
+    """An owner whose emergency contact the caller is."""
+
+    id: str
+    owner: SharedOwnerPublic
+    wait_days: int
+    created_at: datetime
+    status: str
+    requested_at: datetime | None
+    release_at: datetime | None
+
+
+class EmergencyAccessList(BaseModel):
+    items: list[EmergencyAccessPublic]
+
+
+class EmergencyVaultPublic(Public):
+    """A released access: the sealed vault key and the owner's locked secret key."""
+
+    id: str
+    owner: SharedOwnerPublic
+    sealed_vault_key: Base64
+    locked_secret_key: str

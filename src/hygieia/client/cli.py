@@ -41,6 +41,7 @@ from rich.text import Text
 from hygieia import crypto
 from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
+from hygieia.client import emergency as emg
 from hygieia.client import kit as kits
 from hygieia.client import records as recs
 from hygieia.client import restore, session_store, vault_car
@@ -73,6 +74,12 @@ share_app = typer.Typer(no_args_is_help=True, help="Share your records with othe
 app.add_typer(share_app, name="share")
 shared_app = typer.Typer(no_args_is_help=True, help="Records other accounts shared with you")
 app.add_typer(shared_app, name="shared")
+emergency_app = typer.Typer(
+    no_args_is_help=True,
+    help="Emergency access: trusted contacts who may read your vault after a waiting "
+    "period you can refuse, and the vaults you are a contact for",
+)
+app.add_typer(emergency_app, name="emergency")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 # Lines are never folded by us (soft_wrap): a path, id or CID cut by a newline at the
@@ -127,7 +134,14 @@ def friendly_errors() -> Iterator[None]:
         yield
     except ApiError as exc:
         raise fail(f"{exc.detail} ({exc.code})") from None
-    except (KdfRefused, InsecureTransport, WeakPassword, ContactKeyRefused, shr.ShareError) as exc:
+    except (
+        KdfRefused,
+        InsecureTransport,
+        WeakPassword,
+        ContactKeyRefused,
+        shr.ShareError,
+        emg.EmergencyError,
+    ) as exc:
         raise fail(str(exc)) from None
     except crypto.DecryptionError:
         raise fail("wrong password, recovery code or corrupted data") from None
@@ -373,6 +387,7 @@ def put(
     server: ServerOpt = None,
 ) -> None:
     """Encrypt FILE on this machine and store it; prints the record id and CID."""
+    _not_in_emergency(server)
     with friendly_errors():
         fields = recs.RecordFields(
             title=title,
@@ -406,14 +421,19 @@ def list_records(
     ] = None,
     server: ServerOpt = None,
 ) -> None:
-    """List your records (metadata decrypted here)."""
+    """List your records (metadata decrypted here), or, after `hygieia emergency open
+    OWNER`, that owner's."""
     with friendly_errors():
         api, session = _vault(server)
         with api:
-            items = list(kits.all_items(api))
-            key = session.unlock()
-            listed = [recs.record_info(item, key) for item in items]
-            _refresh_kit(api, session.account, None, items=items)
+            vault = _emergency_vault(api, session)
+            if vault is not None:
+                listed = list(emg.iter_records(api, vault))
+            else:
+                items = list(kits.all_items(api))
+                key = session.unlock()
+                listed = [recs.record_info(item, key) for item in items]
+                _refresh_kit(api, session.account, None, items=items)
         _print_listing(
             listed,
             as_json=as_json,
@@ -490,6 +510,7 @@ def get(
         if raw:
             if output is None:
                 raise fail("--raw needs -o PATH")
+            _not_in_emergency(server)
             # The password too: the sealed metadata says which CID is this record's.
             # (Your own records only: a shared record's PKESK is for your key, but
             # `get` without --raw is the way to open one.)
@@ -502,6 +523,16 @@ def get(
             return
         api, session = _vault(server)
         with api:
+            vault = _emergency_vault(api, session)
+            if vault is not None:
+                with progress_bar("downloading", None) as bar:
+                    target, meta = emg.get(api, vault, record_id, output, progress=bar)
+                out.print(
+                    f"{target} ({meta['size']} bytes, verified; {vault.owner.email}'s record, "
+                    f"key {vault.owner.spaced})"
+                )
+                _warn_if_unbound(dict(meta), record_id)
+                return
             try:
                 item = api.get_record(record_id)
             except ApiError as exc:
@@ -579,6 +610,7 @@ def _warn_if_unbound(meta: dict[str, Any], record_id: str) -> None:
 @app.command()
 def rm(record_id: str, server: ServerOpt = None) -> None:
     """Delete a record."""
+    _not_in_emergency(server)
     api, saved = authed_client(server)
     with friendly_errors(), api:
         recs.remove(api, record_id)
@@ -872,6 +904,7 @@ def share_add(
     server: ServerOpt = None,
 ) -> None:
     """Share records with accounts: their keys get a copy of each record's session key."""
+    _not_in_emergency(server)
     with friendly_errors():
         recipients = [_email(e) for e in with_]
         api, session = _vault(server)
@@ -1022,6 +1055,231 @@ def shared_rm(record_id: str, server: ServerOpt = None) -> None:
     out.print(f"removed {record_id} from your shared records")
 
 
+# --- emergency access ---------------------------------------------------------------------
+def _selection() -> emg.Selection:
+    return emg.Selection(session_store.home() / "emergency.json")
+
+
+def _selected_owner(server: str | None) -> str | None:
+    saved = session_store.load()
+    if saved is None:
+        return None
+    return _selection().get((server or saved.server).rstrip("/"), saved.email)
+
+
+def _not_in_emergency(server: str | None) -> None:
+    """Writes are refused while another owner's vault is selected: nothing must land in
+    the wrong vault, and emergency access is read-only anyway."""
+    owner = _selected_owner(server)
+    if owner is not None:
+        raise fail(
+            f"you are reading {owner}'s vault (emergency access, read-only); run "
+            "`hygieia emergency close` first"
+        )
+
+
+def _emergency_vault(api: HygieiaClient, session: acct.LoggedIn) -> emg.OwnerVault | None:
+    """The selected owner's vault, opened (and every key checked) again for this command."""
+    owner = _selection().get(api.server, session.account.email)
+    if owner is None:
+        return None
+    err.print(
+        f"reading {owner}'s vault (emergency access, read-only); "
+        "`hygieia emergency close` goes back to yours"
+    )
+    return emg.open_vault(api, session, owner, contacts=_contacts())
+
+
+def _wait(value: str) -> int:
+    try:
+        return emg.parse_wait(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@emergency_app.command("add")
+def emergency_add(
+    email: EmailArg,
+    wait: Annotated[
+        int, typer.Option("--wait", parser=_wait, help="Waiting period, 1d-30d (e.g. 7d)")
+    ],
+    accept_new_key: AcceptNewKeyOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Name EMAIL as a trusted contact: your vault key is sealed to their key. They may
+    ask for access; unless you refuse within the wait, they can then read your records."""
+    _not_in_emergency(server)
+    with friendly_errors():
+        api, session = _vault(server)
+        with api:
+            made, pinned = emg.add_contact(
+                api, session, email, wait_days=wait, contacts=_contacts(), accept_new=accept_new_key
+            )
+    _tell_pinned(pinned)
+    out.print(
+        f"{made.email} is an emergency contact (key {made.fingerprint}, wait {made.wait_days} days)"
+    )
+
+
+def _since(at: str | None) -> str:
+    return at or ""
+
+
+@emergency_app.command("ls")
+def emergency_ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Your emergency contacts (pending requests first, to deny or approve) and the vaults
+    you are a contact for."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        mine = list(api.emergency_contacts().items)
+        theirs = list(api.emergency_access().items)
+    if as_json:
+        _json_out(
+            {
+                "contacts": [
+                    {
+                        "email": c.email,
+                        "fingerprint": c.fingerprint,
+                        "wait_days": c.wait_days,
+                        "status": c.status,
+                        "requested_at": c.requested_at,
+                        "release_at": c.release_at,
+                    }
+                    for c in mine
+                ],
+                "owners": [
+                    {
+                        "email": a.owner.email,
+                        "fingerprint": a.owner.fingerprint,
+                        "wait_days": a.wait_days,
+                        "status": a.status,
+                        "requested_at": a.requested_at,
+                        "release_at": a.release_at,
+                    }
+                    for a in theirs
+                ],
+            }
+        )
+        return
+    for c in mine:
+        if c.status == "requested":
+            err.print(
+                f"PENDING REQUEST: {c.email} asked for access to your vault at "
+                f"{c.requested_at}; it is released at {c.release_at} unless you run "
+                f"`hygieia emergency deny {c.email}`"
+            )
+        elif c.status == "granted":
+            err.print(
+                f"GRANTED: {c.email} can read your vault; `hygieia emergency deny {c.email}` "
+                "ends it"
+            )
+    out.print("your emergency contacts:")
+    _table(
+        ("contact", "key", "wait", "status", "requested", "released at"),
+        [
+            (
+                c.email,
+                c.fingerprint,
+                f"{c.wait_days}d",
+                c.status,
+                _since(c.requested_at),
+                _since(c.release_at),
+            )
+            for c in mine
+        ],
+    )
+    out.print("vaults you are an emergency contact for:")
+    _table(
+        ("owner", "key", "wait", "status", "requested", "released at"),
+        [
+            (
+                a.owner.email,
+                a.owner.fingerprint,
+                f"{a.wait_days}d",
+                a.status,
+                _since(a.requested_at),
+                _since(a.release_at),
+            )
+            for a in theirs
+        ],
+    )
+
+
+@emergency_app.command("rm")
+def emergency_rm(email: EmailArg, server: ServerOpt = None) -> None:
+    """Remove an emergency contact: their sealed key is deleted, any access ends now."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        emg.remove_contact(api, email)
+    out.print(f"removed {email} as an emergency contact")
+
+
+@emergency_app.command("approve")
+def emergency_approve(contact: EmailArg, server: ServerOpt = None) -> None:
+    """Grant CONTACT's waiting request now, without the rest of the wait."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        emg.approve(api, contact)
+    out.print(f"{contact} can read your vault now; `hygieia emergency deny {contact}` ends it")
+
+
+@emergency_app.command("deny")
+def emergency_deny(contact: EmailArg, server: ServerOpt = None) -> None:
+    """Refuse CONTACT's waiting request, or end their granted access."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        emg.deny(api, contact)
+    out.print(f"{contact} has no access to your vault")
+
+
+@emergency_app.command("request")
+def emergency_request(owner: EmailArg, server: ServerOpt = None) -> None:
+    """Ask OWNER's vault: granted after their waiting period unless they refuse."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        access = emg.request(api, owner)
+    if access.status == "granted":
+        out.print(f"access to {owner}'s vault is granted: `hygieia emergency open {owner}`")
+    else:
+        out.print(
+            f"requested access to {owner}'s vault at {access.requested_at}; released at "
+            f"{access.release_at} unless they refuse"
+        )
+
+
+@emergency_app.command("open")
+def emergency_open(
+    owner: EmailArg, accept_new_key: AcceptNewKeyOpt = False, server: ServerOpt = None
+) -> None:
+    """Open OWNER's vault (once granted): every key is checked, then `hygieia ls` and
+    `hygieia get` read OWNER's records, read-only, until `hygieia emergency close`."""
+    with friendly_errors():
+        api, session = _vault(server)
+        with api:
+            vault = emg.open_vault(
+                api, session, owner, contacts=_contacts(), accept_new=accept_new_key
+            )
+            count = sum(1 for _ in emg.iter_records(api, vault))
+            _selection().put(api.server, session.account.email, owner)
+    _tell_pinned(vault.owner)
+    out.print(
+        f"reading {owner}'s vault (key {vault.owner.spaced}, {count} records), read-only: "
+        "`hygieia ls`, `hygieia get ID`; `hygieia emergency close` goes back to yours"
+    )
+
+
+@emergency_app.command("close")
+def emergency_close() -> None:
+    """Go back to your own vault after `hygieia emergency open`."""
+    if _selection().clear():
+        out.print("back to your own vault")
+    else:
+        out.print("no other vault was open")
+
+
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many events")] = 100,
@@ -1039,6 +1297,7 @@ def audit(
             "address": e.address,
             "record_id": e.detail.record_id,
             "recipient": e.detail.recipient,
+            "contact": e.detail.contact,
         }
         for e in events
     ]
@@ -1048,7 +1307,13 @@ def audit(
     _table(
         ("at", "event", "address", "record", "recipient"),
         [
-            (e.at, e.event, e.address or "", e.detail.record_id or "", e.detail.recipient or "")
+            (
+                e.at,
+                e.event,
+                e.address or "",
+                e.detail.record_id or "",
+                e.detail.recipient or e.detail.contact or "",
+            )
             for e in events
         ],
     )

@@ -29,6 +29,11 @@ __all__ = [
     "AuditDetail",
     "AuditEvent",
     "ClientConfig",
+    "EmergencyAccess",
+    "EmergencyAccessList",
+    "EmergencyContact",
+    "EmergencyContactList",
+    "EmergencyVault",
     "Grant",
     "GrantList",
     "GrantPage",
@@ -244,6 +249,8 @@ class AuditDetail:
     record_id: str | None = None
     grant_id: str | None = None
     recipient: str | None = None
+    emergency_id: str | None = None
+    contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,53 @@ class AuditEvent:
     at: str
     address: str | None
     detail: AuditDetail
+
+
+@dataclass(frozen=True)
+class EmergencyContact:
+    """One of my emergency contacts (protocol §8, ``EmergencyContactPublic``)."""
+
+    id: str
+    email: str
+    fingerprint: str
+    wait_days: int
+    created_at: str
+    status: str  # idle | requested | granted
+    requested_at: str | None
+    release_at: str | None
+
+
+@dataclass(frozen=True)
+class EmergencyContactList:
+    items: tuple[EmergencyContact, ...]
+
+
+@dataclass(frozen=True)
+class EmergencyAccess:
+    """A vault I am an emergency contact for (``EmergencyAccessPublic``)."""
+
+    id: str
+    owner: SharedOwner
+    wait_days: int
+    created_at: str
+    status: str
+    requested_at: str | None
+    release_at: str | None
+
+
+@dataclass(frozen=True)
+class EmergencyAccessList:
+    items: tuple[EmergencyAccess, ...]
+
+
+@dataclass(frozen=True)
+class EmergencyVault:
+    """A released access: the owner's vault key sealed to me, their locked key."""
+
+    id: str
+    owner: SharedOwner
+    sealed_vault_key: bytes
+    locked_secret_key: str
 
 
 def _decode(cls: type[T], data: Any) -> T:
@@ -509,6 +563,53 @@ class HygieiaClient:
 
     def remove_shared(self, record_id: str) -> None:
         self.request("DELETE", f"/shared/{record_id}")
+
+    # --- emergency access (protocol §8) ----------------------------------------------
+    def add_emergency_contact(
+        self, email: str, *, wait_days: int, sealed_vault_key_b64: str
+    ) -> EmergencyContact:
+        body = {"email": email, "wait_days": wait_days, "sealed_vault_key": sealed_vault_key_b64}
+        return self._typed(EmergencyContact, "POST", "/emergency/contacts", json=body)
+
+    def emergency_contacts(self) -> EmergencyContactList:
+        return self._typed(EmergencyContactList, "GET", "/emergency/contacts")
+
+    def remove_emergency_contact(self, contact_id: str) -> None:
+        self.request("DELETE", f"/emergency/contacts/{contact_id}")
+
+    def approve_emergency(self, contact_id: str) -> EmergencyContact:
+        return self._typed(EmergencyContact, "POST", f"/emergency/contacts/{contact_id}/approve")
+
+    def deny_emergency(self, contact_id: str) -> EmergencyContact:
+        return self._typed(EmergencyContact, "POST", f"/emergency/contacts/{contact_id}/deny")
+
+    def emergency_access(self) -> EmergencyAccessList:
+        return self._typed(EmergencyAccessList, "GET", "/emergency/access")
+
+    def request_emergency(self, access_id: str) -> EmergencyAccess:
+        return self._typed(EmergencyAccess, "POST", f"/emergency/access/{access_id}/request")
+
+    def emergency_vault(self, access_id: str) -> EmergencyVault:
+        return self._typed(EmergencyVault, "GET", f"/emergency/access/{access_id}/vault")
+
+    def emergency_records(
+        self, access_id: str, *, limit: int = 200, cursor: str | None = None
+    ) -> RecordPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        path = f"/emergency/access/{access_id}/records"
+        return self._typed(RecordPage, "GET", path, params=params)
+
+    def emergency_record(self, access_id: str, record_id: str) -> RecordItem:
+        path = f"/emergency/access/{access_id}/records/{record_id}"
+        return self._typed(RecordItem, "GET", path)
+
+    @contextmanager
+    def emergency_record_content(self, access_id: str, record_id: str) -> Iterator[Iterator[bytes]]:
+        path = f"/emergency/access/{access_id}/records/{record_id}/content"
+        with self.stream("GET", path) as resp:
+            yield resp.iter_bytes(1 << 20)
 
     def audit(self, *, limit: int = 100) -> tuple[AuditEvent, ...]:
         resp = self.request("GET", "/audit", params={"limit": limit})

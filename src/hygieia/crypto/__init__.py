@@ -36,8 +36,10 @@ from ._kdf import (
     new_salt,
 )
 from ._messages import (
+    open_emergency_vault_key,
     open_message,
     open_session_key_envelope,
+    seal_emergency_vault_key,
     seal_message,
     seal_session_key_envelope,
 )
@@ -111,6 +113,7 @@ __all__ = [
     "new_salt",
     "new_session_key",
     "new_vault_key",
+    "open_emergency_vault_key",
     "open_message",
     "open_record_metadata",
     "open_segments",
@@ -118,6 +121,7 @@ __all__ = [
     "parse_recovery_code",
     "pkesk_key_id",
     "public_key_info",
+    "seal_emergency_vault_key",
     "seal_message",
     "seal_record_metadata",
     "seal_segments",

@@ -22,9 +22,12 @@ from ._opening import open_signed
 from ._records import SESSION_KEY_SIZE
 
 __all__ = [
+    "EMERGENCY_PURPOSE",
     "MAX_MESSAGE_SIZE",
+    "open_emergency_vault_key",
     "open_message",
     "open_session_key_envelope",
+    "seal_emergency_vault_key",
     "seal_message",
     "seal_session_key_envelope",
 ]
@@ -95,3 +98,58 @@ def open_session_key_envelope(
     if len(session_key) != SESSION_KEY_SIZE:
         raise DecryptionError()
     return session_key
+
+
+EMERGENCY_PURPOSE = "hygieia/emergency-vault-key"
+_VAULT_KEY_SIZE = 32
+
+
+def seal_emergency_vault_key(
+    vault_key: bytes, *, contact_email: str, contact_public_key: str, signer: UnlockedKey
+) -> bytes:
+    """The owner's vault key for an emergency contact (protocol §8): signed by the owner,
+    encrypted to the contact only, naming the owner's fingerprint and the contact."""
+    if len(vault_key) != _VAULT_KEY_SIZE:
+        raise ValueError("vault key must be 32 bytes")
+    body = {
+        "v": 1,
+        "purpose": EMERGENCY_PURPOSE,
+        "owner": signer.fingerprint,
+        "contact": contact_email,
+        "key": base64.b64encode(vault_key).decode("ascii"),
+    }
+    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return seal_message(data, recipients=[contact_public_key], signer=signer)
+
+
+def open_emergency_vault_key(
+    sealed: bytes,
+    *,
+    key: UnlockedKey,
+    owner_public_key: str,
+    owner_fingerprint: str,
+    contact_email: str,
+) -> bytes:
+    """The vault key from :func:`seal_emergency_vault_key`'s message, signed by
+    ``owner_public_key`` and naming that owner and ``contact_email``;
+    :class:`DecryptionError` if anything is off."""
+    data = open_message(sealed, key=key, signer_public_key=owner_public_key)
+    try:
+        body = json.loads(data)
+        if (
+            not isinstance(body, dict)
+            or body.get("v") != 1
+            or body.get("purpose") != EMERGENCY_PURPOSE
+            or not isinstance(body.get("owner"), str)
+            or body["owner"].upper() != owner_fingerprint.upper()
+            or not isinstance(body.get("contact"), str)
+            or body["contact"].strip().lower() != contact_email.strip().lower()
+            or not isinstance(body.get("key"), str)
+        ):
+            raise DecryptionError()
+        vault_key = base64.b64decode(body["key"], validate=True)
+    except (ValueError, binascii.Error):
+        raise DecryptionError() from None
+    if len(vault_key) != _VAULT_KEY_SIZE:
+        raise DecryptionError()
+    return vault_key

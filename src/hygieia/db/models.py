@@ -238,3 +238,39 @@ class RecordCopy(Base):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class EmergencyContact(Base):
+    """An owner's trusted contact for emergency access (protocol §8).
+
+    ``sealed_vault_key`` is an OpenPGP message made by the owner's client: the owner's
+    vault key, signed by the owner and encrypted to the contact's key only. The server
+    can't open it; it hands it to the contact once access is released:
+    ``requested_at`` is set when the contact asks, ``release_at`` is then
+    ``requested_at`` + the waiting period (or the moment the owner approved early), and
+    the contact reads the owner's vault only while ``release_at <= now``. A denial or an
+    ended access clears both; removing the contact deletes the row.
+
+    ``contact_id`` is None for an email without an account (sealed to its decoy key):
+    listed for the owner like any other, it can never be requested.
+    """
+
+    __tablename__ = "emergency_contacts"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "email", name="uq_emergency_contacts_owner_email"),
+        Index("ix_emergency_contacts_contact", "contact_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    contact_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    fingerprint: Mapped[str] = mapped_column(String(40))
+    wait_days: Mapped[int] = mapped_column(Integer)
+    sealed_vault_key: Mapped[bytes] = mapped_column(LargeBinary(8192))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    release_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -129,6 +129,21 @@ export async function unlock({ password }) {
   }
 }
 
+/**
+ * The vault key, unwrapped again with the password (emergency access seals it for a
+ * contact): the page does not keep it after log-in. The caller wipes it.
+ */
+export async function vaultKeyWithPassword({ password }) {
+  const account = session.account;
+  const { kdf, salt } = await vetAccount(account);
+  const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
+  try {
+    return await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey);
+  } finally {
+    c.wipe(authKey, wrapKey);
+  }
+}
+
 export async function logout(api) {
   try {
     if (api.token) await api.logout();

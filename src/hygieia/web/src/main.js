@@ -2,6 +2,7 @@
 import * as accounts from './accounts.js';
 import { Api, ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
+import { checkEmergencyRequests, initEmergency, renderEmergencySettings } from './emergency-ui.js';
 import { rememberAllowedOrigins } from './gateway.js';
 import { KdfRefusedError } from './kdf-trust.js';
 import {
@@ -75,6 +76,7 @@ async function enterVault() {
   idle?.stop();
   idle = idleTimer(session.config.idle_lock_seconds, lock);
   await go('records');
+  await checkEmergencyRequests();
 }
 
 /**
@@ -97,6 +99,8 @@ function leaveVault({ keepAccount = false } = {}) {
   clearFlash();
   document.querySelector('dialog[open]')?.close();
   $('nav').hidden = true;
+  $('emergency-notice').hidden = true;
+  $('em-records').replaceChildren();
   return swept;
 }
 
@@ -155,6 +159,12 @@ async function go(view) {
   } else {
     if (view === 'settings') fillSettings();
     showView(view);
+    if (view === 'settings') {
+      delete document.body.dataset.emergency;
+      renderEmergencySettings().catch((err) => {
+        if (isUnlocked()) flash(`Emergency access could not be loaded: ${message(err)}`);
+      });
+    }
   }
 }
 
@@ -420,6 +430,7 @@ async function start() {
   initNav();
   initRecords({ api, go, message, idle: () => idle });
   initOffline({ api, enterVault, message, onSubmit, idle: () => idle });
+  initEmergency({ api, go, message, onSubmit });
   registerWorker();
   await sweepScratch(); // plaintext a closed or crashed tab left behind, before "ready"
   let offline = false;

@@ -10,6 +10,7 @@ export const session = {
   offline: false, // opened from a kept recovery kit: no server, read-only
   kit: null, // that kit (public and locked values only, like `account`)
   shared: [], // records shared with me, the same way (sharing.js); cleared on lock
+  emergency: null, // another owner's vault opened by emergency access (emergency.js)
   config: { idle_lock_seconds: 900, max_record_bytes: 2 * 1024 ** 3 },
 };
 
@@ -28,6 +29,12 @@ export function lockKeys() {
   session.publicKey = null;
   session.records = [];
   session.shared = [];
+  try {
+    session.emergency?.privateKey?.clearPrivateParams?.();
+  } catch {
+    /* already cleared */
+  }
+  session.emergency = null;
 }
 
 /** Forget the account too (log-out, expired session). */

@@ -12,6 +12,7 @@ const VIEWS = [
   'record',
   'settings',
   'shared',
+  'emergency',
 ];
 
 export function showView(name, { focus = true } = {}) {
