@@ -15,21 +15,17 @@ secret: public fingerprints and emails the user shared with or received from.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from hygieia import crypto
+from hygieia.client.private_files import RememberedJson
 
 __all__ = [
     "ContactKeyChanged",
     "ContactKeyRefused",
     "Contacts",
     "Pinned",
-    "write_private_json",
 ]
 
 
@@ -73,49 +69,17 @@ class Pinned:
         return _spaced(self.fingerprint)
 
 
-def write_private_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` (0600, its directory 0700), atomically."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+class Contacts(RememberedJson):
+    """Remembered fingerprints per (server, email): a JSON file, or memory (``None``).
 
+    Unreadable memory must not become "nobody known": every key would be new.
+    """
 
-class Contacts:
-    """Remembered fingerprints per (server, email): a JSON file, or memory (``None``)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._memory: dict[str, Any] = {}
-
-    @staticmethod
-    def _key(server: str, email: str) -> str:
-        return f"{server.rstrip('/')} {email.strip().lower()}"
-
-    def _load(self) -> dict[str, Any]:
-        if self.path is None:
-            return self._memory
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            # Unreadable memory must not become "nobody known": every key would be new.
-            raise ContactKeyRefused(f"cannot read {self.path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ContactKeyRefused(f"{self.path} is damaged")
-        return data
+    error = ContactKeyRefused
 
     def get(self, server: str, email: str) -> str | None:
         """The remembered fingerprint for ``email`` on ``server``, if any."""
-        entry = self._load().get(self._key(server, email))
+        entry = self._entry(server, email)
         if entry is None:
             return None
         if not isinstance(entry, Mapping) or not isinstance(entry.get("fingerprint"), str):
@@ -123,10 +87,7 @@ class Contacts:
         return str(entry["fingerprint"])
 
     def _put(self, server: str, email: str, fingerprint: str) -> None:
-        data = self._load()
-        data[self._key(server, email)] = {"fingerprint": fingerprint}
-        if self.path is not None:
-            write_private_json(self.path, data)
+        self._store(server, email, {"fingerprint": fingerprint})
 
     def check(
         self,

@@ -25,7 +25,8 @@ from pathlib import Path
 from hygieia import crypto
 from hygieia.client import records as recs
 from hygieia.client.account import LoggedIn
-from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned, write_private_json
+from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
+from hygieia.client.private_files import write_private_json
 from hygieia.client.sdk import EmergencyAccess, EmergencyContact, HygieiaClient
 from hygieia.client.sharing import check_recipient
 from hygieia.encoding import to_b64

@@ -22,14 +22,13 @@ accounts with cheap parameters, never for real accounts.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hygieia import crypto
+from hygieia.client.private_files import RememberedJson
 from hygieia.encoding import from_b64, to_b64
 
 __all__ = [
@@ -118,38 +117,23 @@ def vet_kdf(
     return Remembered(kdf=params, salt=salt_bytes)
 
 
-class KnownKdf:
+class KnownKdf(RememberedJson):
     """What this client remembers per (server, account): a JSON file, mode 0600, or
     memory only (``path=None``).
 
     The file holds no secret (the server hands parameters and salt to anyone who asks
-    for the email), only what keeps the next login from being downgraded.
+    for the email), only what keeps the next login from being downgraded; unreadable,
+    it must not turn into "nothing known": that is the downgrade.
     """
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._memory: dict[str, dict[str, Any]] = {}
-
-    @staticmethod
-    def _key(server: str, email: str) -> str:
-        return f"{server.rstrip('/')} {email.strip().lower()}"
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        if self.path is None:
-            return self._memory
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            # Unreadable memory must not turn into "nothing known": that is the downgrade.
-            raise KdfRefused(f"cannot read {self.path}: {exc}") from exc
-        return data if isinstance(data, dict) else {}
+    error = KdfRefused
 
     def get(self, server: str, email: str) -> Remembered | None:
-        entry = self._load().get(self._key(server, email))
-        if not isinstance(entry, Mapping):
+        entry = self._entry(server, email)
+        if entry is None:
             return None
+        if not isinstance(entry, Mapping):
+            raise KdfRefused(f"the entry for {email} in {self.path} is damaged")
         try:
             return Remembered(
                 kdf=crypto.KdfParams.from_dict(entry["kdf"]),
@@ -159,19 +143,4 @@ class KnownKdf:
             raise KdfRefused(f"the entry for {email} in {self.path} is damaged") from exc
 
     def put(self, server: str, email: str, known: Remembered) -> None:
-        data = self._load()
-        data[self._key(server, email)] = {
-            "kdf": known.kdf.to_dict(),
-            "salt": to_b64(known.salt),
-        }
-        if self.path is None:
-            return
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        self._store(server, email, {"kdf": known.kdf.to_dict(), "salt": to_b64(known.salt)})

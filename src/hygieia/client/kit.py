@@ -28,11 +28,8 @@ the account.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +48,7 @@ from pydantic import (
 from hygieia import crypto
 from hygieia.client import session_store
 from hygieia.client.kdf_policy import kdf_floor, vet_kdf
+from hygieia.client.private_files import write_private
 from hygieia.client.records import (
     Progress,
     RecordInfo,
@@ -320,20 +318,7 @@ def cache_path() -> Path:
 
 def write_kit(path: Path, kit: Kit) -> None:
     """Write ``kit`` to ``path`` whole or not at all (temporary file, fsync, rename), 0600."""
-    path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".hygieia-kit-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(kit.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_private(path.resolve(), kit.to_json())
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hygieia.client.private_files import write_private_json
+
 
 def home() -> Path:
     env = os.environ.get("HYGIEIA_HOME")
@@ -38,15 +40,7 @@ def load() -> SavedSession | None:
 
 
 def save(session: SavedSession) -> None:
-    directory = home()
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    tmp = directory / "session.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(asdict(session), fh)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, _path())
+    write_private_json(_path(), asdict(session))
 
 
 def clear() -> None:

@@ -20,7 +20,6 @@ running it again and the record is never lost.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,7 +30,8 @@ from typing import Any, BinaryIO, cast
 from hygieia import crypto
 from hygieia.client import records as recs
 from hygieia.client.account import LoggedIn
-from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned, write_private_json
+from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
+from hygieia.client.private_files import RememberedJson
 from hygieia.client.sdk import ApiError, Grant, HygieiaClient, RecordItem, SharedRecord
 from hygieia.encoding import to_b64
 from hygieia.errors import NotFound
@@ -185,46 +185,23 @@ def revoke(api: HygieiaClient, record_id: str, email: str) -> Grant:
 
 
 # --- rotation ------------------------------------------------------------------------------
-class RotationJournal:
+class RotationJournal(RememberedJson):
     """Rotations under way, per (server, old record id): the new id and the recipients.
 
     A JSON file (0600, replaced atomically) or memory (``path=None``).
     """
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._memory: dict[str, Any] = {}
-
-    @staticmethod
-    def _key(server: str, record_id: str) -> str:
-        return f"{server.rstrip('/')} {record_id}"
-
-    def _load(self) -> dict[str, Any]:
-        if self.path is None:
-            return self._memory
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ShareError(f"cannot read {self.path}: {exc}") from exc
-        return data if isinstance(data, dict) else {}
+    error = ShareError
 
     def get(self, server: str, record_id: str) -> dict[str, Any] | None:
-        entry = self._load().get(self._key(server, record_id))
+        entry = self._entry(server, record_id)
         return entry if isinstance(entry, dict) else None
 
     def put(self, server: str, record_id: str, entry: dict[str, Any]) -> None:
-        data = self._load()
-        data[self._key(server, record_id)] = entry
-        if self.path is not None:
-            write_private_json(self.path, data)
+        self._store(server, record_id, entry)
 
     def done(self, server: str, record_id: str) -> None:
-        data = self._load()
-        data.pop(self._key(server, record_id), None)
-        if self.path is not None:
-            write_private_json(self.path, data)
+        self._store(server, record_id, None)
 
 
 def _exists(api: HygieiaClient, record_id: str) -> bool:
