@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 from hygieia.client.shlink import decode_link
 from hygieia.storage import LocalBlobStore
@@ -31,7 +32,7 @@ def _pins(cli: Cli) -> set[str]:
 
 
 def _link(cli: Cli, *args: str, passcode: str | None = None) -> str:
-    env = {"HYGIEIA_LINK_PASSCODE": passcode} if passcode else {}
+    env: dict[str, Any] = {"HYGIEIA_LINK_PASSCODE": passcode} if passcode else {}
     proc = cli.run("link", "create", *args, "--no-qr", password=PW, **env)
     (line,) = [x for x in proc.stdout.splitlines() if x.strip()]
     return line.strip()
@@ -95,7 +96,7 @@ def test_passcode_and_max_opens(cli: Cli, tmp_path: Path) -> None:
         "link", "open", link, "-o", str(out), "--passcode", check=False, HYGIEIA_LINK_PASSCODE="no"
     )
     assert wrong.returncode == 3 and "9 attempts left" in wrong.stderr
-    code = {"HYGIEIA_LINK_PASSCODE": "open sesame 1"}
+    code: dict[str, Any] = {"HYGIEIA_LINK_PASSCODE": "open sesame 1"}
     for _ in range(2):
         cli.run("link", "open", link, "-o", str(out), "--passcode", **code)
     third = cli.run("link", "open", link, "-o", str(out), "--passcode", check=False, **code)
