@@ -20,6 +20,7 @@ from hygieia.db.models import AuthSession, User
 from hygieia.errors import InvalidToken, Unauthorized
 from hygieia.services import accounts
 from hygieia.services.accounts import Limits
+from hygieia.services.common import Clock, utcnow
 from hygieia.services.ratelimit import HOUR, Policy
 from hygieia.storage import BlobStore
 
@@ -121,7 +122,14 @@ async def client_address(request: Request) -> str:
     return resolve_client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
+async def get_clock(request: Request) -> Clock:
+    """The services' clock: ``app.state.clock`` if a test set one, else real time."""
+    clock: Clock = getattr(request.app.state, "clock", utcnow)
+    return clock
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]

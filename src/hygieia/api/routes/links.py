@@ -17,7 +17,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from hygieia.api.deps import AddressDep, CurrentUser, SessionDep, SettingsDep, StoreDep
+from hygieia.api.deps import (
+    AddressDep,
+    ClockDep,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from hygieia.api.multipart import Batch, BodyPump, MultipartReader, Part, boundary_of
 from hygieia.api.schemas import (
     MAX_META_JSON,
@@ -32,7 +39,7 @@ from hygieia.config import Settings
 from hygieia.db.models import ShareLink, User
 from hygieia.errors import ValidationFailed
 from hygieia.services import links, ratelimit
-from hygieia.services.common import utcnow
+from hygieia.services.common import Clock
 from hygieia.services.hashing import HashLimiter
 from hygieia.storage import BlobStore
 
@@ -107,6 +114,7 @@ async def create_link(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    clock: ClockDep,
 ) -> LinkCreated:
     """Make a SMART Health Link: parts ``meta`` (JSON) then one ``file`` per JWE."""
     boundary = boundary_of(request.headers.get("content-type"))
@@ -114,7 +122,7 @@ async def create_link(
     hashing: HashLimiter = request.app.state.hash_limiter
     with slots.take(user.id):
         await anyio.to_thread.run_sync(db.commit)
-        form = _LinkForm(db, store, user=user, settings=settings, hashing=hashing)
+        form = _LinkForm(db, store, user=user, settings=settings, hashing=hashing, clock=clock)
         reader = MultipartReader(boundary, form)
         try:
             async with BodyPump(request.receive) as pump:
@@ -127,7 +135,7 @@ async def create_link(
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(form.abort)
             raise
-        body = await anyio.to_thread.run_sync(_public, db, link, utcnow())
+        body = await anyio.to_thread.run_sync(_public, db, link, clock())
     return LinkCreated.model_validate({**body, "path": links.MANIFEST_PATH + token})
 
 
@@ -147,7 +155,9 @@ class _LinkForm:
         user: User,
         settings: Settings,
         hashing: HashLimiter,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._db = db
         self._store = store
         self._user = user
@@ -190,6 +200,7 @@ class _LinkForm:
                 link=meta,
                 policy=policy_of(self._settings),
                 hashing=self._hashing,
+                now=self._clock,
             )
             self._state = "files"
         elif self._state == "file":
@@ -203,7 +214,7 @@ class _LinkForm:
             raise ValidationFailed("the first part must be 'meta'")
         if self._state != "files":
             raise ValidationFailed("the body ended inside a part")
-        return self._upload.commit(self._db, address=address)
+        return self._upload.commit(self._db, address=address, now=self._clock)
 
     def abort(self) -> None:
         if self._upload is not None:
@@ -211,36 +222,42 @@ class _LinkForm:
 
 
 @router.get("/links", response_model=LinkList)
-def list_links(user: CurrentUser, db: SessionDep) -> LinkList:
+def list_links(user: CurrentUser, db: SessionDep, clock: ClockDep) -> LinkList:
     """Your share links, newest first (ended ones too, with why they ended)."""
-    now = utcnow()
+    now = clock()
     rows = links.list_links(db, owner=user)
     items = [LinkPublic.model_validate(_public(db, k, now)) for k in rows]
     return LinkList(items=items)
 
 
 @router.get("/links/{link_id}", response_model=LinkPublic)
-def get_link(link_id: str, user: CurrentUser, db: SessionDep) -> LinkPublic:
+def get_link(link_id: str, user: CurrentUser, db: SessionDep, clock: ClockDep) -> LinkPublic:
     """One of your share links."""
     link = links.get(db, owner=user, link_id=link_id)
-    return LinkPublic.model_validate(_public(db, link, utcnow()))
+    return LinkPublic.model_validate(_public(db, link, clock()))
 
 
 @router.delete("/links/{link_id}", status_code=204)
 def revoke_link(
-    link_id: str, user: CurrentUser, db: SessionDep, store: StoreDep, address: AddressDep
+    link_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    store: StoreDep,
+    address: AddressDep,
+    clock: ClockDep,
 ) -> Response:
     """Revoke a link: it answers 404 from now on, and its files are unpinned."""
-    links.revoke(db, store, owner=user, link_id=link_id, address=address)
+    links.revoke(db, store, owner=user, link_id=link_id, address=address, now=clock)
     return Response(status_code=204)
 
 
 # --- public (the SHL spec) -------------------------------------------------------------------
-def _throttle(db: Session, settings: Settings, address: str) -> None:
+def _throttle(db: Session, settings: Settings, address: str, clock: Clock) -> None:
     policy = ratelimit.Policy(
         free=settings.link_requests_per_hour, delay_seconds=10, window_seconds=ratelimit.HOUR
     )
-    ratelimit.claim(db, [ratelimit.bucket("shl", policy, ratelimit.client_key(address))])
+    bucket = ratelimit.bucket("shl", policy, ratelimit.client_key(address))
+    ratelimit.claim(db, [bucket], now=clock)
 
 
 @public.post("/shl/{token}")
@@ -252,9 +269,10 @@ def manifest(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    clock: ClockDep,
 ) -> JSONResponse:
     """SHL manifest request: ``{recipient, passcode?, embeddedLengthMax?}`` → ``files``."""
-    _throttle(db, settings, address)
+    _throttle(db, settings, address, clock)
     out = links.open_manifest(
         db,
         store,
@@ -268,6 +286,7 @@ def manifest(
         address=address,
         policy=policy_of(settings),
         hashing=request.app.state.hash_limiter,
+        now=clock,
     )
     return JSONResponse(out)
 
@@ -291,11 +310,14 @@ def direct_file(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    clock: ClockDep,
     recipient: Annotated[str, Query(max_length=1024)] = "",
 ) -> StreamingResponse:
     """A ``U`` link's one encrypted file (``GET url?recipient=``)."""
-    _throttle(db, settings, address)
-    f, stream = links.open_direct(db, store, token=token, recipient=recipient, address=address)
+    _throttle(db, settings, address, clock)
+    f, stream = links.open_direct(
+        db, store, token=token, recipient=recipient, address=address, now=clock
+    )
     return _jose(f.size, stream)
 
 
@@ -305,9 +327,14 @@ def direct_file(
     responses={200: {"content": {JOSE: {}}}},
 )
 def location_file(
-    ticket: str, db: SessionDep, store: StoreDep, settings: SettingsDep, address: AddressDep
+    ticket: str,
+    db: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    address: AddressDep,
+    clock: ClockDep,
 ) -> StreamingResponse:
     """A file by a manifest's ``location`` URL (valid for minutes, at most an hour)."""
-    _throttle(db, settings, address)
-    f, stream = links.open_location(db, store, ticket=ticket, address=address)
+    _throttle(db, settings, address, clock)
+    f, stream = links.open_location(db, store, ticket=ticket, address=address, now=clock)
     return _jose(f.size, stream)
