@@ -12,6 +12,7 @@ const VIEWS = [
   'record',
   'settings',
   'shared',
+  'link',
 ];
 
 export function showView(name, { focus = true } = {}) {
