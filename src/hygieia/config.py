@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     link_location_seconds: int = Field(default=600, ge=1, le=3600)
     #: Manifest and file requests per client address and hour before delays start.
     link_requests_per_hour: int = Field(default=300, gt=0)
+    #: This server's public origin (``https://vault.example.org``), for the absolute
+    #: ``location`` URLs a manifest hands out. Empty: the origin the request came to
+    #: (right without a proxy; behind a TLS-terminating proxy set it, or the URLs say
+    #: ``http://``).
+    public_url: str = ""
 
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0, le=30 * 86_400)
     #: Failed logins allowed per account *and client address* before each further
@@ -180,6 +185,14 @@ class Settings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r}: an origin is http(s)://host[:port|:*]")
         return origins
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url(cls, v: object) -> str:
+        text = str(v or "").strip().rstrip("/")
+        if text and not _ORIGIN.fullmatch(text):
+            raise ValueError("public_url is an origin: http(s)://host[:port]")
+        return text
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

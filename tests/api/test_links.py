@@ -213,6 +213,14 @@ def test_location_urls_expire_and_die_with_the_link(live: LiveApp, owner: Any) -
     assert httpx.get(location).status_code == 200
     owner[0].revoke_link(owner[0].list_links()[0]["id"])
     assert httpx.get(location).status_code == 404
+    # Behind a proxy, the configured public origin names the locations.
+    live.settings.public_url = "https://vault.example.org"
+    other = _make(owner, [owner[3]])
+    assert (
+        _post(other)
+        .json()["files"][0]["location"]
+        .startswith("https://vault.example.org/api/v1/shl-files/")
+    )
 
 
 def test_max_opens(live: LiveApp, owner: Any) -> None:

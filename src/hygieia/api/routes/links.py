@@ -282,7 +282,7 @@ def manifest(
             passcode=body.passcode,
             embedded_length_max=body.embeddedLengthMax,
         ),
-        base_url=str(request.base_url),
+        base_url=settings.public_url or str(request.base_url),
         address=address,
         policy=policy_of(settings),
         hashing=request.app.state.hash_limiter,
