@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from datetime import timedelta
 from pathlib import Path
 
 from hygieia import crypto
 from hygieia.client import account as acct
 from hygieia.client import emergency as emg
+from hygieia.client import links as lnk
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
 from hygieia.client.sdk import HygieiaClient
+from hygieia.client.shlink import decode_link
 from tests.support.accounts import TEST_KDF
 from tests.support.keys import secret_material
 from tests.support.server import running_server
@@ -32,6 +35,7 @@ PROVIDER = "Zq7 Saint Distinctive Clinic"
 TAG = "zq7-hiv-status-tag"
 CONTENT_MARKER = b"Zq7 PLAINTEXT MEDICAL CONTENT MARKER 0123456789"
 
+LINK_LABEL = "Zq7 link label for the ER"
 RECIPIENT = "zk-recipient@example.org"
 RECIPIENT_PASSWORD = "Zq7-recipient-distinctive-password-#4"
 
@@ -126,12 +130,36 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         )
         rapi.logout()
 
+        # A share link (SMART Health Link): made from the record and opened by a
+        # reader without an account, through the recorder. The link key and the label
+        # travel only in the link's fragment; the server stores JWEs.
+        link, _ = lnk.create_link(
+            api,
+            after,
+            [rec.id],
+            expires_in=timedelta(days=1),
+            passcode="zk link passcode 1",
+            label=LINK_LABEL,
+        )
+        opened = lnk.open_link(
+            link,
+            tmp_path / "linked",
+            passcode="zk link passcode 1",
+            recipient="Zq7 ER",
+            transport=recorder,
+        )
+        assert opened[0].attachment is not None
+        assert opened[0].attachment.read_bytes() == content
+        link_key = decode_link(link).key
+
         # Exporting the key is purely local: no request may carry it.
         exported = acct.export_key(after, PASSWORDS[2])
         assert "PRIVATE KEY" in exported
         api.logout()
 
     secrets.add("session_key", session_key)
+    secrets.add("link_key", link_key)
+    secrets.add("link_label", LINK_LABEL)
     secrets.add("recipient_password", RECIPIENT_PASSWORD)
     secrets.add("recipient_vault_key", rsession.vault_key)
     rmaterial = secret_material(

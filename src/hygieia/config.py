@@ -90,6 +90,24 @@ class Settings(BaseSettings):
     #: Seconds an idle keep-alive connection is kept between requests.
     keep_alive_timeout: int = Field(default=5, ge=1)
 
+    #: SMART Health Links (protocol §9). The encrypted files of one link, in all (JWE
+    #: bytes): a link's files are made in the client's memory, so this is also what a
+    #: client holds while it makes or opens one.
+    max_link_bytes: int = Field(default=32 * 1024**2, gt=0, le=1024**3)
+    #: Wrong passcodes a link accepts in its lifetime; then it is disabled.
+    link_passcode_attempts: int = Field(default=10, ge=1, le=1000)
+    #: The longest lifetime of a link.
+    link_max_days: int = Field(default=365, ge=1, le=3650)
+    #: Lifetime of the ``location`` URLs a manifest hands out (the spec allows 1 h).
+    link_location_seconds: int = Field(default=600, ge=1, le=3600)
+    #: Manifest and file requests per client address and hour before delays start.
+    link_requests_per_hour: int = Field(default=300, gt=0)
+    #: This server's public origin (``https://vault.example.org``), for the absolute
+    #: ``location`` URLs a manifest hands out. Empty: the origin the request came to
+    #: (right without a proxy; behind a TLS-terminating proxy set it, or the URLs say
+    #: ``http://``).
+    public_url: str = ""
+
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0, le=30 * 86_400)
     #: Failed logins allowed per account *and client address* before each further
     #: attempt from that pair must wait (recovery and password checks count apart).
@@ -167,6 +185,14 @@ class Settings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r}: an origin is http(s)://host[:port|:*]")
         return origins
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url(cls, v: object) -> str:
+        text = str(v or "").strip().rstrip("/")
+        if text and not _ORIGIN.fullmatch(text):
+            raise ValueError("public_url is an origin: http(s)://host[:port]")
+        return text
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -32,6 +32,11 @@ class HygieiaError(Exception):
             self.detail = detail
 
     @property
+    def extra(self) -> dict[str, Any]:
+        """Fields of the answer besides ``code`` and ``detail`` (none by default)."""
+        return {}
+
+    @property
     def headers(self) -> dict[str, str]:
         """Extra response headers that belong to this error."""
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
@@ -83,6 +88,21 @@ class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
 
 
+class LinkPasscodeWrong(Unauthorized):
+    """A SMART Health Link's passcode was missing or wrong (SHL spec: 401 with
+    ``remainingAttempts``, the wrong passcodes the link still accepts)."""
+
+    code, detail = "link_passcode_wrong", "the passcode is missing or wrong"
+
+    def __init__(self, remaining_attempts: int) -> None:
+        super().__init__()
+        self.remaining_attempts = remaining_attempts
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"remainingAttempts": self.remaining_attempts}
+
+
 # --- 404, 405, 408, 409 -----------------------------------------------------------------
 class NotFound(HygieiaError):
     code, status, detail = "not_found", 404, "not found"
@@ -132,6 +152,10 @@ class RecordExceedsQuota(PayloadTooLarge):
     code, detail = "record_exceeds_quota", "the record is larger than the account's storage quota"
 
 
+class LinkTooLarge(PayloadTooLarge):
+    code, detail = "link_too_large", "the link's files are larger than this server allows"
+
+
 class UnsupportedMediaType(HygieiaError):
     code, status, detail = "unsupported_media_type", 415, "unsupported content type"
 
@@ -165,6 +189,10 @@ class EmergencyToSelf(ValidationFailed):
 
 class TooManyContacts(ValidationFailed):
     code, detail = "too_many_contacts", "the account has too many emergency contacts"
+
+
+class InvalidLinkFile(ValidationFailed):
+    code, detail = "invalid_link_file", "a link file is not a compact JWE (dir, A256GCM)"
 
 
 class InvalidKey(HygieiaError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -433,3 +434,58 @@ def test_emergency_matrix(live: LiveApp, emergency: dict[str, Any]) -> None:
     for path in ("/emergency/access/not-a-uuid/vault", f"/emergency/access/{RID}/records"):
         assert _call(live, emergency, "owner", "GET", path) == 404, path
     assert _call(live, emergency, "owner", "DELETE", "/emergency/contacts/not-a-uuid") == 404
+
+
+def test_link_management_matrix(live: LiveApp, shared: dict[str, Any]) -> None:
+    """Share links (protocol §8): only the owner lists, reads and revokes a link, or
+    makes one from a record; everyone else gets a missing link's answer."""
+    from hygieia.client import links as lnk
+    from hygieia.client.shlink import decode_link
+
+    api, session = shared["parties"]["owner"]
+    link, created = lnk.create_link(api, session, [shared["rid"]], expires_in=timedelta(days=1))
+    lid = created["id"]
+    owners = {"owner": 200, "recipient": 404, "revoked": 404, "stranger": 404, "none": 401}
+    failures = []
+    for role in ROLES:
+        got = _call(live, shared, role, "GET", f"/links/{lid}")
+        if got != owners[role]:
+            failures.append(f"{role} GET /links/{{id}}: {got}")
+        if role != "none":
+            mine = {i["id"] for i in shared["parties"][role][0].list_links()}
+            if mine != ({lid} if role == "owner" else set()):
+                failures.append(f"{role} GET /links: {mine}")
+        elif _call(live, shared, role, "GET", "/links") != 401:
+            failures.append("none GET /links")
+    for role in ("recipient", "revoked", "stranger", "none"):
+        got = _call(live, shared, role, "DELETE", f"/links/{lid}")
+        if got != (401 if role == "none" else 404):
+            failures.append(f"{role} DELETE /links/{{id}}: {got}")
+    # A link from a record that is not the caller's is refused like a missing record.
+    jwe = crypto.encrypt_link_file(
+        b"{}", key=crypto.new_link_key(), content_type="application/fhir+json"
+    ).encode()
+    meta = {
+        "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "record_ids": [shared["rid"]],
+        "files": [{"content_type": "application/fhir+json", "size": len(jwe)}],
+    }
+    for role in ("recipient", "stranger", "none"):
+        headers = {}
+        if role != "none":
+            headers["authorization"] = f"Bearer {shared['parties'][role][0].token}"
+        r = httpx.post(
+            f"{live.url}/api/v1/links",
+            headers=headers,
+            data={"meta": json.dumps(meta)},
+            files=[("file", ("f", jwe, "application/jose"))],
+        )
+        if r.status_code != (401 if role == "none" else 404):
+            failures.append(f"{role} POST /links: {r.status_code}")
+    for path in ("/links/not-a-uuid", f"/links/{RID}"):
+        if _call(live, shared, "owner", "GET", path) != 404:
+            failures.append(f"owner GET {path}")
+    assert failures == []
+    assert _call(live, shared, "owner", "DELETE", f"/links/{lid}") == 204
+    assert _call(live, shared, "owner", "DELETE", f"/links/{lid}") == 204  # already ended
+    assert httpx.post(decode_link(link).url, json={"recipient": "x"}).status_code == 404

@@ -26,7 +26,9 @@ from schemathesis.core.result import Err
 
 from hygieia.api import create_app
 from hygieia.client import account as acct
+from hygieia.client import links, records
 from hygieia.client.sdk import HygieiaClient
+from hygieia.client.shlink import decode_link
 from hygieia.config import Settings
 from hygieia.storage import MemoryBlobStore
 from tests.support.accounts import TEST_KDF
@@ -45,6 +47,8 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         login_address_max_failures=10_000,
         signup_max_per_address=10_000,
         key_lookup_max=10_000,
+        link_requests_per_hour=1_000_000,
+        link_passcode_attempts=1_000,
         hash_queue=1_000,
         kdf_min_memory_kib=TEST_KDF_FLOOR.m,  # accepts TEST_KDF accounts
         kdf_min_passes=TEST_KDF_FLOOR.t,
@@ -53,13 +57,29 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     with threaded_server(app) as url:
         api = HygieiaClient(url)
         acct.signup(api, "fuzz@example.org", "fuzzing password 1", kdf=TEST_KDF)
-        token = acct.login(api, "fuzz@example.org", "fuzzing password 1").token
+        session = acct.login(api, "fuzz@example.org", "fuzzing password 1")
+        token = session.token
+        api.token = token
+        # Live share links (one with a passcode, one U), so the public SHL routes are
+        # fuzzed past the token lookup too (see flatmap_path_parameters).
+        src = tmp / "record.json"
+        src.write_text('{"resourceType": "Bundle", "type": "collection"}')
+        rid = records.put(api, session, src).id
+        for kw in ({"passcode": "fuzz passcode"}, {"direct": True}, {}):
+            link, _ = links.create_link(api, session, [rid], expires_in=timedelta(days=1), **kw)
+            LINK_TOKENS.append(decode_link(link).url.rsplit("/", 1)[1])
         yield url, token
+
+
+LINK_TOKENS: list[str] = []
 
 
 def _error_shape(response: schemathesis.Response) -> None:
     if response.status_code >= 400:
         body = response.json()
+        if body.get("code") == "link_passcode_wrong":  # the SHL spec's 401 adds one member
+            assert set(body) == {"code", "detail", "remainingAttempts"}, body
+            return
         assert set(body) == {"code", "detail"}, body
         assert isinstance(body["code"], str) and body["code"]
 
@@ -114,6 +134,14 @@ def _add_hostile_inputs(schema: schemathesis.BaseSchema) -> None:
         # meta first: the server reads the parts in that order.
         deep = _deep_json().map(lambda meta: {"meta": meta, "content": content})
         return st.one_of(deep, st.just(body))
+
+    @schema.hook
+    def flatmap_path_parameters(context: Any, params: Any) -> st.SearchStrategy[Any]:
+        op = context.operation
+        if op is None or not op.path.startswith("/api/v1/shl/") or not LINK_TOKENS:
+            return st.just(params)
+        real = st.sampled_from(LINK_TOKENS).map(lambda t: {**(params or {}), "token": t})
+        return st.one_of(real, st.just(params))
 
     @schema.hook
     def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:

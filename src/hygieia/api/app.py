@@ -22,10 +22,11 @@ from hygieia.api.hosts import AllowedHostsMiddleware
 from hygieia.api.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
+    PublicCorsMiddleware,
     SecurityHeadersMiddleware,
     content_security_policy,
 )
-from hygieia.api.routes import auth, emergency, meta, sharing
+from hygieia.api.routes import auth, emergency, links, meta, sharing
 from hygieia.api.routes import records as record_routes
 from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
@@ -38,6 +39,8 @@ from hygieia.web import STATIC_DIR
 log = logging.getLogger("hygieia")
 
 API = "/api/v1"
+#: The SMART Health Link routes anyone may call (services.links; CORS for viewers).
+SHL_PREFIXES = (f"{API}/shl/", f"{API}/shl-files/")
 
 
 def create_app(
@@ -46,9 +49,10 @@ def create_app(
     """Build the app. ``store`` overrides the configured blob store (tests).
 
     ``clock`` (default: the real UTC time) is what emergency access measures its
-    waiting periods with. Only code can pass another (tests advance a fake one instead
-    of sleeping for days): no setting or environment variable reaches it, so a
-    deployed server always runs on the real time.
+    waiting periods with, and share links their expiry and location URLs. Only code
+    can pass another (tests advance a fake one instead of sleeping for days): no
+    setting or environment variable reaches it, so a deployed server always runs on
+    the real time.
 
     Nothing is opened here: the database (migrated on the way) and the blob store are
     opened when the server starts (the lifespan) and closed when it stops.
@@ -115,11 +119,18 @@ def create_app(
     app.include_router(record_routes.router, prefix=API)
     app.include_router(sharing.router, prefix=API)
     app.include_router(emergency.router, prefix=API)
+    app.include_router(links.router, prefix=API)
+    app.include_router(links.public, prefix=API)
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == f"{API}/records":
             # The meta part (≤ 256 KiB) and multipart framing ride on top of the record.
             return settings.max_record_bytes + 512 * 1024
+        if path.rstrip("/") == f"{API}/links":
+            # The link's files (JWEs, bounded by HYGIEIA_MAX_LINK_BYTES) + meta + framing.
+            return settings.max_link_bytes + 512 * 1024
+        if path.startswith(SHL_PREFIXES):
+            return 16 * 1024  # a manifest request is a few hundred bytes
         return settings.max_json_bytes
 
     if STATIC_DIR.is_dir():
@@ -133,6 +144,7 @@ def create_app(
     app.add_middleware(
         SecurityHeadersMiddleware, csp=content_security_policy(settings.gateway_origins)
     )
+    app.add_middleware(PublicCorsMiddleware, prefixes=SHL_PREFIXES)
     app.add_middleware(AccessLogMiddleware)  # last added is outermost: it sees every answer
     return app
 

@@ -129,8 +129,8 @@ async def client_address(request: Request) -> str:
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AddressDep = Annotated[str, Depends(client_address)]

@@ -44,7 +44,9 @@ def error_response(exc: HygieiaError, *, close: bool = False) -> JSONResponse:
     if close:
         headers = {**headers, "connection": "close"}
     return JSONResponse(
-        {"code": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers
+        {"code": exc.code, "detail": exc.detail, **exc.extra},
+        status_code=exc.status,
+        headers=headers,
     )
 
 

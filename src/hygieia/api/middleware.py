@@ -189,6 +189,51 @@ class SecurityHeadersMiddleware(_HttpMiddleware):
         await self.app(scope, receive, send_with_headers)
 
 
+class PublicCorsMiddleware(_HttpMiddleware):
+    """CORS for the SMART Health Link routes only (``prefixes``): a viewer on any origin
+    may POST a manifest request and GET a file, as SHL viewers do in browsers (the SHL
+    IG lists CORS among its referenced specifications). No credentials are involved
+    (``Access-Control-Allow-Origin: *`` forbids them), so a page of another origin gains
+    nothing it could not fetch with curl. Preflights are answered here; every other
+    answer on these paths (errors, the body limit's 413 included) gets the header, so a
+    viewer can read ``remainingAttempts`` and ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, prefixes: Sequence[str]) -> None:
+        super().__init__(app)
+        self.prefixes = tuple(prefixes)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        cors = [
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-expose-headers", b"retry-after"),
+        ]
+        if scope.get("method") == "OPTIONS":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [
+                        *cors,
+                        (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                        (b"access-control-allow-headers", b"content-type"),
+                        (b"access-control-max-age", b"600"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *cors]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
 def loggable_path(scope: Scope) -> str:
     """The path as the access log may show it: path parameters by their names
     (``/api/v1/records/{record_id}``), and any other segment that could be an e-mail

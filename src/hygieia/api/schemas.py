@@ -228,6 +228,8 @@ class ClientConfigPublic(BaseModel):
     max_record_bytes: int
     #: Gateway origins the page's CSP lets it connect to (``HYGIEIA_GATEWAY_ORIGINS``).
     gateway_origins: list[str] = []
+    #: The largest share link, in JWE bytes (``HYGIEIA_MAX_LINK_BYTES``, protocol §9).
+    max_link_bytes: int = 0
 
 
 class RecordMetaCreate(Strict):
@@ -301,8 +303,9 @@ def render_record_list(items: list[str], next_cursor: str | None) -> bytes:
 
 class AuditDetailPublic(BaseModel):
     """What an audit event may show of its ``detail``: sharing events' record, grant and
-    recipient (protocol §7), emergency events' contact (§8). Nothing else in a
-    ``detail`` is ever returned."""
+    recipient (protocol §7), emergency events' contact (§9), link events' link,
+    recipient and passcode attempts left (§9). Nothing else in a ``detail`` is ever
+    returned."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -312,6 +315,8 @@ class AuditDetailPublic(BaseModel):
     #: Emergency access events (protocol §8): the contact entry and the contact's email.
     emergency_id: str | None = None
     contact: str | None = None
+    link_id: str | None = None
+    remaining_attempts: int | None = None
 
 
 class AuditEventPublic(Public):
@@ -327,7 +332,11 @@ class AuditEventPublic(Public):
         detail = getattr(value, "detail", None)
         if detail is None:
             return value
-        safe = {k: v for k, v in dict(detail).items() if k in _AUDIT_DETAIL_KEYS and v}
+        safe = {
+            k: v
+            for k, v in dict(detail).items()
+            if k in _AUDIT_DETAIL_KEYS and v is not None and v != ""
+        }
         return {"event": value.event, "at": value.at, "address": value.address, "detail": safe}
 
 
@@ -456,3 +465,82 @@ class EmergencyVaultPublic(Public):
     owner: SharedOwnerPublic
     sealed_vault_key: Base64
     locked_secret_key: str
+
+
+# --- SMART Health Links (protocol §9) -------------------------------------------------------
+MAX_SEALED_LABEL = 16 * 1024
+SealedLabel = Annotated[bytes, _b64_decoder(1, MAX_SEALED_LABEL), _B64_OUT, _B64_SCHEMA]
+
+
+class LinkFileCreate(Strict):
+    content_type: Annotated[str, Field(min_length=1, max_length=64)]
+    size: Annotated[int, Field(ge=1)]
+
+
+class LinkCreate(Strict):
+    """A link's policy (the ``meta`` part of ``POST /links``); its files follow."""
+
+    flag: Annotated[str, Field(max_length=8)] = ""
+    # An aware ISO 8601 time (strict mode takes it as a string: JSON has no datetime).
+    expires_at: Annotated[datetime, Field(strict=False)]
+    max_opens: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
+    passcode: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+    sealed_label: SealedLabel | None = None
+    record_ids: Annotated[list[RecordId], Field(max_length=20)] = Field(default_factory=list)
+    files: Annotated[list[LinkFileCreate], Field(min_length=1, max_length=20)]
+
+    @model_validator(mode="after")
+    def _aware(self) -> Self:
+        if self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset")
+        return self
+
+    @classmethod
+    def from_part(cls, raw: bytes) -> LinkCreate:
+        if len(raw) > MAX_META_JSON:
+            raise PayloadTooLarge("meta part too large")
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            unparseable = BadRequest("meta part is not valid UTF-8 JSON")
+            raise from_validation_errors(exc.errors(), unparseable=unparseable) from None
+
+
+class LinkPublic(Public):
+    """A link as its owner sees it (never its token, key or passcode)."""
+
+    id: str
+    flag: str
+    state: str
+    sealed_label: Base64 | None
+    record_ids: list[str]
+    passcode: bool
+    attempts_left: int | None
+    max_opens: int | None
+    opens: int
+    files: int
+    size: int
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+
+
+class LinkCreated(LinkPublic):
+    """The new link with its manifest path: shown once, the server keeps a hash."""
+
+    path: str
+
+
+class LinkList(BaseModel):
+    items: list[LinkPublic]
+
+
+class ManifestRequestIn(BaseModel):
+    """The SHL spec's manifest request body (unknown members are ignored, as the spec
+    asks of its JSON)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    recipient: Annotated[str, Field(min_length=1, max_length=1024)]
+    passcode: Annotated[str | None, Field(max_length=256)] = None
+    embeddedLengthMax: Annotated[int | None, Field(ge=0)] = None  # the spec's name

@@ -43,6 +43,7 @@ from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
 from hygieia.client import emergency as emg
 from hygieia.client import kit as kits
+from hygieia.client import links as lnk
 from hygieia.client import records as recs
 from hygieia.client import restore, session_store, vault_car
 from hygieia.client import sharing as shr
@@ -50,6 +51,7 @@ from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import Account, ApiError, HygieiaClient, InsecureTransport, RecordItem
+from hygieia.client.shlink import InvalidLink
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
 from hygieia.ipfs import BlockSource, ContentError, open_block_source
 
@@ -80,6 +82,11 @@ emergency_app = typer.Typer(
     "period you can refuse, and the vaults you are a contact for",
 )
 app.add_typer(emergency_app, name="emergency")
+link_app = typer.Typer(
+    no_args_is_help=True,
+    help="Share links for people without an account (SMART Health Links)",
+)
+app.add_typer(link_app, name="link")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 # Lines are never folded by us (soft_wrap): a path, id or CID cut by a newline at the
@@ -142,6 +149,8 @@ def friendly_errors() -> Iterator[None]:
         shr.ShareError,
         emg.EmergencyError,
     ) as exc:
+        raise fail(str(exc)) from None
+    except (lnk.LinkError, InvalidLink) as exc:
         raise fail(str(exc)) from None
     except crypto.DecryptionError:
         raise fail("wrong password, recovery code or corrupted data") from None
@@ -1296,6 +1305,7 @@ def audit(
             "event": e.event,
             "address": e.address,
             "record_id": e.detail.record_id,
+            "link_id": e.detail.link_id,
             "recipient": e.detail.recipient,
             "contact": e.detail.contact,
         }
@@ -1317,6 +1327,155 @@ def audit(
             for e in events
         ],
     )
+
+
+# --- share links (SMART Health Links, protocol §9) -----------------------------------------
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(value: str) -> dt.timedelta:
+    match = _DURATION.fullmatch(value.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise typer.BadParameter("expected a duration such as 30m, 12h, 7d or 2w")
+    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _qr(link: str) -> None:
+    import segno  # only here: nothing else needs it
+
+    # Error correction M, as the SHL spec asks; half-block characters, two rows a line.
+    segno.make(link, error="m", micro=False).terminal(out=sys.stdout, compact=True)
+
+
+@link_app.command("create")
+def link_create(
+    record_ids: Annotated[list[str], typer.Argument(help="Record id(s)")],
+    expires: Annotated[
+        str, typer.Option("--expires", help="Lifetime: 30m, 12h, 7d, 2w (at most the server's)")
+    ] = "7d",
+    passcode: Annotated[
+        bool,
+        typer.Option(
+            "--passcode",
+            help="Ask for a passcode the recipient must give (or HYGIEIA_LINK_PASSCODE); "
+            "tell it to them apart from the link",
+        ),
+    ] = False,
+    max_opens: Annotated[
+        int | None, typer.Option("--max-opens", min=1, help="Stop after this many opens")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A short description (≤ 80 characters)")
+    ] = None,
+    direct: Annotated[
+        bool,
+        typer.Option("--direct", help="A U-flag link: one record, no passcode, fetched by GET"),
+    ] = False,
+    qr: Annotated[
+        bool | None, typer.Option("--qr/--no-qr", help="Show a QR code (default: on a terminal)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Make a SMART Health Link to records: anyone with it opens them, no account needed.
+
+    The records are decrypted here and encrypted again under a new key that exists only
+    in the link (after '#'); the server keeps the encrypted copy until the link ends.
+    """
+    lifetime = _duration(expires)
+    with friendly_errors():
+        code = _secret("HYGIEIA_LINK_PASSCODE", "Link passcode", confirm=True) if passcode else None
+        api, session = _vault(server)
+        with api:
+            link, created = lnk.create_link(
+                api,
+                session,
+                record_ids,
+                expires_in=lifetime,
+                passcode=code,
+                max_opens=max_opens,
+                label=label,
+                direct=direct,
+            )
+    if as_json:
+        _json_out({"link": link, "id": created["id"], "expires_at": created["expires_at"]})
+        return
+    out.print(link)
+    if qr or (qr is None and out.is_terminal):
+        _qr(link)
+    err.print(
+        f"link {created['id']}: until {created['expires_at']}"
+        + (f", {max_opens} open(s)" if max_opens else "")
+        + (", passcode required" if code else "")
+        + ". Anyone with the link can open the records: send it only to the recipient."
+    )
+
+
+@link_app.command("ls")
+def link_ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Your share links: label, records, expiry, opens and state."""
+    with friendly_errors():
+        api, session = _vault(server)
+        with api:
+            infos = lnk.list_links(api, session)
+    if as_json:
+        _json_out([vars(i) for i in infos])
+        return
+
+    def opens(i: lnk.LinkInfo) -> str:
+        return f"{i.opens}/{i.max_opens}" if i.max_opens else str(i.opens)
+
+    _table(
+        ("id", "label", "records", "expires", "opens", "state"),
+        [
+            (i.id, i.label or "", " ".join(i.records), i.expires_at, opens(i), i.state)
+            for i in infos
+        ],
+    )
+
+
+@link_app.command("revoke")
+def link_revoke(
+    link: Annotated[str, typer.Argument(help="The link's id (or its first characters)")],
+    server: ServerOpt = None,
+) -> None:
+    """End a link now: it answers 404 from then on and its encrypted copy is dropped."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        link_id = lnk.revoke_link(api, link)
+    out.print(f"revoked link {link_id}")
+
+
+@link_app.command("open")
+def link_open(
+    link: Annotated[str, typer.Argument(help="The link: shlink:/… or https://…#shlink:/…")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", file_okay=False, help="Directory to write into")
+    ] = Path("."),
+    passcode: Annotated[
+        bool,
+        typer.Option("--passcode", help="Ask for the link's passcode (or HYGIEIA_LINK_PASSCODE)"),
+    ] = False,
+    recipient: Annotated[
+        str, typer.Option("--recipient", help="Who you are, as the link's owner will see it")
+    ] = "Hygieia CLI",
+) -> None:
+    """Open a SMART Health Link (Hygieia's or any other SHL's): no account needed."""
+    with friendly_errors():
+        code = _secret("HYGIEIA_LINK_PASSCODE", "Link passcode") if passcode else None
+        try:
+            opened = lnk.open_link(link, output, passcode=code, recipient=recipient)
+        except lnk.PasscodeRequired as exc:
+            hint = "" if exc.given else "; run again with --passcode"
+            raise fail(f"{exc}{hint}", code=3) from None
+    for f in opened:
+        out.print(f"wrote {f.path} ({f.content_type}, {f.size} bytes)")
+        if f.attachment is not None:
+            out.print(f"wrote {f.attachment} (the document inside it)")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from types import NoneType, UnionType
@@ -149,6 +149,7 @@ class ClientConfig:
 
     idle_lock_seconds: int
     max_record_bytes: int
+    max_link_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -244,13 +245,15 @@ class SharedPage:
 
 @dataclass(frozen=True)
 class AuditDetail:
-    """The parts of an event's detail the server shows (sharing events only)."""
+    """The parts of an event's detail the server shows (sharing and link events)."""
 
     record_id: str | None = None
     grant_id: str | None = None
     recipient: str | None = None
     emergency_id: str | None = None
     contact: str | None = None
+    link_id: str | None = None
+    remaining_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -610,6 +613,25 @@ class HygieiaClient:
         path = f"/emergency/access/{access_id}/records/{record_id}/content"
         with self.stream("GET", path) as resp:
             yield resp.iter_bytes(1 << 20)
+
+    # --- share links (protocol §9) --------------------------------------------------
+    def create_link(self, meta: Mapping[str, Any], jwes: Sequence[bytes]) -> dict[str, Any]:
+        """One multipart request: the ``meta`` JSON part, then one ``file`` part per JWE
+        (``LinkCreated``: the link's view and its manifest ``path``, shown once)."""
+        files = [("file", (f"{i}.jwe", jwe, "application/jose")) for i, jwe in enumerate(jwes)]
+        answer = self.json("POST", "/links", data={"meta": json.dumps(meta)}, files=files)
+        if not isinstance(answer, dict) or not isinstance(answer.get("path"), str):
+            raise InvalidResponse(201, f"unexpected answer from {self.server} to POST /links")
+        return answer
+
+    def list_links(self) -> list[dict[str, Any]]:
+        answer = self.json("GET", "/links")
+        if not isinstance(answer, dict) or not isinstance(answer.get("items"), list):
+            raise InvalidResponse(200, f"unexpected answer from {self.server} to GET /links")
+        return list(answer["items"])
+
+    def revoke_link(self, link_id: str) -> None:
+        self.request("DELETE", f"/links/{link_id}")
 
     def audit(self, *, limit: int = 100) -> tuple[AuditEvent, ...]:
         resp = self.request("GET", "/audit", params={"limit": limit})

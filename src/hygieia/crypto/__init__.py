@@ -1,4 +1,4 @@
-"""Hygieia's cryptography: the only package that imports OpenPGP and KDF libraries.
+"""Hygieia's cryptography: the only package that imports OpenPGP, JOSE and KDF libraries.
 
 Recipes, in the manner of ``cryptography.fernet``: callers never touch rPGP,
 argon2 or HKDF directly, and every failure to decrypt or verify raises the one
@@ -25,6 +25,13 @@ from ._identity import (
     public_key_info,
     unlock,
     unlock_with_passphrase,
+)
+from ._jwe import (
+    LINK_KEY_SIZE,
+    decrypt_link_file,
+    encrypt_link_file,
+    new_link_key,
+    protected_header,
 )
 from ._kdf import (
     DEFAULT_KDF,
@@ -75,6 +82,7 @@ from ._verifier import dummy_verify, hash_secret, needs_rehash, verify_secret
 __all__ = [
     "DEFAULT_KDF",
     "LEGACY_METADATA_VERSION",
+    "LINK_KEY_SIZE",
     "MAX_ARMORED_KEY_SIZE",
     "METADATA_VERSION",
     "SALT_SIZE",
@@ -93,10 +101,12 @@ __all__ = [
     "SegmentFramingChecker",
     "UnlockedKey",
     "decoy_public_key",
+    "decrypt_link_file",
     "derive_keys",
     "derive_master",
     "derive_recovery_keys",
     "dummy_verify",
+    "encrypt_link_file",
     "export_secret_key",
     "generate_identity",
     "hash_secret",
@@ -108,6 +118,7 @@ __all__ = [
     "message_recipients",
     "metadata_is_bound",
     "needs_rehash",
+    "new_link_key",
     "new_record_id",
     "new_recovery_code",
     "new_salt",
@@ -120,6 +131,7 @@ __all__ = [
     "open_session_key_envelope",
     "parse_recovery_code",
     "pkesk_key_id",
+    "protected_header",
     "public_key_info",
     "seal_emergency_vault_key",
     "seal_message",

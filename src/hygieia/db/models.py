@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -274,3 +275,52 @@ class EmergencyContact(Base):
     requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     release_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ShareLink(Base):
+    """A SMART Health Link (protocol §9): the server's side of it.
+
+    The link's key never reaches the server; it holds the files as JWEs (in the blob
+    store, pinned while the link lives), the link's policy and its state. The manifest
+    URL's random token is kept as its SHA-256 only, the passcode as an Argon2id hash,
+    the label sealed to the owner (OpenPGP, like record metadata).
+
+    A link is active while ``ended_at`` is None, ``expires_at`` is ahead, the passcode
+    has attempts left and, with ``max_opens``, ``opens`` is below it. ``end_reason``
+    says why it ended (revoked, expired, exhausted, locked); its files are released then.
+    """
+
+    __tablename__ = "share_links"
+    __table_args__ = (Index("ix_share_links_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    flag: Mapped[str] = mapped_column(String(8))
+    sealed_label: Mapped[bytes | None] = mapped_column(LargeBinary(16384), nullable=True)
+    record_ids: Mapped[list[str]] = mapped_column(JSON)
+    passcode_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts_left: Mapped[int] = mapped_column(Integer)
+    max_opens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    opens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Whether the files were released (unpinned, rows gone): at the end, or for an
+    # exhausted link once the last location URL it handed out has expired.
+    released: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ShareLinkFile(Base):
+    """One encrypted file of a link: a compact JWE in the blob store under ``cid``."""
+
+    __tablename__ = "share_link_files"
+    __table_args__ = (UniqueConstraint("link_id", "position", name="uq_share_link_files_pos"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    link_id: Mapped[str] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    cid: Mapped[str] = mapped_column(String(128), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(64))

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hygieia.datadir import sqlite_path
 from hygieia.errors import StorageUnavailable
-from hygieia.services import copies, ratelimit, records
+from hygieia.services import copies, links, ratelimit, records
 from hygieia.storage import BlobStore, as_store_set
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def run(
             ratelimit.prune(db, older_than_seconds=prune_older_than_seconds)
             db.commit()
             try:
+                links.sweep(db, store)  # ended links' files are unpinned before reconcile
                 report = records.reconcile(db, store, grace=grace)
             except StorageUnavailable:
                 log.warning("reconcile skipped: blob store unavailable")

@@ -413,6 +413,10 @@ def remove(
         # reconcile (the pending row stays until every store has let the pin go).
         db.rollback()
         log.warning("delete: a store was unreachable; its unpin is left for reconcile")
+    # Share links made from it end too (imported here: links builds on this module).
+    from hygieia.services import links
+
+    links.end_for_record(db, store, owner_id=owner.id, record_id=record_id, now=now)
 
 
 def _release(db: Session, store: BlobStore, pending: PendingPin) -> bool:

@@ -24,4 +24,5 @@ def client_config(settings: SettingsDep) -> ClientConfigPublic:
         idle_lock_seconds=settings.idle_lock_seconds,
         max_record_bytes=settings.max_record_bytes,
         gateway_origins=settings.gateway_origins,
+        max_link_bytes=settings.max_link_bytes,
     )

@@ -15,6 +15,7 @@ import {
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
+import { initLinks, renderLinks, showViewerIfLink } from './link-ui.js';
 import { renderShared } from './share-ui.js';
 import { clearSession, idleTimer, isUnlocked, lockKeys, session } from './session.js';
 import { $, clearFlash, flash, invalid, saveBlob, showView, withBusy } from './ui.js';
@@ -22,6 +23,8 @@ import { $, clearFlash, flash, invalid, saveBlob, showView, withBusy } from './u
 // For the browser tests (page.evaluate(() => import('/app/main.js'))): the recipes
 // only, never the session.
 export * as crypto from './crypto/index.js';
+// The SMART Health Link format (pure functions; links.js), for the spec-vector test.
+export { decodeLink, encodePayload } from './links.js';
 
 const api = new Api({ onUnauthorized: () => expire() });
 let idle = null;
@@ -48,6 +51,7 @@ function message(err) {
     return err.detail || err.message;
   }
   if (err?.name === 'AbortError') return 'Cancelled.';
+  if (err?.name === 'LinkError' || err?.name === 'PasscodeError') return err.message;
   return err?.message || String(err);
 }
 
@@ -157,7 +161,12 @@ async function go(view) {
       delete document.body.dataset.loading;
     }
   } else {
-    if (view === 'settings') fillSettings();
+    if (view === 'settings') {
+      fillSettings();
+      if (!session.offline) {
+        renderLinks().catch((err) => flash(`Share links could not be loaded: ${message(err)}`));
+      }
+    }
     showView(view);
     if (view === 'settings') {
       delete document.body.dataset.emergency;
@@ -431,6 +440,7 @@ async function start() {
   initRecords({ api, go, message, idle: () => idle });
   initOffline({ api, enterVault, message, onSubmit, idle: () => idle });
   initEmergency({ api, go, message, onSubmit });
+  initLinks({ api, message });
   registerWorker();
   await sweepScratch(); // plaintext a closed or crashed tab left behind, before "ready"
   let offline = false;
@@ -442,6 +452,10 @@ async function start() {
     // Keep the defaults: the server may be starting, or gone (then: the offline mode).
     offline = unreachable(err);
     if (offline) await offerOffline();
+  }
+  if (showViewerIfLink()) {
+    document.body.dataset.ready = 'true';
+    return;
   }
   showView('auth', { focus: false });
   selectTab('login');

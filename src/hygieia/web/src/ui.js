@@ -13,6 +13,7 @@ const VIEWS = [
   'settings',
   'shared',
   'emergency',
+  'link',
 ];
 
 export function showView(name, { focus = true } = {}) {

@@ -9,3 +9,4 @@ export * from './recovery.js';
 export * from './records.js';
 export * from './vault.js';
 export { PGP_CONFIG } from './pgp.js';
+export * from './jwe.js';
