@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +46,10 @@ UPLOADS = 50
 WORKERS = 10
 #: Failed logins an (account, address) pair gets before the delays start.
 MAX_FAILURES = 3
-#: The replica dies once this many uploads have been answered.
+#: The replica dies once this many uploads have been answered, and as many as
+#: IN_FLIGHT are sending their bodies (round robin has put some of them on it).
 KILL_AFTER = 15
+IN_FLIGHT = WORKERS - 2
 
 
 @pytest.fixture
@@ -137,7 +139,7 @@ def test_two_replicas_behind_nginx(tmp_path: Path, pg_url: str, own_ipfs: str) -
         src_dir.mkdir()
         seal_dir.mkdir()
         for i in range(UPLOADS):
-            data = rng.randbytes(rng.randrange(64 * 1024, 768 * 1024))
+            data = rng.randbytes(rng.randrange(256 * 1024, 768 * 1024))
             path = src_dir / f"r{i}.bin"
             path.write_bytes(data)
             p = rec.prepare_upload(session, path, workdir=seal_dir)
@@ -145,18 +147,29 @@ def test_two_replicas_behind_nginx(tmp_path: Path, pg_url: str, own_ipfs: str) -
             prepared.append(p)
 
         answered = threading.Semaphore(0)
+        sending: set[int] = set()
+        lock = threading.Lock()
+
+        def slow(i: int) -> Callable[[int], None]:
+            # Slow bodies (a pause per 64 KiB read), so that uploads are in flight on
+            # both replicas when one dies.
+            def pause(_n: int) -> None:
+                with lock:
+                    sending.add(i)
+                time.sleep(0.1)
+
+            return pause
 
         def one(i: int) -> Outcome:
             out = Outcome(i)
             with HygieiaClient(proxy.url, token=session.token, timeout=120) as client:
                 try:
-                    # Slow bodies (a pause per 64 KiB read), so uploads are in flight
-                    # on both replicas when one dies.
-                    slow = lambda _n: time.sleep(0.05)  # noqa: E731
-                    out.record_id = rec.upload(client, prepared[i], progress=slow).id
+                    out.record_id = rec.upload(client, prepared[i], progress=slow(i)).id
                 except ApiError as exc:
                     out.error = f"{exc.status} {exc.code}"
                 finally:
+                    with lock:
+                        sending.discard(i)
                     answered.release()
                 if out.record_id is not None and i % 5 == 4:
                     try:
@@ -170,6 +183,9 @@ def test_two_replicas_behind_nginx(tmp_path: Path, pg_url: str, own_ipfs: str) -
             futures = [pool.submit(one, i) for i in range(UPLOADS)]
             for _ in range(KILL_AFTER):
                 answered.acquire()
+            deadline = time.monotonic() + 60
+            while len(sending) < IN_FLIGHT and time.monotonic() < deadline:
+                time.sleep(0.01)
             proc_a.kill()  # SIGKILL: no shutdown, no cleanup
             proc_a.wait()
             outcomes = [f.result() for f in futures]
