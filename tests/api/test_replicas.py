@@ -119,6 +119,15 @@ def test_two_replicas_behind_nginx(tmp_path: Path, pg_url: str, own_ipfs: str) -
             with HygieiaClient(url, token=session.token) as direct:
                 assert direct.me().email == EMAIL
 
+        # ... and the stand-ins for unknown emails (server secrets, decoy keys) are
+        # rows too: the two replicas answer alike, so neither tells on the other.
+        stranger = "nobody-here@example.org"
+        answers = []
+        for url in (url_a, url_b):
+            with HygieiaClient(url, token=session.token) as direct:
+                answers.append((direct.prelogin(stranger), direct.user_key(stranger)))
+        assert answers[0] == answers[1]
+
         # --- failed logins through nginx hit one limit, whichever replica answers --
         statuses = [_failed_login(proxy.url, "203.0.113.7") for _ in range(MAX_FAILURES + 3)]
         assert statuses == [401] * MAX_FAILURES + [429] * 3, statuses
