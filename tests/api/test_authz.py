@@ -18,6 +18,7 @@ from hygieia.client import emergency as emg
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
+from hygieia.crypto import jwe as link_jwe
 from hygieia.db.models import AuthSession
 from hygieia.encoding import to_b64
 from hygieia.services.common import token_hash
@@ -462,8 +463,8 @@ def test_link_management_matrix(live: LiveApp, shared: dict[str, Any]) -> None:
         if got != (401 if role == "none" else 404):
             failures.append(f"{role} DELETE /links/{{id}}: {got}")
     # A link from a record that is not the caller's is refused like a missing record.
-    jwe = crypto.encrypt_link_file(
-        b"{}", key=crypto.new_link_key(), content_type="application/fhir+json"
+    jwe = link_jwe.encrypt_link_file(
+        b"{}", key=link_jwe.new_link_key(), content_type="application/fhir+json"
     ).encode()
     meta = {
         "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),

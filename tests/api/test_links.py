@@ -24,6 +24,7 @@ from hygieia.client import records as recs
 from hygieia.client.account import LoggedIn
 from hygieia.client.sdk import HygieiaClient
 from hygieia.client.shlink import LinkPayload, decode_link, encode_link, encode_payload
+from hygieia.crypto import jwe as link_jwe
 from hygieia.services import links as link_service
 from tests.support import shl_reference as ref
 from tests.support.accounts import new_account
@@ -41,7 +42,7 @@ def test_spec_example_vectors() -> None:
     payload = decode_link(v["viewer_link"])
     assert payload.flag == "LP" and payload.label == v["payload"]["label"]
     assert payload.url == v["payload"]["url"]
-    plain, cty = crypto.decrypt_link_file(v["jwe"], key=payload.key, max_bytes=1 << 20)
+    plain, cty = link_jwe.decrypt_link_file(v["jwe"], key=payload.key, max_bytes=1 << 20)
     assert len(plain) == v["plaintext_size"] and cty == v["cty"]
     assert hashlib.sha256(plain).hexdigest() == v["plaintext_sha256"]
     # The spec-text client agrees.
@@ -55,9 +56,9 @@ def test_spec_example_vectors() -> None:
 
     for header in ({"alg": "dir", "enc": "A256GCM"}, {"alg": "dir", "enc": "A256GCM", "kid": "k1"}):
         token = jose_jwe.encrypt_compact(header, b"{}", OctKey.import_key(payload.key))
-        assert crypto.decrypt_link_file(token, key=payload.key, max_bytes=100)[0] == b"{}"
+        assert link_jwe.decrypt_link_file(token, key=payload.key, max_bytes=100)[0] == b"{}"
     with pytest.raises(crypto.DecryptionError):
-        crypto.decrypt_link_file(v["jwe"], key=bytes(32), max_bytes=1 << 20)
+        link_jwe.decrypt_link_file(v["jwe"], key=bytes(32), max_bytes=1 << 20)
 
 
 @pytest.fixture
@@ -250,7 +251,7 @@ def test_u_flag(live: LiveApp, owner: Any) -> None:
     assert r.status_code == 200 and r.headers["content-type"] == "application/jose"
     assert r.headers["access-control-allow-origin"] == "*"
     assert (
-        json.loads(crypto.decrypt_link_file(r.text, key=payload.key, max_bytes=1 << 20)[0])
+        json.loads(link_jwe.decrypt_link_file(r.text, key=payload.key, max_bytes=1 << 20)[0])
         == BUNDLE
     )
     plain = _make(owner, [owner[3]])
@@ -304,8 +305,8 @@ def test_cors_and_throttle(live: LiveApp, owner: Any) -> None:
 def test_bad_uploads_refused(live: LiveApp, owner: Any) -> None:
     api, session, pdf, _ = owner
     key = session.unlock()
-    good = crypto.encrypt_link_file(
-        b"{}", key=crypto.new_link_key(), content_type="application/fhir+json"
+    good = link_jwe.encrypt_link_file(
+        b"{}", key=link_jwe.new_link_key(), content_type="application/fhir+json"
     )
     meta: Callable[..., dict[str, Any]] = lambda size, **kw: {  # noqa: E731
         "expires_at": (T0 + timedelta(days=1)).isoformat(),

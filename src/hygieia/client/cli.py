@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import os
 import re
@@ -23,7 +24,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,19 +43,43 @@ from rich.text import Text
 from hygieia import crypto
 from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
-from hygieia.client import emergency as emg
-from hygieia.client import kit as kits
-from hygieia.client import links as lnk
 from hygieia.client import records as recs
-from hygieia.client import restore, session_store, vault_car
-from hygieia.client import sharing as shr
+from hygieia.client import session_store
 from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import Account, ApiError, HygieiaClient, InsecureTransport, RecordItem
-from hygieia.client.shlink import InvalidLink
+from hygieia.client.shlink import InvalidLink, LinkError
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
 from hygieia.ipfs import BlockSource, ContentError, open_block_source
+
+
+def _lazy(name: str) -> ModuleType:
+    """``name``, loaded at its first attribute access: the commands that need it pay for
+    it (the recovery kit's pydantic models, sharing, emergency access, restore and CAR
+    export cost ~11 MB of memory that `get` and `put` must not carry)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from hygieia.client import emergency as emg
+    from hygieia.client import kit as kits
+    from hygieia.client import restore, vault_car
+    from hygieia.client import sharing as shr
+else:
+    emg = _lazy("hygieia.client.emergency")
+    kits = _lazy("hygieia.client.kit")
+    restore = _lazy("hygieia.client.restore")
+    vault_car = _lazy("hygieia.client.vault_car")
+    shr = _lazy("hygieia.client.sharing")
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -150,7 +176,7 @@ def friendly_errors() -> Iterator[None]:
         emg.EmergencyError,
     ) as exc:
         raise fail(str(exc)) from None
-    except (lnk.LinkError, InvalidLink) as exc:
+    except (LinkError, InvalidLink) as exc:
         raise fail(str(exc)) from None
     except crypto.DecryptionError:
         raise fail("wrong password, recovery code or corrupted data") from None
@@ -1383,6 +1409,8 @@ def link_create(
     The records are decrypted here and encrypted again under a new key that exists only
     in the link (after '#'); the server keeps the encrypted copy until the link ends.
     """
+    from hygieia.client import links as lnk  # only here: it loads the JOSE library
+
     lifetime = _duration(expires)
     with friendly_errors():
         code = _secret("HYGIEIA_LINK_PASSCODE", "Link passcode", confirm=True) if passcode else None
@@ -1418,6 +1446,8 @@ def link_ls(
     server: ServerOpt = None,
 ) -> None:
     """Your share links: label, records, expiry, opens and state."""
+    from hygieia.client import links as lnk  # only here: it loads the JOSE library
+
     with friendly_errors():
         api, session = _vault(server)
         with api:
@@ -1444,6 +1474,8 @@ def link_revoke(
     server: ServerOpt = None,
 ) -> None:
     """End a link now: it answers 404 from then on and its encrypted copy is dropped."""
+    from hygieia.client import links as lnk  # only here: it loads the JOSE library
+
     api, _ = authed_client(server)
     with friendly_errors(), api:
         link_id = lnk.revoke_link(api, link)
@@ -1465,6 +1497,8 @@ def link_open(
     ] = "Hygieia CLI",
 ) -> None:
     """Open a SMART Health Link (Hygieia's or any other SHL's): no account needed."""
+    from hygieia.client import links as lnk  # only here: it loads the JOSE library
+
     with friendly_errors():
         code = _secret("HYGIEIA_LINK_PASSCODE", "Link passcode") if passcode else None
         try:

@@ -5,7 +5,7 @@ FHIR record (``application/fhir+json``, or JSON with a ``resourceType``) is link
 it is, any other file wrapped in a FHIR R4 ``DocumentReference`` (title, type, date,
 the file as an attachment with its content type and base64 data) so that every SHL
 viewer can show it. Each file becomes a compact JWE under a fresh 32-byte link key
-(:func:`hygieia.crypto.encrypt_link_file`); the JWEs and the link's policy go to the
+(:func:`hygieia.crypto.jwe.encrypt_link_file`); the JWEs and the link's policy go to the
 server, the key only into the link after ``#``.
 
 A link's files are built in memory (a JWE is one string): the server's
@@ -37,7 +37,8 @@ from hygieia import crypto
 from hygieia.client.account import LoggedIn
 from hygieia.client.records import decrypt_into, open_metadata
 from hygieia.client.sdk import HygieiaClient, check_transport
-from hygieia.client.shlink import LinkPayload, decode_link, encode_link
+from hygieia.client.shlink import LinkError, LinkPayload, decode_link, encode_link
+from hygieia.crypto import jwe as link_jwe
 
 __all__ = [
     "LinkError",
@@ -56,10 +57,6 @@ FHIR_JSON = "application/fhir+json"
 #: What a reader holds of one link at most, if the link's server says nothing.
 OPEN_MAX_BYTES = 256 * 1024**2
 MAX_LABEL = 80
-
-
-class LinkError(Exception):
-    """A link could not be made or opened (the message says why)."""
 
 
 class PasscodeRequired(LinkError):
@@ -184,14 +181,14 @@ def create_link(
             "encrypted files (HYGIEIA_MAX_LINK_BYTES); a wrapped file takes about 1.8 times "
             "its size"
         )
-    link_key = crypto.new_link_key()
+    link_key = link_jwe.new_link_key()
     jwes: list[bytes] = []
     with tempfile.TemporaryDirectory(prefix="hygieia-link-") as tmp:
         for record_id in record_ids:
             meta, content, created_at = _decrypt_record(api, key, record_id, Path(tmp))
             f = link_file(meta, content, created_at=created_at)
             del content
-            jwe = crypto.encrypt_link_file(f.data, key=link_key, content_type=f.content_type)
+            jwe = link_jwe.encrypt_link_file(f.data, key=link_key, content_type=f.content_type)
             jwes.append(jwe.encode("ascii"))
     expires_at = now() + expires_in
     body: dict[str, Any] = {
@@ -471,7 +468,7 @@ def open_link(
     out = []
     for i, (ctype, jwe) in enumerate(files):
         try:
-            data, cty = crypto.decrypt_link_file(jwe, key=payload.key, max_bytes=max_bytes)
+            data, cty = link_jwe.decrypt_link_file(jwe, key=payload.key, max_bytes=max_bytes)
         except crypto.DecryptionError:
             raise LinkError("a link file did not decrypt with the link's key") from None
         out.append(_save(directory, i, ctype or cty or "application/octet-stream", data))

@@ -21,6 +21,10 @@ MAX_LABEL = 80
 KNOWN_VERSION = 1
 
 
+class LinkError(Exception):
+    """A link could not be made or opened (the message says why)."""
+
+
 class InvalidLink(ValueError):
     """Not a SMART Health Link this client can open (the message says why)."""
 

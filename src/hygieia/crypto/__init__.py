@@ -26,13 +26,6 @@ from ._identity import (
     unlock,
     unlock_with_passphrase,
 )
-from ._jwe import (
-    LINK_KEY_SIZE,
-    decrypt_link_file,
-    encrypt_link_file,
-    new_link_key,
-    protected_header,
-)
 from ._kdf import (
     DEFAULT_KDF,
     SALT_SIZE,
@@ -82,7 +75,6 @@ from ._verifier import dummy_verify, hash_secret, needs_rehash, verify_secret
 __all__ = [
     "DEFAULT_KDF",
     "LEGACY_METADATA_VERSION",
-    "LINK_KEY_SIZE",
     "MAX_ARMORED_KEY_SIZE",
     "METADATA_VERSION",
     "SALT_SIZE",
@@ -101,12 +93,10 @@ __all__ = [
     "SegmentFramingChecker",
     "UnlockedKey",
     "decoy_public_key",
-    "decrypt_link_file",
     "derive_keys",
     "derive_master",
     "derive_recovery_keys",
     "dummy_verify",
-    "encrypt_link_file",
     "export_secret_key",
     "generate_identity",
     "hash_secret",
@@ -118,7 +108,6 @@ __all__ = [
     "message_recipients",
     "metadata_is_bound",
     "needs_rehash",
-    "new_link_key",
     "new_record_id",
     "new_recovery_code",
     "new_salt",
@@ -131,7 +120,6 @@ __all__ = [
     "open_session_key_envelope",
     "parse_recovery_code",
     "pkesk_key_id",
-    "protected_header",
     "public_key_info",
     "seal_emergency_vault_key",
     "seal_message",
