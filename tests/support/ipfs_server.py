@@ -54,6 +54,30 @@ def cache_root() -> Path:
     return Path(base) / "js-ipfs"
 
 
+def run_npm(args: list[str], *, cwd: Path, log: Path | None, error: type[RuntimeError]) -> None:
+    """``npm ARGS`` in ``cwd`` (output to ``log``, or kept for the error); ``error`` if
+    npm is missing or fails. Shared by the two npm-installed test nodes."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise error("npm is not installed")
+    out = log.open("ab") if log else subprocess.DEVNULL
+    try:
+        proc = subprocess.run(
+            [npm, *args, "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.PIPE,
+            timeout=INSTALL_TIMEOUT,
+            check=False,
+        )
+    finally:
+        if log and not isinstance(out, int):
+            out.close()
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace")[-2000:] if proc.stderr else ""
+        raise error(f"npm {args[0]} failed ({proc.returncode}): {detail}")
+
+
 def install_dir() -> Path:
     return cache_root() / f"ipfs-{IPFS_VERSION}-node-{NODE_VERSION}-multiaddr-{MULTIADDR_OVERRIDE}"
 
@@ -91,25 +115,7 @@ def ensure_installed(*, log: Path | None = None) -> Path:
                 indent=2,
             )
         )
-        npm = shutil.which("npm")
-        if npm is None:
-            raise IpfsServerError("npm is not installed")
-        out = log.open("ab") if log else subprocess.DEVNULL
-        try:
-            proc = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"],
-                cwd=target,
-                stdout=out,
-                stderr=subprocess.STDOUT if log else subprocess.PIPE,
-                timeout=INSTALL_TIMEOUT,
-                check=False,
-            )
-        finally:
-            if log and not isinstance(out, int):
-                out.close()
-        if proc.returncode != 0:
-            detail = proc.stderr.decode(errors="replace")[-2000:] if proc.stderr else ""
-            raise IpfsServerError(f"npm install failed ({proc.returncode}): {detail}")
+        run_npm(["install", "--omit=dev"], cwd=target, log=log, error=IpfsServerError)
         if not node_binary().exists() or not ipfs_cli().exists():
             raise IpfsServerError("npm install finished but node or ipfs is missing")
         marker.write_text(
