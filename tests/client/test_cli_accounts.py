@@ -87,9 +87,11 @@ def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
 
 def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
     cli.new_account("pp@example.org", PW)
-    out = cli.run(
-        "key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE="chosen export phrase"
-    ).stdout
+    proc = cli.run("key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE="chosen export phrase")
+    out = proc.stdout
+    # It says which passphrase locks the file, and it is not the account password.
+    assert "passphrase: HYGIEIA_EXPORT_PASSPHRASE" in proc.stderr
+    assert "account password" not in proc.stderr
     gpg = Gpg(tmp_path / "gnupg")
     key_file = tmp_path / "k.asc"
     key_file.write_text(out)

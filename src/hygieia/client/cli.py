@@ -375,15 +375,19 @@ def key_export(
     with friendly_errors(), api:
         pw = password()
         session = acct.unlock_vault(api, pw, known=known_kdf())
-        passphrase = os.environ.get("HYGIEIA_EXPORT_PASSPHRASE") or pw
-        armored = acct.export_key(session, passphrase)
+        chosen = os.environ.get("HYGIEIA_EXPORT_PASSPHRASE")
+        armored = acct.export_key(session, chosen or pw)
+    # Say which passphrase really locks it (it used to claim the account password even
+    # when HYGIEIA_EXPORT_PASSPHRASE had set another).
+    which = "HYGIEIA_EXPORT_PASSPHRASE" if chosen else "your account password"
     if output is None:
         sys.stdout.write(armored)
+        err.print(f"Secret key written to standard output (passphrase: {which})")
         return
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(armored)
-    err.print(f"Secret key written to {output} (passphrase: your account password)")
+    err.print(f"Secret key written to {output} (passphrase: {which})")
 
 
 # --- records ----------------------------------------------------------------------------
