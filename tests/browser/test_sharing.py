@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -328,7 +329,11 @@ def test_revoke_and_reencrypt_in_the_web(web, served, tmp_path):
     # Carl is revoked and the record re-encrypted: a new record, shared again with Bob.
     _grant_row(web, "carl-rot@example.org").get_by_role("button", name="Revoke").click()
     _confirm(web, "Re-encrypt")
-    flashed = flows.flash_text(web)
+    # The share's message may still be up while the record is re-sealed: wait for
+    # this action's own (or its error, which the assertion then shows).
+    done = page.locator("#flash:not([hidden])", has_text=re.compile("Re-encrypted|ould not|efused"))
+    done.wait_for(timeout=120_000)
+    flashed = done.inner_text()
     assert "Re-encrypted “ECG” as a new record" in flashed, flashed
     page.wait_for_selector("#view-record:not([hidden])")
     new_id = page.locator("#view-record").get_attribute("data-record-id")
