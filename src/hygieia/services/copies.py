@@ -135,6 +135,20 @@ def _set(db: Session, record_id: str, store_id: str, **values: Any) -> None:
     )
 
 
+def _set_made(db: Session, record_id: str, store_id: str, *, at: datetime) -> None:
+    """The copy on ``store_id`` was just made and checked: good, retries forgotten."""
+    _set(
+        db,
+        record_id,
+        store_id,
+        state=OK,
+        attempts=0,
+        next_attempt_at=None,
+        checked_at=at,
+        error=None,
+    )
+
+
 def _holders(db: Session, record_id: str, stores: StoreSet, *, exclude: str) -> list[str]:
     """Member stores holding a good copy of the record (by the last check), in
     configured order."""
@@ -280,17 +294,7 @@ def _replicate_member(
             copy_blob(stores, cid=cid, target=store_id, holders=holders)
             if not _still_indexed(db, stores, record_id, cid):
                 return
-            at = now()
-            _set(
-                db,
-                record_id,
-                store_id,
-                state=OK,
-                attempts=0,
-                next_attempt_at=None,
-                checked_at=at,
-                error=None,
-            )
+            _set_made(db, record_id, store_id, at=now())
             db.commit()
     except (StorageUnavailable, BlobNotFound) as exc:
         db.rollback()
@@ -368,16 +372,7 @@ def _follow_service(
                 return
             status = followed
         if status.status == "pinned":
-            _set(
-                db,
-                record_id,
-                store_id,
-                state=OK,
-                attempts=0,
-                next_attempt_at=None,
-                checked_at=now(),
-                error=None,
-            )
+            _set_made(db, record_id, store_id, at=now())
             db.commit()
             report.copied.append((record_id, store_id))
         elif status.status == "failed":
@@ -606,16 +601,7 @@ def _scrub_copy(
             copy_blob(stores, cid=cid, target=store_id, holders=holders)
             if not _still_indexed(db, stores, record_id, cid):
                 return True
-            _set(
-                db,
-                record_id,
-                store_id,
-                state=OK,
-                attempts=0,
-                next_attempt_at=None,
-                checked_at=now(),
-                error=None,
-            )
+            _set_made(db, record_id, store_id, at=now())
             db.commit()
     except (StorageUnavailable, BlobNotFound) as exc:
         db.rollback()
