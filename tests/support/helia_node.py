@@ -43,7 +43,7 @@ import httpx
 if __name__ == "__main__":  # run as a script: make ``tests.support`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.ipfs_server import NODE_VERSION, _kill_group, _repo_parent, run_npm
+from tests.support.ipfs_server import NODE_VERSION, _kill_group, node_fixture, run_npm
 
 HELIA_VERSION = "7.1.15"
 PACKAGE_DIR = Path(__file__).parent / "helia_js"
@@ -324,19 +324,7 @@ def helia_fixture() -> Iterator[HeliaNode]:
     Use as ``yield from helia_fixture()`` inside a ``@pytest.fixture``. The repo lives in
     ``/dev/shm`` when there is room (as js-ipfs's does).
     """
-    import pytest
-
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="hygieia-helia-", dir=_repo_parent())
-        )
-        try:
-            node = stack.enter_context(running_helia(Path(tmp)))
-        except (HeliaNodeError, OSError, subprocess.SubprocessError) as exc:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"Helia test node unavailable in CI: {exc}", pytrace=False)
-            pytest.skip(f"Helia test node unavailable: {exc}")
-        yield node
+    yield from node_fixture(running_helia, HeliaNodeError, "Helia test node", "helia")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 IPFS_VERSION = "0.66.1"
 NODE_VERSION = "22.23.3"
@@ -252,19 +255,31 @@ def ipfs_api_fixture() -> Iterator[str]:
 
     Use as ``yield from ipfs_api_fixture()`` inside a ``@pytest.fixture(scope="session")``.
     """
+    yield from node_fixture(running_ipfs, IpfsServerError, "js-ipfs test server", "ipfs")
+
+
+def node_fixture(
+    start: Callable[[Path], contextlib.AbstractContextManager[T]],
+    error: type[Exception],
+    what: str,
+    prefix: str,
+) -> Iterator[T]:
+    """Start a test node with ``start(tmp_dir)`` (the repo in /dev/shm when there is
+    room) and yield it; if it can't install or start, skip locally, fail with
+    ``CI=true``. The body of both npm-installed nodes' session fixtures."""
     import pytest
 
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="hygieia-ipfs-", dir=_repo_parent())
+            tempfile.TemporaryDirectory(prefix=f"hygieia-{prefix}-", dir=_repo_parent())
         )
         try:
-            api = stack.enter_context(running_ipfs(Path(tmp)))
-        except (IpfsServerError, OSError, subprocess.SubprocessError) as exc:
+            node = stack.enter_context(start(Path(tmp)))
+        except (error, OSError, subprocess.SubprocessError) as exc:
             if os.environ.get("CI") == "true":
-                pytest.fail(f"js-ipfs test server unavailable in CI: {exc}", pytrace=False)
-            pytest.skip(f"js-ipfs test server unavailable: {exc}")
-        yield api
+                pytest.fail(f"{what} unavailable in CI: {exc}", pytrace=False)
+            pytest.skip(f"{what} unavailable: {exc}")
+        yield node
 
 
 if __name__ == "__main__":
