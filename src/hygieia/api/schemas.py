@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -196,6 +196,23 @@ class _NewPasswordIn(Strict):
 
 class PasswordChange(_NewPasswordIn):
     auth_key: Key32
+
+
+class FactorProofIn(Strict):
+    """A second factor proven for a sensitive action (the factors contract's
+    ``FactorProof``): a TOTP or backup code, or a passkey assertion."""
+
+    method: Literal["totp", "backup_code", "passkey"]
+    code: str | None = Field(default=None, min_length=1, max_length=64)
+    credential: dict[str, Any] | None = None
+
+
+class AccountDelete(Strict):
+    """``POST /auth/account/delete``: the password proof, and the second factor for an
+    account that has one (``null`` for one that has none)."""
+
+    auth_key: Key32
+    factor: FactorProofIn | None = None
 
 
 class RecoverCreate(Strict):

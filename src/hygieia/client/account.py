@@ -255,6 +255,27 @@ def recover(
     return _use_session(api, answer, vault_key)
 
 
+def delete_account(
+    api: HygieiaClient,
+    password: str,
+    *,
+    factor: dict[str, Any] | None = None,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
+) -> None:
+    """Delete the logged-in account on the server (records, grants, links, sessions:
+    everything). The password is checked here first (the vault key must unwrap), so a
+    typo fails before anything is sent; ``known`` then forgets the account."""
+    account = api.me()
+    trusted = _trusted(api, account.email, account.kdf, account.salt, floor=floor, known=known)
+    keys = crypto.derive_keys(password, trusted.salt, trusted.kdf)
+    crypto.unwrap_vault_key(account.wrapped_vault_key, keys.wrap_key)
+    api.delete_account(to_b64(keys.auth_key), factor)
+    api.token = None
+    if known is not None:
+        known.forget(api.server, account.email)
+
+
 def export_key(session: LoggedIn, passphrase: str) -> str:
     return crypto.export_secret_key(
         session.account.locked_secret_key, session.vault_key, passphrase

@@ -286,6 +286,34 @@ def _prove(
     return user
 
 
+def prove_password(
+    db: Session,
+    *,
+    bucket: Bucket,
+    user: User,
+    auth_key: bytes,
+    address: str,
+    failed_event: str,
+    error: HygieiaError,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> None:
+    """A signed-in account's password proof for a sensitive action (deletion): claimed
+    in ``bucket`` first, like every check here; the caller forgives it on success."""
+    _prove(
+        db,
+        buckets=[bucket],
+        user=user,
+        secret=auth_key,
+        stored_hash=lambda u: u.auth_hash,
+        address=address,
+        failed_event=failed_event,
+        error=error,
+        limits=limits,
+        now=now,
+    )
+
+
 def _check_salt(user: User, new: NewPassword) -> None:
     """The salt stays the account's for good.
 

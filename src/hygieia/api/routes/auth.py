@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from hygieia.api.deps import AuthDep, CurrentUser, SessionDep, ThrottleDep
+from hygieia.api.deps import AuthDep, CurrentUser, SessionDep, StoreDep, ThrottleDep
 from hygieia.api.schemas import (
+    AccountDelete,
     AccountPublic,
     AuditEventPublic,
     Email,
@@ -23,7 +24,7 @@ from hygieia.api.schemas import (
     UserKeyLookup,
     UserKeyPublic,
 )
-from hygieia.services import accounts, audit
+from hygieia.services import accounts, audit, leaving
 
 router = APIRouter(tags=["accounts"])
 
@@ -82,6 +83,28 @@ def change_password(
     user, session = auth
     accounts.change_password(
         db, user=user, session=session, auth_key=body.auth_key, new=body.new_password(), **throttle
+    )
+    return Response(status_code=204)
+
+
+@router.post("/auth/account/delete", status_code=204)
+def delete_account(
+    body: AccountDelete,
+    auth: AuthDep,
+    db: SessionDep,
+    store: StoreDep,
+    throttle: ThrottleDep,
+) -> Response:
+    """Delete the account and everything of it (password proof, and factor if any)."""
+    user, session = auth
+    leaving.delete_account(
+        db,
+        store,
+        user=user,
+        session=session,
+        auth_key=body.auth_key,
+        factor=body.factor,
+        **throttle,
     )
     return Response(status_code=204)
 
