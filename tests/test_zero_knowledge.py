@@ -1,7 +1,7 @@
 """DESIGN §1.1: the server never receives the password, a derived key, the vault key,
 an unlocked private key, record metadata (title, file name, provider, tags) or content,
 whether a record is read by its owner, shared (§7) or opened through emergency access
-(§8).
+(§8), nor when an account is deleted (§4).
 
 A real ``hygieia serve`` (subprocess, fresh data dir) is driven through the SDK; every
 request body and URL, every DB row, every file in the data dir (blobs included) and the
@@ -128,7 +128,13 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         session_key = crypto.open_session_key_envelope(
             api.get_record(rec.id).envelope, key=owner_key, signer_public_key=owner_key.public_key
         )
-        rapi.logout()
+        # The recipient leaves: deleting an account sends its auth_key and nothing more.
+        rpre = rapi.prelogin(RECIPIENT)
+        rkeys_pw = crypto.derive_keys(
+            RECIPIENT_PASSWORD, rpre.salt, crypto.KdfParams.from_dict(rpre.kdf)
+        )
+        acct.delete_account(rapi, RECIPIENT_PASSWORD)
+        assert not api.list_grants().items  # the grant to the recipient went with it
 
         # A share link (SMART Health Link): made from the record and opened by a
         # reader without an account, through the recorder. The link key and the label
@@ -162,6 +168,8 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     secrets.add("link_label", LINK_LABEL)
     secrets.add("recipient_password", RECIPIENT_PASSWORD)
     secrets.add("recipient_vault_key", rsession.vault_key)
+    secrets.add("recipient_master", rkeys_pw.master)
+    secrets.add("recipient_wrap_key", rkeys_pw.wrap_key)
     rmaterial = secret_material(
         rsession.account.locked_secret_key, crypto.vault_passphrase(rsession.vault_key)
     )
@@ -208,6 +216,7 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     )
     # The e-mail address is personal data: the log shows paths, not query strings.
     assert b"zk@example.org" not in log
+    assert RECIPIENT.encode() not in log  # nor does the deletion's line name the account
     # Sanity: the scanner does find what was sent (auth_key is meant to be sent).
     sent = Secrets()
     sent.add(

@@ -37,6 +37,8 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
             "new_kdf": crypto.DEFAULT_KDF.to_dict(),
             "new_wrapped_vault_key": base64.b64encode(b"\x01" + b"\x03" * 60).decode(),
         }
+    if route == "/auth/account/delete":
+        return {"auth_key": base64.b64encode(auth_key).decode(), "factor": None}
     if route == "/emergency/contacts":
         return {"email": "bob@example.org", "wait_days": 7, "sealed_vault_key": "AQ=="}
     if route == "/users/key":
@@ -62,6 +64,7 @@ ROUTES = [
     ("GET", "/me"),
     ("POST", "/auth/logout"),
     ("POST", "/auth/password"),
+    ("POST", "/auth/account/delete"),
     ("POST", "/users/key"),
     ("GET", "/audit"),
     # Sharing (protocol §7).
@@ -157,6 +160,12 @@ def test_other_users_token_cannot_act_for_alice(live: LiveApp, accounts: dict[st
     assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
     acct.login(live.client(), "alice@example.org", PASSWORD)
     acct.login(live.client(), "mallory@example.org", PASSWORD)
+    # Nor does it delete anybody's account.
+    body = _body_for("/auth/account/delete", accounts["alice_auth"])  # type: ignore[arg-type]
+    r = httpx.post(f"{live.url}/api/v1/auth/account/delete", headers=headers, json=body)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    for email in ("alice@example.org", "mallory@example.org"):
+        assert acct.login(live.client(), email, PASSWORD).account.email == email
     # Logging out with Mallory's token does not end Alice's session.
     httpx.post(f"{live.url}/api/v1/auth/logout", headers=headers)
     alice = accounts["alice"]

@@ -203,6 +203,8 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         "/api/v1/emergency/access/{access_id}/records",
         "/api/v1/emergency/access/{access_id}/records/{record_id}",
         "/api/v1/emergency/access/{access_id}/records/{record_id}/content",
+        # Account deletion: a random auth_key never matches, so the account stays.
+        "/api/v1/auth/account/delete",
     } <= paths
     for operation in operations:
         # Logging out would end the shared session for the examples that follow.
@@ -210,3 +212,5 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         headers = {"authorization": f"Bearer {token}"} if use_token else {}
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _fuzz(operation, mode, url, headers)
+    with HygieiaClient(url, token=token) as api:
+        assert api.me().email == "fuzz@example.org"  # nothing deleted it
