@@ -4,8 +4,9 @@
 // says to derive with is vetted first (kdf-trust.js); new passwords must pass
 // passwords.js.
 import * as c from './crypto/index.js';
-import { rememberKdf, vetKdf } from './kdf-trust.js';
-import { MIN_PASSWORD, requireStrongPassword } from './passwords.js';
+import { Api } from './api.js';
+import { forgetKdf, rememberKdf, vetKdf } from './kdf-trust.js';
+import { MIN_PASSWORD, passwordProblem, requireStrongPassword } from './passwords.js';
 import { session } from './session.js';
 
 export { MIN_PASSWORD };
@@ -231,8 +232,72 @@ export async function recover(api, { email, code, password }) {
   }
 }
 
+/**
+ * Whether `candidate`, as typed or without surrounding spaces, is the account password:
+ * it derives the wrap key that opens the vault key (the page keeps no copy of the
+ * password to compare with). The KDF normalises with NFKC, so compatibility variants
+ * are caught too.
+ */
+async function isAccountPassword(candidate) {
+  const account = session.account;
+  const { kdf, salt } = await vetAccount(account);
+  for (const variant of new Set([candidate, candidate.trim()])) {
+    if (!variant) continue;
+    const { authKey, wrapKey } = await c.deriveKeys(variant, salt, kdf);
+    try {
+      c.wipe(await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey));
+      return true;
+    } catch {
+      /* another passphrase: good */
+    } finally {
+      c.wipe(authKey, wrapKey);
+    }
+  }
+  return false;
+}
+
+/**
+ * What is wrong with `passphrase` for a key export, or null: the file is locked with
+ * OpenPGP's iterated SHA-256 (what gpg reads), fast on GPUs, so it must be strong and
+ * must not be the account password (the file would let whoever finds it test guesses
+ * of the password cheaply). The rules of hygieia.client.passwords.
+ */
+export async function exportPassphraseProblem(passphrase) {
+  if (!passphrase.trim()) return 'Choose a passphrase for the exported key.';
+  if (await isAccountPassword(passphrase)) {
+    return 'That is your account password. The exported file is locked with a fast hash, so it would let whoever finds it test guesses of your password cheaply: choose another passphrase.';
+  }
+  return passwordProblem(passphrase, [session.account.email]);
+}
+
 export async function exportSecretKey(passphrase) {
   return c.exportSecretKey(session.privateKey, passphrase);
+}
+
+/**
+ * Delete the account on the server (protocol §4.6): the password is checked here first
+ * (the vault key must unwrap), then its auth_key, and the second factor if the account
+ * has one, are sent. The request goes without the page's "session ended" handler: a
+ * wrong factor's 401 must not log the page out.
+ */
+export async function deleteAccount(api, { password, factor = null }) {
+  const account = session.account;
+  const { kdf, salt } = await vetAccount(account);
+  const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
+  try {
+    try {
+      c.wipe(await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey));
+    } catch (err) {
+      throw new c.DecryptionError('password is wrong', { cause: err });
+    }
+    const quiet = new Api();
+    quiet.token = api.token;
+    await quiet.deleteAccount({ auth_key: c.toB64(authKey), factor });
+  } finally {
+    c.wipe(authKey, wrapKey);
+  }
+  api.token = null;
+  await forgetKdf(account.email);
 }
 
 export function exportPublicKey() {

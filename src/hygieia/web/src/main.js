@@ -76,6 +76,7 @@ async function enterVault() {
   $('set-fingerprint').textContent = session.account.fingerprint.replace(/(.{4})/g, '$1 ').trim();
   $('unlock-email').value = session.account.email;
   $('pw-email').value = session.account.email;
+  $('del-username').value = session.account.email;
   for (const f of document.querySelectorAll('#view-auth form')) f.reset();
   idle?.stop();
   idle = idleTimer(session.config.idle_lock_seconds, lock);
@@ -409,19 +410,71 @@ function initSettings() {
     if ($('ex-pass').value !== $('ex-pass2').value) {
       return invalid($('ex-pass2'), 'The two passphrases differ.');
     }
+    const problem = await accounts.exportPassphraseProblem($('ex-pass').value);
+    if (problem) return invalid($('ex-pass'), problem);
     const armored = await accounts.exportSecretKey($('ex-pass').value);
     form.reset();
     saveBlob(
       new Blob([armored], { type: 'application/pgp-keys' }),
       `hygieia-${session.account.fingerprint.slice(-16)}-secret.asc`,
     );
-    flash('Secret key exported. Import it with: gpg --import', { ok: true });
+    flash(
+      'Secret key exported, locked with the passphrase you just chose (not your account password). Import it with: gpg --import',
+      { ok: true },
+    );
   });
+  initDelete();
   $('ex-public').addEventListener('click', () => {
     saveBlob(
       new Blob([accounts.exportPublicKey()], { type: 'application/pgp-keys' }),
       `hygieia-${session.account.fingerprint.slice(-16)}-public.asc`,
     );
+  });
+}
+
+/** A code typed as the second factor: 6-8 digits are a TOTP code, anything else a backup code. */
+function factorProof(code) {
+  const compact = code.replace(/\s+/g, '');
+  return { method: /^\d{6,8}$/.test(compact) ? 'totp' : 'backup_code', code: compact };
+}
+
+function initDelete() {
+  // The exports offered before leaving are the Settings page's own.
+  $('del-kit').addEventListener('click', () => $('kit-download').click());
+  $('del-car').addEventListener('click', () => $('car-download').click());
+  onSubmit($('form-delete'), 'Deleting your account…', async (form) => {
+    const email = session.account.email;
+    if (!$('del-password').value) return invalid($('del-password'), 'Enter your password.');
+    if ($('del-email').value.trim().toLowerCase() !== email.toLowerCase()) {
+      return invalid($('del-email'), `Type ${email} to confirm.`);
+    }
+    const code = $('del-factor').value.trim();
+    try {
+      await accounts.deleteAccount(api, {
+        password: $('del-password').value,
+        factor: code ? factorProof(code) : null,
+      });
+    } catch (err) {
+      if (err instanceof DecryptionError || err?.code === 'invalid_credentials') {
+        return invalid($('del-password'), 'Your password is not correct. Nothing was deleted.');
+      }
+      if (err instanceof ApiError && err.code?.startsWith('factor_')) {
+        $('del-factor-wrap').hidden = false;
+        return invalid(
+          $('del-factor'),
+          err.code === 'factor_required'
+            ? 'Enter a code from your authenticator app (or a backup code).'
+            : 'That code is not right. Nothing was deleted.',
+        );
+      }
+      throw err;
+    }
+    form.reset();
+    await leaveVault();
+    showLogin();
+    flash(`The account ${email} was deleted, with everything the server held of it.`, {
+      ok: true,
+    });
   });
 }
 
