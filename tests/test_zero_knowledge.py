@@ -10,10 +10,14 @@ server log are then searched for those secrets.
 
 from __future__ import annotations
 
+import base64
 import os
+import time
 import unicodedata
 from datetime import timedelta
 from pathlib import Path
+
+import pyotp
 
 from hygieia import crypto
 from hygieia.client import account as acct
@@ -161,8 +165,22 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         # Exporting the key is purely local: no request may carry it.
         exported = acct.export_key(after, PASSWORDS[2])
         assert "PRIVATE KEY" in exported
+
+        # Second factors (protocol §10): enrol TOTP, log in with a code, renew the backup
+        # codes. The TOTP secret is the server's to know, but only sealed at rest: no
+        # row, file or log may hold it in clear.
+        started = api.start_totp("Zq7 phone")
+        totp = pyotp.TOTP(started.secret)
+        confirmed = api.confirm_totp(started.factor_id, totp.now())
+        assert confirmed.backup_codes is not None
+        acct.login(api, email, PASSWORDS[2], factor=lambda ch: ("totp", totp.at(time.time() + 30)))
+        assert len(api.factors().factors) == 1
+        proof = acct.factor_proof(confirmed.backup_codes[0])
+        api.renew_backup_codes(acct.password_proof(api, PASSWORDS[2]), proof)
         api.logout()
 
+    secrets.add("totp_secret", started.secret)
+    secrets.add("totp_secret.bytes", base64.b32decode(started.secret))
     secrets.add("session_key", session_key)
     secrets.add("link_key", link_key)
     secrets.add("link_label", LINK_LABEL)

@@ -88,6 +88,24 @@ class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
 
 
+class FactorRequired(Unauthorized):
+    """The account has a second factor and the request gave no proof of one."""
+
+    code, detail = "factor_required", "a second factor is required"
+
+
+class FactorInvalid(Unauthorized):
+    """A wrong, reused or unknown second-factor code or passkey assertion."""
+
+    code, detail = "factor_invalid", "the second factor is wrong"
+
+
+class FactorExpired(Unauthorized):
+    """A pending login that expired, was used up (too many attempts) or completed."""
+
+    code, detail = "factor_expired", "the login step expired: log in again"
+
+
 class LinkPasscodeWrong(Unauthorized):
     """A SMART Health Link's passcode was missing or wrong (SHL spec: 401 with
     ``remainingAttempts``, the wrong passcodes the link still accepts)."""
@@ -106,6 +124,10 @@ class LinkPasscodeWrong(Unauthorized):
 # --- 404, 405, 408, 409 -----------------------------------------------------------------
 class NotFound(HygieiaError):
     code, status, detail = "not_found", 404, "not found"
+
+
+class FactorNotFound(NotFound):
+    code, detail = "factor_not_found", "no such second factor"
 
 
 class BlobNotFound(NotFound):
@@ -189,6 +211,10 @@ class EmergencyToSelf(ValidationFailed):
 
 class TooManyContacts(ValidationFailed):
     code, detail = "too_many_contacts", "the account has too many emergency contacts"
+
+
+class TooManyFactors(ValidationFailed):
+    code, detail = "too_many_factors", "the account has too many second factors"
 
 
 class InvalidLinkFile(ValidationFailed):

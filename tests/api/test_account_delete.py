@@ -7,6 +7,7 @@ wrong password, a crash in the middle and an unreachable store are covered too."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -45,6 +47,7 @@ from hygieia.services import records as record_service
 from hygieia.storage import KuboBlobStore, LocalBlobStore, StoreSet
 from tests.support.accounts import new_account
 from tests.support.kdf import TEST_KDF_FLOOR
+from tests.support.live import LiveApp
 from tests.support.server import threaded_server
 
 ANN = "ann.leaving@example.org"
@@ -351,3 +354,53 @@ def test_unreachable_store_is_left_to_reconcile(
     assert not cids & server.pins()["flaky"]
     with server.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(PendingPin)) == 0
+
+
+def test_an_account_with_a_factor_must_prove_it(live: LiveApp, tmp_path: Path) -> None:
+    """TOTP enrolled through the API (pyotp plays the authenticator app): no factor, or a
+    wrong code, deletes nothing; a current code deletes the account, factors and backup
+    codes included."""
+    api = live.client()
+    session = new_account(api, ANN, PW)
+    api.token = session.token
+    started = api.start_totp("Phone")
+    totp = pyotp.TOTP(started.secret)
+    confirmed = api.confirm_totp(started.factor_id, totp.now())
+    assert confirmed.backup_codes
+    src = tmp_path / "r.bin"
+    src.write_bytes(b"a record behind a second factor")
+    recs.put(api, session, src)
+    needles = {"ids": {session.account.id}, "text": {ANN, session.account.fingerprint}}
+    counts = _counts(live.engine)
+    assert counts["user_factors"] == 1 and counts["backup_codes"] == 10
+
+    auth_key = crypto.derive_keys(PW, session.account.salt, _kdf(session.account.kdf)).auth_key
+    headers = {"authorization": f"Bearer {session.token}"}
+
+    def delete(factor: dict[str, str] | None) -> httpx.Response:
+        return httpx.post(
+            f"{live.url}/api/v1/auth/account/delete",
+            json={"auth_key": to_b64(auth_key), "factor": factor},
+            headers=headers,
+        )
+
+    r = delete(None)
+    assert (r.status_code, r.json()["code"]) == (401, "factor_required")
+    used = totp.now()  # spent by the confirmation: a replay is refused too
+    valid = {totp.at(time.time() + 30 * k) for k in (-1, 0, 1, 2)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+    for code in (wrong, used):
+        r = delete({"method": "totp", "code": code})
+        assert (r.status_code, r.json()["code"]) == (401, "factor_invalid"), code
+    r = delete({"method": "backup_code", "code": "not-a-backup-code"})
+    assert (r.status_code, r.json()["code"]) == (401, "factor_invalid")
+    after = _counts(live.engine)
+    for table in ("audit_events", "throttle", "sessions"):
+        after.pop(table), counts.pop(table)
+    assert after == counts and api.me().email == ANN
+
+    r = delete({"method": "totp", "code": totp.at(time.time() + 30)})
+    assert r.status_code == 204, r.text
+    assert _found(live.engine, needles) == []
+    gone = _counts(live.engine)
+    assert gone["user_factors"] == gone["backup_codes"] == gone["users"] == 0

@@ -206,6 +206,15 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         # Account deletion: a random auth_key never matches, so the account stays.
         "/api/v1/auth/account/delete",
     } <= paths
+    # So is every second-factor route (protocol §10).
+    assert {
+        "/api/v1/auth/login/factor",
+        "/api/v1/auth/factors",
+        "/api/v1/auth/factors/totp",
+        "/api/v1/auth/factors/totp/{factor_id}/confirm",
+        "/api/v1/auth/factors/{factor_id}/remove",
+        "/api/v1/auth/factors/backup-codes",
+    } <= paths
     for operation in operations:
         # Logging out would end the shared session for the examples that follow.
         use_token = authenticated and not operation.path.endswith("/auth/logout")

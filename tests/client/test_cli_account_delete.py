@@ -10,8 +10,10 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyotp
 from sqlalchemy import create_engine, func, select
 
 from hygieia.client import account as acct
@@ -96,4 +98,26 @@ def test_account_delete(cli: Cli, db_url: str, tmp_path: Path) -> None:
     # ... and a script deletes it with --yes.
     proc = cli.run("account", "delete", "--yes", password="the same email, a new account 7")
     assert f"Account {EMAIL} deleted" in proc.stdout
+    assert _rows(cli, db_url) == (0, 0)
+
+
+def test_account_delete_with_a_second_factor(cli: Cli, db_url: str) -> None:
+    """An account with TOTP (enrolled through the SDK, pyotp as the app): a script must
+    give HYGIEIA_TOTP; a wrong code deletes nothing; the right one deletes."""
+    cli.new_account(EMAIL, PW)
+    with HygieiaClient(cli.server) as api:
+        api.token = acct.login(api, EMAIL, PW).token
+        started = api.start_totp("Phone")
+        totp = pyotp.TOTP(started.secret)
+        api.confirm_totp(started.factor_id, totp.now())
+    no_code = cli.run("account", "delete", "--yes", password=PW, check=False)
+    assert no_code.returncode == 1 and "HYGIEIA_TOTP" in no_code.stderr
+    valid = {totp.at(time.time() + 30 * k) for k in (-1, 0, 1, 2)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+    bad = cli.run("account", "delete", "--yes", password=PW, check=False, HYGIEIA_TOTP=wrong)
+    assert bad.returncode == 1 and "factor_invalid" in bad.stderr
+    assert _rows(cli, db_url) == (1, 0)
+    code = totp.at(time.time() + 30)
+    done = cli.run("account", "delete", "--yes", password=PW, HYGIEIA_TOTP=code)
+    assert f"Account {EMAIL} deleted" in done.stdout
     assert _rows(cli, db_url) == (0, 0)

@@ -406,16 +406,6 @@ def key_export(
 
 
 # --- leaving ----------------------------------------------------------------------------
-#: A TOTP code: 6 to 8 digits; anything else given as a factor is a backup code.
-_TOTP_CODE = re.compile(r"\d{6,8}")
-
-
-def _factor_proof(code: str) -> dict[str, str]:
-    compact = "".join(code.split())
-    method = "totp" if _TOTP_CODE.fullmatch(compact) else "backup_code"
-    return {"method": method, "code": compact}
-
-
 @account_app.command("delete")
 def account_delete(
     yes: Annotated[
@@ -452,15 +442,11 @@ def account_delete(
             if typed.strip().lower() != me.email.lower():
                 raise fail("that is not the account's email; nothing was deleted")
         pw = password()
-        totp = os.environ.get("HYGIEIA_TOTP")
-        factor = _factor_proof(totp) if totp else None
-        try:
-            acct.delete_account(api, pw, factor=factor, known=known_kdf())
-        except ApiError as exc:
-            if exc.code != "factor_required" or factor is not None:
-                raise
+        # An account with a second factor proves one too (HYGIEIA_TOTP, or asked).
+        code = None
+        if api.factors().factors:
             code = _secret("HYGIEIA_TOTP", "Authenticator code (or backup code)")
-            acct.delete_account(api, pw, factor=_factor_proof(code), known=known_kdf())
+        acct.delete_account(api, pw, factor=acct.factor_proof(code), known=known_kdf())
     session_store.clear()
     out.print(
         Text.assemble(

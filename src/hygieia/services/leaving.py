@@ -55,8 +55,8 @@ from hygieia.db.models import (
     Throttle,
     User,
 )
-from hygieia.errors import InvalidCredentials, StorageUnavailable
-from hygieia.services import accounts, ratelimit, records
+from hygieia.errors import StorageUnavailable
+from hygieia.services import accounts, factors, ratelimit, records
 from hygieia.services.accounts import Limits
 from hygieia.services.common import Clock, utcnow
 from hygieia.storage import BlobStore
@@ -91,31 +91,28 @@ def delete_account(
     user: User,
     session: AuthSession,
     auth_key: bytes,
-    factor: Any | None,
+    proof: factors.FactorProof | None,
     address: str,
     limits: Limits,
     now: Clock = utcnow,
 ) -> Deletion:
     """Prove the password (and factor), delete the account's rows, then its pins.
 
-    The proof is throttled on the same counter as a password change's (per account and
-    address): a stolen session can't guess the password faster here than there.
+    The proof is :func:`accounts.prove_sensitive`'s: one attempt in the account's
+    "password" bucket (per address) for the password and the factor together, as for
+    removing a factor: a stolen session can't guess faster here than there.
     """
-    attempt = ratelimit.bucket("password", limits.login, user.id, ratelimit.client_key(address))
-    accounts.prove_password(
+    accounts.prove_sensitive(
         db,
-        bucket=attempt,
         user=user,
         auth_key=auth_key,
+        proof=proof,
+        session=session,
         address=address,
-        failed_event="account.delete_failed",
-        error=InvalidCredentials("password is wrong"),
         limits=limits,
         now=now,
     )
-    _check_factor(db, user=user, session=session, factor=factor, address=address, now=now)
-    ratelimit.forgive(db, attempt)
-    db.commit()  # the proof succeeded, whatever becomes of the deletion
+    db.commit()  # the proof succeeded (a TOTP step or backup code is spent), come what may
 
     user_id, email, fingerprint = user.id, user.email, user.fingerprint
     try:
@@ -151,14 +148,6 @@ def delete_account(
         result.deferred,
     )
     return result
-
-
-def _check_factor(
-    db: Session, *, user: User, session: AuthSession, factor: Any | None, address: str, now: Clock
-) -> None:
-    """The second factor, for an account that has one (services.factors)."""
-    # TODO(factors): require and verify the proof once services.factors.verify_proof exists.
-    return
 
 
 def _lock_account(db: Session, user_id: str) -> None:
