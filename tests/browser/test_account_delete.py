@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 
 from hygieia import crypto
+from hygieia.client import account as acct
+from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.storage import LocalBlobStore
 from tests.browser import flows
 from tests.support.browser import PageHandle
@@ -138,3 +142,35 @@ def test_export_passphrase_then_delete_account(
     flows.login(web, EMAIL, "the same email starts over 12")
     assert flows.shown_ids(web) == []
     flows.assert_never_sent(web, {"password": PASSWORD, "export passphrase": EXPORT_PP})
+
+
+def test_delete_asks_for_the_second_factor(web: PageHandle, served: tuple[str, Path]) -> None:
+    """An account with TOTP (enrolled through the SDK; pyotp is the app): the form asks
+    for a code, refuses a wrong one, and deletes with a current one."""
+    page = web.page
+    url, _ = served
+    email, password = "factor.leaving@example.org", "leaving with a second factor 3"
+    web.goto()
+    flows.signup(web, email, password)
+    with HygieiaClient(url) as api:
+        api.token = acct.login(api, email, password).token
+        started = api.start_totp("Phone")
+        totp = pyotp.TOTP(started.secret)
+        api.confirm_totp(started.factor_id, totp.now())
+    page.get_by_role("button", name="Settings").click()
+    page.wait_for_selector("#view-settings:not([hidden])")
+    assert "authenticator" in _deletion(web, password, email)
+    assert page.locator("#del-factor").is_visible()
+    assert flows.json_bodies(web, "/auth/account/delete") == []
+    valid = {totp.at(time.time() + 30 * k) for k in (-1, 0, 1, 2)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+    page.locator("#del-factor").fill(wrong)
+    assert "not right" in _deletion(web, password, email)
+    assert page.locator("#view-settings").is_visible()  # still logged in
+    page.locator("#del-factor").fill(totp.at(time.time() + 30))
+    assert "was deleted" in _deletion(web, password, email)
+    page.wait_for_selector("#view-auth:not([hidden])")
+    bodies = flows.json_bodies(web, "/auth/account/delete")
+    assert [b["factor"]["method"] for b in bodies] == ["totp", "totp"]
+    with HygieiaClient(url) as api, pytest.raises(ApiError):
+        acct.login(api, email, password)
