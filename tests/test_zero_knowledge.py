@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyotp
+import pytest
 
 from hygieia import crypto
 from hygieia.client import account as acct
@@ -26,6 +27,7 @@ from hygieia.client import links as lnk
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
+from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import HygieiaClient
 from hygieia.client.shlink import decode_link
 from tests.support.accounts import TEST_KDF
@@ -42,6 +44,7 @@ CONTENT_MARKER = b"Zq7 PLAINTEXT MEDICAL CONTENT MARKER 0123456789"
 LINK_LABEL = "Zq7 link label for the ER"
 RECIPIENT = "zk-recipient@example.org"
 RECIPIENT_PASSWORD = "Zq7-recipient-distinctive-password-#4"
+EXPORT_PASSPHRASE = "Zq7 distinctive export passphrase of its own #5"
 
 PASSWORDS = [
     "Zq7-distinctive-Pässwörd-#1-\u212b",
@@ -163,7 +166,10 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         link_key = decode_link(link).key
 
         # Exporting the key is purely local: no request may carry it.
-        exported = acct.export_key(after, PASSWORDS[2])
+        # It takes a passphrase of its own: the account password is refused.
+        with pytest.raises(WeakPassword, match="account password"):
+            acct.export_key(after, PASSWORDS[2], account_password=PASSWORDS[2])
+        exported = acct.export_key(after, EXPORT_PASSPHRASE, account_password=PASSWORDS[2])
         assert "PRIVATE KEY" in exported
 
         # Second factors (protocol §10): enrol TOTP, log in with a code, renew the backup
@@ -185,6 +191,7 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     secrets.add("link_key", link_key)
     secrets.add("link_label", LINK_LABEL)
     secrets.add("recipient_password", RECIPIENT_PASSWORD)
+    secrets.add("export_passphrase", EXPORT_PASSPHRASE)
     secrets.add("recipient_vault_key", rsession.vault_key)
     secrets.add("recipient_master", rkeys_pw.master)
     secrets.add("recipient_wrap_key", rkeys_pw.wrap_key)
@@ -235,6 +242,7 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     # The e-mail address is personal data: the log shows paths, not query strings.
     assert b"zk@example.org" not in log
     assert RECIPIENT.encode() not in log  # nor does the deletion's line name the account
+    assert b"account deleted: " in log  # ... which is there
     # Sanity: the scanner does find what was sent (auth_key is meant to be sent).
     sent = Secrets()
     sent.add(

@@ -18,7 +18,7 @@ from typing import Any
 
 from hygieia import crypto
 from hygieia.client.kdf_policy import KdfRefused, KnownKdf, Remembered, kdf_floor, vet_kdf
-from hygieia.client.passwords import check_new_password
+from hygieia.client.passwords import check_export_passphrase, check_new_password
 from hygieia.client.sdk import FactorChallenge, HygieiaClient, NewAccount, SessionGrant
 from hygieia.encoding import from_b64, to_b64
 
@@ -335,7 +335,13 @@ def delete_account(
         known.forget(api.server, email)
 
 
-def export_key(session: LoggedIn, passphrase: str) -> str:
+def export_key(session: LoggedIn, passphrase: str, *, account_password: str) -> str:
+    """The secret key, armored and re-locked with ``passphrase`` for stock gpg: refused
+    (:class:`~hygieia.client.passwords.WeakPassword`) if that is weak, or the account
+    password or a near variant of it (:func:`check_export_passphrase`)."""
+    check_export_passphrase(
+        passphrase, account_password=account_password, user_inputs=[session.account.email]
+    )
     return crypto.export_secret_key(
         session.account.locked_secret_key, session.vault_key, passphrase
     )

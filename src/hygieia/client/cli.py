@@ -48,7 +48,7 @@ from hygieia.client import records as recs
 from hygieia.client import session_store
 from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
-from hygieia.client.passwords import WeakPassword, check_export_passphrase
+from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import (
     Account,
     ApiError,
@@ -419,8 +419,7 @@ def key_export(
             "Passphrase for the exported key (not your account password)",
             confirm=True,
         )
-        check_export_passphrase(chosen, account_password=pw, user_inputs=[session.account.email])
-        armored = acct.export_key(session, chosen)
+        armored = acct.export_key(session, chosen, account_password=pw)
     which = (
         "the export passphrase from HYGIEIA_EXPORT_PASSPHRASE"
         if os.environ.get("HYGIEIA_EXPORT_PASSPHRASE")
