@@ -131,14 +131,18 @@ def delete_account(
         db.rollback()
         raise
 
+    # The account is gone whatever happens below: a blob that can't be let go now keeps
+    # its pending_pins row, and reconcile retries it.
     unpinned = deferred = 0
     for p in pending:
         try:
             if records._release(db, store, p):
                 unpinned += 1
-        except StorageUnavailable:
+        except Exception as exc:
             db.rollback()
             deferred += 1
+            if not isinstance(exc, StorageUnavailable):
+                log.warning("account deletion: unpin failed (%s)", type(exc).__name__)
     result = Deletion(records=record_count, links=link_count, unpinned=unpinned, deferred=deferred)
     log.info(
         "account deleted: %d record(s), %d link(s), %d blob(s) unpinned, %d left for reconcile",
