@@ -1,4 +1,5 @@
-"""Leaving: deleting an account and everything the server holds of it (protocol §4.6).
+"""Leaving: deleting an account and everything the server holds of it (protocol §4,
+"Deleting an account").
 
 After the password proof (and the second factor, for an account that has one), one
 transaction deletes every row of the account: the account, its sessions (so every

@@ -4,7 +4,6 @@
 // says to derive with is vetted first (kdf-trust.js); new passwords must pass
 // passwords.js.
 import * as c from './crypto/index.js';
-import { Api } from './api.js';
 import { forgetKdf, rememberKdf, vetKdf } from './kdf-trust.js';
 import { MIN_PASSWORD, passwordProblem, requireStrongPassword } from './passwords.js';
 import { session } from './session.js';
@@ -338,29 +337,16 @@ export async function exportSecretKey(passphrase) {
 }
 
 /**
- * Delete the account on the server (protocol §4.6): the password is checked here first
- * (the vault key must unwrap), then its auth_key, and the second factor if the account
- * has one, are sent. The request goes without the page's "session ended" handler: a
- * wrong factor's 401 must not log the page out.
+ * Delete the account on the server (protocol §4, "Deleting an account"): the password
+ * is checked here first (the vault key must unwrap), then its auth_key, and the second
+ * factor if the account has one, are sent (a wrong one's 401 does not end the page's
+ * session: api.js). The remembered KDF parameters and salt go with the account.
  */
 export async function deleteAccount(api, { password, factor = null }) {
-  const account = session.account;
-  const { kdf, salt } = await vetAccount(account);
-  const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
-  try {
-    try {
-      c.wipe(await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey));
-    } catch (err) {
-      throw new c.DecryptionError('password is wrong', { cause: err });
-    }
-    const quiet = new Api();
-    quiet.token = api.token;
-    await quiet.deleteAccount({ auth_key: c.toB64(authKey), factor });
-  } finally {
-    c.wipe(authKey, wrapKey);
-  }
+  const { email } = session.account;
+  await api.deleteAccount({ auth_key: await passwordProof(password), factor });
   api.token = null;
-  await forgetKdf(account.email);
+  await forgetKdf(email);
 }
 
 export function exportPublicKey() {
