@@ -7,6 +7,7 @@ wrong password, a crash in the middle and an unreachable store are covered too."
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -404,3 +405,49 @@ def test_an_account_with_a_factor_must_prove_it(live: LiveApp, tmp_path: Path) -
     assert _found(live.engine, needles) == []
     gone = _counts(live.engine)
     assert gone["user_factors"] == gone["backup_codes"] == gone["users"] == 0
+
+
+def test_an_upload_racing_the_deletion_leaves_no_pin(
+    live: LiveApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload that reaches the server while the deletion holds the account: it can't
+    commit its record (PostgreSQL: its foreign key waits for the account's row lock;
+    SQLite: the write lock), so it fails and releases its pin; nothing is left."""
+    api = live.client()
+    session = new_account(api, ANN, PW)
+    api.token = session.token
+    first = tmp_path / "first.bin"
+    first.write_bytes(b"the record before")
+    recs.put(api, session, first)
+    store = live.app.state.store
+    before = set(store.pins())
+    late = tmp_path / "late.bin"
+    late.write_bytes(b"the record uploaded while the account is being deleted")
+    outcome: list[BaseException | str] = []
+
+    def upload() -> None:
+        with HygieiaClient(live.url, token=session.token) as other:
+            try:
+                outcome.append(recs.put(other, session, late).id)
+            except BaseException as exc:
+                outcome.append(exc)
+
+    thread = threading.Thread(target=upload)
+    real = leaving._blobs_of
+
+    def blobs_with_an_upload_in_flight(db: Any, user_id: str) -> Any:
+        thread.start()  # the account's row is held from here to the commit
+        # PostgreSQL: the upload pins, then waits at its record's insert. SQLite: it
+        # waits for the write lock before it can even note its pin, so none comes.
+        deadline = time.monotonic() + 8
+        while set(store.pins()) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return real(db, user_id)
+
+    monkeypatch.setattr(leaving, "_blobs_of", blobs_with_an_upload_in_flight)
+    acct.delete_account(api, PW)
+    thread.join(timeout=120)
+    assert len(outcome) == 1 and isinstance(outcome[0], Exception), outcome
+    assert set(store.pins()) == set()
+    counts = _counts(live.engine)
+    assert counts["records"] == counts["pending_pins"] == counts["users"] == 0
