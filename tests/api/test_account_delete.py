@@ -2,7 +2,9 @@
 store and a js-ipfs node: nothing of the account is left in any table (every column of
 every row searched), no pin of its records or link files is left on either store,
 other accounts keep their own rows and records, and the email can sign up again. A
-wrong password, a crash in the middle and an unreachable store are covered too."""
+wrong password, a crash in the middle, an unreachable store, an account with a second
+factor (TOTP through the API, pyotp as the app) and an upload racing the deletion are
+covered too."""
 
 from __future__ import annotations
 
