@@ -63,6 +63,15 @@ class InvalidHost(BadRequest):
     code, detail = "invalid_host", "this server does not answer to that host name"
 
 
+class PasskeyUnavailable(BadRequest):
+    """WebAuthn needs a host name as RP ID: not an IP address (services/passkeys.py)."""
+
+    code, detail = (
+        "passkey_unavailable",
+        "passkeys need this server reached by a host name (e.g. localhost), not an IP address",
+    )
+
+
 # --- 401 -------------------------------------------------------------------------------
 class Unauthorized(HygieiaError):
     code, status, detail = "unauthorized", 401, "authentication required"
@@ -86,6 +95,10 @@ class InvalidCredentials(Unauthorized):
 
 class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
+
+
+class FactorInvalid(Unauthorized):  # placeholder until the factors lane's errors merge
+    code, detail = "factor_invalid", "the second factor was not accepted"
 
 
 class LinkPasscodeWrong(Unauthorized):
