@@ -97,8 +97,22 @@ class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
 
 
-class FactorInvalid(Unauthorized):  # placeholder until the factors lane's errors merge
-    code, detail = "factor_invalid", "the second factor was not accepted"
+class FactorRequired(Unauthorized):
+    """The account has a second factor and the request gave no proof of one."""
+
+    code, detail = "factor_required", "a second factor is required"
+
+
+class FactorInvalid(Unauthorized):
+    """A wrong, reused or unknown second-factor code or passkey assertion."""
+
+    code, detail = "factor_invalid", "the second factor is wrong"
+
+
+class FactorExpired(Unauthorized):
+    """A pending login that expired, was used up (too many attempts) or completed."""
+
+    code, detail = "factor_expired", "the login step expired: log in again"
 
 
 class LinkPasscodeWrong(Unauthorized):
@@ -119,6 +133,10 @@ class LinkPasscodeWrong(Unauthorized):
 # --- 404, 405, 408, 409 -----------------------------------------------------------------
 class NotFound(HygieiaError):
     code, status, detail = "not_found", 404, "not found"
+
+
+class FactorNotFound(NotFound):
+    code, detail = "factor_not_found", "no such second factor"
 
 
 class BlobNotFound(NotFound):
@@ -202,6 +220,10 @@ class EmergencyToSelf(ValidationFailed):
 
 class TooManyContacts(ValidationFailed):
     code, detail = "too_many_contacts", "the account has too many emergency contacts"
+
+
+class TooManyFactors(ValidationFailed):
+    code, detail = "too_many_factors", "the account has too many second factors"
 
 
 class InvalidLinkFile(ValidationFailed):
