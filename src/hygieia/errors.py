@@ -164,6 +164,12 @@ class EmailTaken(Conflict):
     code, detail = "email_taken", "an account with this email or key exists"
 
 
+class PasskeyTaken(Conflict):
+    """A passkey whose credential id is already enrolled (on this or another account)."""
+
+    code, detail = "passkey_taken", "this passkey is already enrolled"
+
+
 class NoPendingRequest(Conflict):
     code, detail = "no_pending_request", "the contact has no pending request to approve"
 

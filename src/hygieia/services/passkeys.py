@@ -28,15 +28,21 @@ library's messages never reach the client.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import secrets
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -44,7 +50,11 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    parse_authentication_credential_json,
+)
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -54,7 +64,18 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from hygieia.errors import FactorInvalid, PasskeyUnavailable
+from hygieia.db.models import AuthSession, User, UserFactor
+from hygieia.errors import (
+    FactorExpired,
+    FactorInvalid,
+    FactorNotFound,
+    PasskeyTaken,
+    PasskeyUnavailable,
+    TooManyFactors,
+)
+from hygieia.services import factors
+from hygieia.services.accounts import MAX_FACTOR_ATTEMPTS
+from hygieia.services.common import Clock, rowcount, token_hash, utcnow
 
 RP_NAME = "Hygieia"
 CHALLENGE_BYTES = 32
@@ -268,16 +289,270 @@ def verify_assertion(
     return verified.new_sign_count
 
 
-__all__ = [
-    "CHALLENGE_TTL",
-    "NewCredential",
-    "RelyingParty",
-    "StoredCredential",
-    "authentication_options",
-    "credential_id_of",
-    "new_challenge",
-    "registration_options",
-    "relying_party",
-    "verify_assertion",
-    "verify_registration",
-]
+# --- challenges and factors in the database ---------------------------------------------
+# A challenge lives in the ``challenge`` column of the ``sessions`` row it belongs to: the
+# pending login (kind "factor") for a login, the user's own session for an enrolment or a
+# proof. Layout (57 bytes): purpose (1) | issued at, Unix seconds (8) | SHA-256 of the
+# origin it was made for, first 16 bytes | the challenge (32). Verification takes the
+# origin from the answer's clientDataJSON, insists it hashes to the stored one, and
+# checks the answer against it exactly; the RP ID is that origin's host.
+PURPOSE_LOGIN = 1
+PURPOSE_REGISTER = 2
+PURPOSE_PROOF = 3
+_ORIGIN_HASH = 16
+_PACKED = 1 + 8 + _ORIGIN_HASH + CHALLENGE_BYTES
+
+
+def _origin_hash(origin: str) -> bytes:
+    return hashlib.sha256(origin.encode("utf-8")).digest()[:_ORIGIN_HASH]
+
+
+def _pack(purpose: int, at: datetime, rp: RelyingParty, challenge: bytes) -> bytes:
+    return (
+        bytes([purpose])
+        + struct.pack(">q", int(at.timestamp()))
+        + _origin_hash(rp.origin)
+        + challenge
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    purpose: int
+    issued_at: int
+    origin_hash: bytes
+    challenge: bytes
+
+
+def _unpack(blob: bytes | None) -> _Pending:
+    if blob is None or len(blob) != _PACKED:
+        raise FactorInvalid()
+    (issued,) = struct.unpack(">q", blob[1:9])
+    return _Pending(blob[0], issued, blob[9 : 9 + _ORIGIN_HASH], blob[9 + _ORIGIN_HASH :])
+
+
+def _claimed_rp(credential: Mapping[str, Any], pending: _Pending, timeout_ms: int) -> RelyingParty:
+    """The RP the challenge was made for, from the answer's own ``origin``."""
+    try:
+        response = credential["response"]
+        raw = base64url_to_bytes(response["clientDataJSON"])
+        origin = json.loads(raw)["origin"]
+    except _MALFORMED as exc:
+        raise FactorInvalid() from exc
+    if not isinstance(origin, str) or not hmac.compare_digest(
+        _origin_hash(origin), pending.origin_hash
+    ):
+        raise FactorInvalid()
+    host = urlsplit(origin).hostname
+    if not host:
+        raise FactorInvalid()
+    return RelyingParty(id=host, origin=origin, timeout_ms=timeout_ms)
+
+
+def _take_challenge(db: Session, *, row: AuthSession, purpose: int, now: Clock) -> _Pending:
+    """Use up ``row``'s challenge (committed at once: a failed answer burns it too)."""
+    blob = row.challenge
+    pending = _unpack(blob)
+    taken = db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == row.id, AuthSession.challenge == blob)
+        .values(challenge=None)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(taken) != 1:
+        db.rollback()
+        raise FactorInvalid()
+    db.commit()
+    db.refresh(row)
+    if pending.purpose != purpose:
+        raise FactorInvalid()
+    if pending.issued_at + int(CHALLENGE_TTL.total_seconds()) <= int(now().timestamp()):
+        raise FactorInvalid("the passkey request expired: try again")
+    return pending
+
+
+def _put_challenge(
+    db: Session, *, row: AuthSession, purpose: int, rp: RelyingParty, now: Clock
+) -> bytes:
+    challenge = new_challenge()
+    row.challenge = _pack(purpose, now(), rp, challenge)
+    db.commit()
+    return challenge
+
+
+def user_handle(user: User) -> bytes:
+    """The WebAuthn user handle: the account id (random, not the email)."""
+    return user.id.encode("ascii")
+
+
+def _passkeys(db: Session, user_id: str) -> list[UserFactor]:
+    return list(
+        db.scalars(
+            select(UserFactor)
+            .where(
+                UserFactor.user_id == user_id,
+                UserFactor.kind == "passkey",
+                UserFactor.confirmed_at.is_not(None),
+            )
+            .order_by(UserFactor.created_at, UserFactor.id)
+        )
+    )
+
+
+def _stored(factor: UserFactor) -> StoredCredential:
+    assert factor.credential_id is not None and factor.credential_public_key is not None
+    return StoredCredential(
+        credential_id=factor.credential_id,
+        public_key=factor.credential_public_key,
+        sign_count=factor.sign_count,
+        transports=list(factor.transports or []),
+    )
+
+
+def _count_factors(db: Session, user_id: str) -> int:
+    count = db.scalar(
+        select(func.count()).select_from(UserFactor).where(UserFactor.user_id == user_id)
+    )
+    return int(count or 0)
+
+
+def start_registration(
+    db: Session, *, user: User, session: AuthSession, rp: RelyingParty, now: Clock = utcnow
+) -> dict[str, Any]:
+    """Creation options for a new passkey of ``user``; the challenge goes on ``session``."""
+    if _count_factors(db, user.id) >= factors.MAX_FACTORS:
+        raise TooManyFactors()
+    existing = [_stored(f) for f in _passkeys(db, user.id)]
+    challenge = _put_challenge(db, row=session, purpose=PURPOSE_REGISTER, rp=rp, now=now)
+    return registration_options(
+        rp,
+        user_handle=user_handle(user),
+        user_name=user.email,
+        existing=existing,
+        challenge=challenge,
+    )
+
+
+def finish_registration(
+    db: Session,
+    *,
+    user: User,
+    session: AuthSession,
+    label: str,
+    credential: Mapping[str, Any],
+    address: str | None = None,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    now: Clock = utcnow,
+) -> factors.Confirmed:
+    """Check the authenticator's answer and enrol the passkey (confirmed at once: the
+    answer to a fresh challenge is its first use). Audited ``auth.factor_added``."""
+    pending = _take_challenge(db, row=session, purpose=PURPOSE_REGISTER, now=now)
+    rp = _claimed_rp(credential, pending, timeout_ms)
+    new = verify_registration(rp, credential=credential, challenge=pending.challenge)
+    if _count_factors(db, user.id) >= factors.MAX_FACTORS:
+        raise TooManyFactors()
+    taken = db.scalar(select(UserFactor.id).where(UserFactor.credential_id == new.credential_id))
+    if taken is not None:
+        raise PasskeyTaken()
+    factor = UserFactor(
+        user_id=user.id,
+        kind="passkey",
+        label=label,
+        credential_id=new.credential_id,
+        credential_public_key=new.public_key,
+        sign_count=new.sign_count,
+        transports=new.transports,
+        created_at=now(),
+    )
+    db.add(factor)
+    try:
+        db.flush()
+    except IntegrityError as exc:  # the same credential enrolled by a racing request
+        db.rollback()
+        raise PasskeyTaken() from exc
+    return factors.confirm_factor(db, user=user, factor=factor, address=address, now=now)
+
+
+def _pending_login(db: Session, pending_token: str, now: Clock) -> AuthSession:
+    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(pending_token)))
+    if (
+        row is None
+        or row.kind != "factor"
+        or row.revoked_at is not None
+        or row.expires_at <= now()
+        or (row.attempts or 0) >= MAX_FACTOR_ATTEMPTS
+    ):
+        raise FactorExpired()
+    return row
+
+
+def login_options(
+    db: Session, *, pending_token: str, rp: RelyingParty, now: Clock = utcnow
+) -> dict[str, Any]:
+    """Request options for the second step of a login (the pending login's passkeys)."""
+    row = _pending_login(db, pending_token, now)
+    allowed = [_stored(f) for f in _passkeys(db, row.user_id)]
+    if not allowed:
+        raise FactorNotFound("this account has no passkey")
+    challenge = _put_challenge(db, row=row, purpose=PURPOSE_LOGIN, rp=rp, now=now)
+    return authentication_options(rp, allowed=allowed, challenge=challenge)
+
+
+def proof_options(
+    db: Session, *, user: User, session: AuthSession, rp: RelyingParty, now: Clock = utcnow
+) -> dict[str, Any]:
+    """Request options for proving a passkey to a sensitive action (``verify_proof``)."""
+    allowed = [_stored(f) for f in _passkeys(db, user.id)]
+    if not allowed:
+        raise FactorNotFound("this account has no passkey")
+    challenge = _put_challenge(db, row=session, purpose=PURPOSE_PROOF, rp=rp, now=now)
+    return authentication_options(rp, allowed=allowed, challenge=challenge)
+
+
+def verify_for(
+    db: Session,
+    user: User,
+    credential: dict[str, Any],
+    row: AuthSession | None,
+    now: Clock = utcnow,
+) -> UserFactor:
+    """``factors.verify_proof``'s passkey branch: check an assertion of ``user`` against
+    the challenge on ``row`` (a pending login, or the user's session for a proof).
+
+    The challenge is used up and committed first; the new sign count and ``last_used_at``
+    are left in ``db`` for the caller's commit.
+    """
+    if row is None or row.user_id != user.id or row.kind not in ("factor", "session"):
+        raise FactorInvalid()
+    purpose = PURPOSE_LOGIN if row.kind == "factor" else PURPOSE_PROOF
+    pending = _take_challenge(db, row=row, purpose=purpose, now=now)
+    rp = _claimed_rp(credential, pending, DEFAULT_TIMEOUT_MS)
+    wanted = credential_id_of(credential)
+    factor = next((f for f in _passkeys(db, user.id) if f.credential_id == wanted), None)
+    if factor is None:
+        raise FactorInvalid()
+    count = verify_assertion(
+        rp,
+        credential=credential,
+        challenge=pending.challenge,
+        stored=_stored(factor),
+        user_handle=user_handle(user),
+    )
+    # The count moves forward only (or stays 0 for authenticators without a counter),
+    # compared in the UPDATE: of two racing answers with one count, one gets through.
+    moved = db.execute(
+        update(UserFactor)
+        .where(
+            UserFactor.id == factor.id,
+            UserFactor.sign_count < count if count > 0 else UserFactor.sign_count == 0,
+        )
+        .values(sign_count=count, last_used_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(moved) != 1:
+        raise FactorInvalid()
+    db.refresh(factor)
+    return factor
+
+
+factors.passkey_verifier = verify_for
