@@ -10,12 +10,15 @@ server log are then searched for those secrets.
 
 from __future__ import annotations
 
+import base64
 import os
+import time
 import unicodedata
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 
 from hygieia import crypto
 from hygieia.client import account as acct
@@ -156,6 +159,22 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         assert opened[0].attachment.read_bytes() == content
         link_key = decode_link(link).key
 
+        # Exporting the key is purely local: no request may carry it.
+        exported = acct.export_key(after, PASSWORDS[2])
+        assert "PRIVATE KEY" in exported
+
+        # Second factors (protocol §10): enrol TOTP, log in with a code, renew the backup
+        # codes. The TOTP secret is the server's to know, but only sealed at rest: no
+        # row, file or log may hold it in clear.
+        started = api.start_totp("Zq7 phone")
+        totp = pyotp.TOTP(started.secret)
+        confirmed = api.confirm_totp(started.factor_id, totp.now())
+        assert confirmed.backup_codes is not None
+        acct.login(api, email, PASSWORDS[2], factor=lambda ch: ("totp", totp.at(time.time() + 30)))
+        assert len(api.factors().factors) == 1
+        proof = acct.factor_proof(confirmed.backup_codes[0])
+        api.renew_backup_codes(acct.password_proof(api, PASSWORDS[2]), proof)
+
         # A passkey (protocol §10) enrolled and used to log in, as the web app does it
         # (by http://localhost:PORT: an IP address can't be a WebAuthn RP ID). Only its
         # public key goes up; its private key must never travel.
@@ -176,22 +195,20 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         step = web.post("/auth/login", json={"email": email, "auth_key": auth_key}).json()
         token = step["pending_token"]
         options = web.post("/auth/login/passkey/options", json={"pending_token": token})
-        proof = passkey.assert_(options.json()["options"], origin=origin)
+        assertion = passkey.assert_(options.json()["options"], origin=origin)
         done = web.post(
             "/auth/login/factor",
-            json={"pending_token": token, "method": "passkey", "credential": proof},
+            json={"pending_token": token, "method": "passkey", "credential": assertion},
         )
         assert done.status_code == 200, done.text
         secrets.add(
             "passkey_private_key",
             passkey.key.private_numbers().private_value.to_bytes(32, "big"),
         )
-
-        # Exporting the key is purely local: no request may carry it.
-        exported = acct.export_key(after, PASSWORDS[2])
-        assert "PRIVATE KEY" in exported
         api.logout()
 
+    secrets.add("totp_secret", started.secret)
+    secrets.add("totp_secret.bytes", base64.b32decode(started.secret))
     secrets.add("session_key", session_key)
     secrets.add("link_key", link_key)
     secrets.add("link_label", LINK_LABEL)

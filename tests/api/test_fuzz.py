@@ -204,6 +204,15 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         "/api/v1/emergency/access/{access_id}/records/{record_id}",
         "/api/v1/emergency/access/{access_id}/records/{record_id}/content",
     } <= paths
+    # So is every second-factor route (protocol §10).
+    assert {
+        "/api/v1/auth/login/factor",
+        "/api/v1/auth/factors",
+        "/api/v1/auth/factors/totp",
+        "/api/v1/auth/factors/totp/{factor_id}/confirm",
+        "/api/v1/auth/factors/{factor_id}/remove",
+        "/api/v1/auth/factors/backup-codes",
+    } <= paths
     # And the passkey routes (protocol §10), asked as http://localhost:PORT: an IP address
     # can't be a WebAuthn RP ID, so by 127.0.0.1 they would stop at passkey_unavailable.
     passkey_paths = {

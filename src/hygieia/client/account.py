@@ -182,7 +182,13 @@ def signup_request(email: str, password: str, kdf: crypto.KdfParams) -> SignupRe
 def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> LoggedIn:
     """Make ``api`` act with the new session's token from now on."""
     api.token = grant.token
-    return LoggedIn(grant.token, grant.expires_at, grant.account, vault_key=vault_key)
+    return LoggedIn(
+        grant.token,
+        grant.expires_at,
+        grant.account,
+        vault_key=vault_key,
+        factors_removed=grant.factors_removed,
+    )
 
 
 def login(

@@ -355,9 +355,8 @@ def login(
             db, user=user, event="auth.login", address=address, limits=limits, now=now
         )
     # The right password doesn't end the streak while the factor is owed (else each
-    # password login would reset the delays that wrong codes earned): take back only
-    # this attempt.
-    ratelimit.refund(db, pair)
+    # password login would reset the delays that wrong codes earned): its claimed
+    # attempt stays counted and pays for the pending login's first factor attempt.
     token, expires = _issue(db, user=user, kind="factor", ttl=FACTOR_TOKEN_TTL, now=now)
     db.commit()
     return PendingLogin(pending_token=token, methods=methods, expires_at=expires)
@@ -374,8 +373,9 @@ def login_factor(
 ) -> IssuedSession:
     """The second step: a pending login and a factor make a session.
 
-    Each attempt is claimed in the login buckets (the password's) and counted on the
-    pending login before the factor is checked; the fifth failure ends the pending login.
+    Each attempt is counted in the login buckets (the password's) and on the pending
+    login before the factor is checked: the first was claimed by the password step
+    itself, every later one is claimed here. The fifth failure ends the pending login.
     """
     row = db.scalar(
         select(AuthSession)
@@ -392,25 +392,33 @@ def login_factor(
         raise FactorExpired()
     user, row_id = row.user, row.id
     pair, per_address = _login_buckets(limits, email=user.email, address=address)
-    ratelimit.check(db, [pair, per_address], now=now)
-    ratelimit.claim(db, [pair, per_address], now=now)  # commits
-    at = now()
-    counted = db.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == row_id,
-            AuthSession.kind == "factor",
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > at,
-            func.coalesce(AuthSession.attempts, 0) < MAX_FACTOR_ATTEMPTS,
+
+    def count(first: bool) -> bool:
+        at = now()
+        done = db.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == row_id,
+                AuthSession.kind == "factor",
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > at,
+                func.coalesce(AuthSession.attempts, 0) == 0
+                if first
+                else func.coalesce(AuthSession.attempts, 0) < MAX_FACTOR_ATTEMPTS,
+            )
+            .values(attempts=func.coalesce(AuthSession.attempts, 0) + 1)
+            .execution_options(synchronize_session=False)
         )
-        .values(attempts=func.coalesce(AuthSession.attempts, 0) + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(counted) != 1:
-        db.rollback()
-        raise FactorExpired()
-    db.commit()
+        db.commit()
+        return rowcount(done) == 1
+
+    claimed = not count(first=True)  # the first attempt was paid for by the password step
+    if claimed:
+        ratelimit.check(db, [pair, per_address], now=now)
+        ratelimit.claim(db, [pair, per_address], now=now)  # commits
+        if not count(first=False):
+            raise FactorExpired()
+    at = now()
     db.refresh(row)
     try:
         factors.verify_proof(db, user=user, proof=proof, session=row, address=address, now=now)
@@ -443,7 +451,8 @@ def login_factor(
     if rowcount(consumed) != 1:
         db.rollback()
         raise FactorExpired()
-    ratelimit.refund(db, per_address)
+    if claimed:
+        ratelimit.refund(db, per_address)
     return _open_session(db, user=user, event="auth.login", address=address, limits=limits, now=now)
 
 
