@@ -124,4 +124,30 @@ export class Api {
   recoverComplete(body) {
     return this.json('POST', '/auth/recover/complete', { json: body });
   }
+
+  // ---- second factors (protocol §10) ----
+  loginFactor(pendingToken, { method, code }) {
+    return this.json('POST', '/auth/login/factor', {
+      json: { pending_token: pendingToken, method, code },
+    });
+  }
+  factors() {
+    return this.json('GET', '/auth/factors');
+  }
+  startTotp(label) {
+    return this.json('POST', '/auth/factors/totp', { json: label ? { label } : {} });
+  }
+  confirmTotp(factorId, code) {
+    return this.json('POST', `/auth/factors/totp/${encodeURIComponent(factorId)}/confirm`, {
+      json: { code },
+    });
+  }
+  removeFactor(factorId, body) {
+    return this.json('POST', `/auth/factors/${encodeURIComponent(factorId)}/remove`, {
+      json: body,
+    });
+  }
+  renewBackupCodes(body) {
+    return this.json('POST', '/auth/factors/backup-codes', { json: body });
+  }
 }
