@@ -52,6 +52,10 @@ def test_relying_party() -> None:
         public_url="https://vault.example.org", scheme="http", host="127.0.0.1:8000"
     )
     assert rp.id == "vault.example.org" and rp.origin == "https://vault.example.org"
+    rp = passkeys.relying_party(public_url="", scheme="https", host="vault.example.org:443")
+    assert rp.origin == "https://vault.example.org"  # as the browser writes it
+    rp = passkeys.relying_party(public_url="", scheme="http", host="localhost:443")
+    assert rp.origin == "http://localhost:443"
     for host in ("127.0.0.1:8000", "[::1]:8000", "10.0.0.1"):
         with pytest.raises(PasskeyUnavailable):
             passkeys.relying_party(public_url="", scheme="http", host=host)

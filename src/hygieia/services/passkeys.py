@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -85,7 +86,17 @@ DEFAULT_TIMEOUT_MS = 120_000
 MAX_CREDENTIAL_ID = 1023  # WebAuthn: credential ids are at most 1023 bytes
 
 # What a malformed answer can raise inside the library (base64, CBOR, JSON, structs).
-_MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, AttributeError)
+_MALFORMED = (
+    WebAuthnException,
+    InvalidSignature,
+    UnsupportedAlgorithm,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    OverflowError,
+    struct.error,
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,12 @@ def relying_party(
         name = (parts.hostname or "").lower()
     else:
         netloc = host.strip().lower()
-        origin = f"{scheme.lower()}://{netloc}"
+        scheme = scheme.lower()
+        # A browser's origin leaves the default port out; a Host header may carry it.
+        default = {"http": ":80", "https": ":443"}.get(scheme)
+        if default and netloc.endswith(default):
+            netloc = netloc[: -len(default)]
+        origin = f"{scheme}://{netloc}"
         name = (urlsplit(origin).hostname or "").lower()
     if not name or _is_ip(name):
         raise PasskeyUnavailable()
