@@ -12,15 +12,20 @@ What this module decides (protocol §10, "Passkeys"):
   compared exactly (scheme, host and port). WebAuthn refuses IP addresses as RP IDs, so
   a server reached as ``http://127.0.0.1:8000`` answers 400 ``passkey_unavailable``:
   use ``http://localhost:8000`` (a secure context) or a real name over HTTPS.
-- **Challenges** are 32 random bytes made here, stored by the caller, used once and
-  dead after :data:`CHALLENGE_TTL`.
+- **Challenges** are 32 random bytes made here and kept on the ``sessions`` row they
+  belong to (the pending login, or the caller's own session for an enrolment or a
+  proof), with their purpose, time and origin; used up (committed) before an answer is
+  checked, dead after :data:`CHALLENGE_TTL`.
 - **User verification** is "preferred": asked for, not required (the password was
   already proven; a security key without a PIN still works as a second factor).
 - **Sign count**: an assertion whose counter does not grow past the stored one (when
   either is non-zero) is refused as a possible clone.
-- **Binding**: a credential is accepted only for the account it was enrolled on (the
-  caller looks it up by id among the account's factors; a ``userHandle``, if the
-  authenticator sends one, must be that account's).
+- **Binding**: a credential is accepted only for the account it was enrolled on (it
+  is looked up by id among the account's passkeys; a ``userHandle``, if the
+  authenticator sends one, must be that account's id).
+
+:func:`verify_for` is installed as ``services.factors.passkey_verifier``: the passkey
+branch of ``verify_proof`` (login's second step, sensitive actions).
 
 Every malformed or wrong answer raises :class:`hygieia.errors.FactorInvalid`; the
 library's messages never reach the client.
