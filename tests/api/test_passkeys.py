@@ -224,6 +224,21 @@ def test_expired_and_missing_challenges(live: LiveApp) -> None:
     _refused(_login_factor(web, pending, auth.assert_(options, origin=web.origin)))
     # an unknown pending token gets no options
     _refused(web.post("/auth/login/passkey/options", {"pending_token": "A" * 43}), "factor_expired")
+    # nor does a session token (not a pending login), nor a completed pending login
+    session_token = web.http.headers["authorization"].split()[1]
+    _refused(
+        web.post("/auth/login/passkey/options", {"pending_token": session_token}),
+        "factor_expired",
+    )
+    pending = _pending(web)
+    done = _login_factor(
+        web, pending, auth.assert_(_login_options(web, pending), origin=web.origin)
+    )
+    assert done.status_code == 200, done.text
+    _refused(
+        web.post("/auth/login/passkey/options", {"pending_token": pending["pending_token"]}),
+        "factor_expired",
+    )
 
 
 def test_registration_refusals(live: LiveApp) -> None:
