@@ -87,6 +87,11 @@ def test_enrol_log_in_with_a_code_and_remove(web):
     page.get_by_role("button", name="Settings").click()
     page.wait_for_selector("#form-factor-proof:not([hidden])")
     page.locator("#fp-password").fill(PASSWORD)
+    page.locator("#fp-code").fill(codes[0])  # used already: refused, and still logged in
+    page.locator("#factors-list").get_by_role("button", name="Remove").click()
+    page.locator("#confirm-ok").click()
+    assert "not right" in flows.flash_text(web)
+    assert page.locator("#nav").is_visible() and page.locator("#factors-list li").count() == 1
     page.locator("#fp-code").fill(codes[2])
     page.locator("#factors-list").get_by_role("button", name="Remove").click()
     page.locator("#confirm-ok").click()
