@@ -140,6 +140,29 @@ def test_enrol_log_in_and_refuse_wrong_or_absent_authenticators(web: PageHandle)
     )
     page.get_by_role("button", name="Use passkey").click()
     flows.list_ready(web)
+
+    # Remove it with the password and the passkey itself (the code field left empty):
+    # first with no authenticator present (refused, still signed in), then with it.
+    page.get_by_role("button", name="Settings").click()
+    page.wait_for_selector("#form-factor-proof:not([hidden])")
+    back.remove()
+    page.locator("#fp-password").fill(PASSWORD)
+    page.locator("#factors-list").get_by_role("button", name="Remove").click()
+    page.locator("#confirm-ok").click()
+    assert "No passkey answered" in flows.flash_text(web)
+    assert page.locator("#nav").is_visible() and page.locator("#factors-list li").count() == 1
+    again = add_authenticator(cdp)
+    cdp.send(
+        "WebAuthn.addCredential",
+        {"authenticatorId": again.id, "credential": {**_exported(enrolled), "signCount": 60}},
+    )
+    page.locator("#factors-list").get_by_role("button", name="Remove").click()
+    page.locator("#confirm-ok").click()
+    page.wait_for_selector("#factors-empty:not([hidden])")
+    (removal,) = flows.json_bodies(web, "/remove")
+    assert removal["factor"]["method"] == "passkey" and set(removal) == {"auth_key", "factor"}
+    flows.logout(web)
+    flows.login(web, email, PASSWORD)  # the password alone again
     assert web.problems == []
 
 
