@@ -63,6 +63,15 @@ class InvalidHost(BadRequest):
     code, detail = "invalid_host", "this server does not answer to that host name"
 
 
+class PasskeyUnavailable(BadRequest):
+    """WebAuthn needs a host name as RP ID: not an IP address (services/passkeys.py)."""
+
+    code, detail = (
+        "passkey_unavailable",
+        "passkeys need this server reached by a host name (e.g. localhost), not an IP address",
+    )
+
+
 # --- 401 -------------------------------------------------------------------------------
 class Unauthorized(HygieiaError):
     code, status, detail = "unauthorized", 401, "authentication required"
@@ -153,6 +162,12 @@ class EmailTaken(Conflict):
     # One answer whichever unique value clashed (email or key), so that sign-up can't
     # tell an existing email from anything else (security review, finding 3).
     code, detail = "email_taken", "an account with this email or key exists"
+
+
+class PasskeyTaken(Conflict):
+    """A passkey whose credential id is already enrolled (on this or another account)."""
+
+    code, detail = "passkey_taken", "this passkey is already enrolled"
 
 
 class NoPendingRequest(Conflict):

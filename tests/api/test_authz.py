@@ -52,6 +52,8 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
         }
     if route == "/emergency/contacts":
         return {"email": "bob@example.org", "wait_days": 7, "sealed_vault_key": "AQ=="}
+    if route == "/auth/factors/passkey":
+        return {"label": "Key", "credential": {"id": "AA", "rawId": "AA", "response": {}}}
     if route == "/users/key":
         return {"email": "alice@example.org"}
     if route == "/grants":
@@ -84,6 +86,10 @@ ROUTES = [
     ("POST", f"/auth/factors/totp/{RID}/confirm"),
     ("POST", f"/auth/factors/{RID}/remove"),
     ("POST", "/auth/factors/backup-codes"),
+    # Passkeys (protocol §10).
+    ("POST", "/auth/factors/passkey/options"),
+    ("POST", "/auth/factors/passkey"),
+    ("POST", "/auth/factors/proof/passkey-options"),
     # Sharing (protocol §7).
     ("POST", "/grants"),
     ("GET", "/grants"),

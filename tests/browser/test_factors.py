@@ -21,13 +21,10 @@ def _wrong_code(totp: pyotp.TOTP) -> str:
     return next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
 
 
-def test_enrol_log_in_with_a_code_and_remove(web):
+def _enrol(web) -> tuple[pyotp.TOTP, list[str]]:
+    """Settings → add an authenticator app: the QR code and the secret are shown, a
+    wrong first code is refused in the page, the right one confirms."""
     page = web.page
-    web.goto()
-    email = "two-factor@example.org"
-    flows.signup(web, email, PASSWORD)
-
-    # Enrol: the QR code and the secret are shown; the first code confirms.
     page.get_by_role("button", name="Settings").click()
     page.wait_for_selector("#factors-empty:not([hidden])")
     page.get_by_role("button", name="Add an authenticator app").click()
@@ -48,6 +45,16 @@ def test_enrol_log_in_with_a_code_and_remove(web):
     assert page.locator("#backup-codes-list li").count() == 0
     assert page.locator("#factors-list li").count() == 1
     assert "Backup codes left: 10" in page.locator("#factors-backup-left").inner_text()
+    return totp, codes
+
+
+def test_enrol_log_in_with_a_code_and_remove(web):
+    page = web.page
+    web.goto()
+    email = "two-factor@example.org"
+    flows.signup(web, email, PASSWORD)
+
+    totp, codes = _enrol(web)
     (confirm,) = flows.json_bodies(web, "/confirm")
     assert set(confirm) == {"code"}
 
@@ -99,3 +106,22 @@ def test_enrol_log_in_with_a_code_and_remove(web):
     assert "removed" in flows.flash_text(web)
     flows.logout(web)
     flows.login(web, email, PASSWORD)
+
+
+def test_recovery_removes_factors_and_says_so(web):
+    page = web.page
+    web.goto()
+    email = "two-factor-recover@example.org"
+    code = flows.signup(web, email, PASSWORD)
+    _enrol(web)
+    flows.logout(web)
+    page.get_by_role("tab", name="Recover").click()
+    page.locator("#recover-email").fill(email)
+    page.locator("#recover-code").fill(code)
+    page.locator("#recover-password").fill(PASSWORD + " again")
+    page.locator("#recover-password2").fill(PASSWORD + " again")
+    page.get_by_role("button", name="Set new password").click()
+    page.wait_for_selector("#view-records:not([hidden])")
+    assert "second factors were removed" in flows.flash_text(web)
+    flows.logout(web)
+    flows.login(web, email, PASSWORD + " again")  # no code asked

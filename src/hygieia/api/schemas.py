@@ -272,6 +272,19 @@ class SensitiveProof(Strict):
         return None if self.factor is None else self.factor.proof()
 
 
+class PasskeyCreate(Strict):
+    """``navigator.credentials.create()``'s answer (``RegistrationResponseJSON``)."""
+
+    label: FactorLabel = "Passkey"
+    credential: Credential
+
+
+class PasskeyOptionsPublic(Public):
+    """WebAuthn options as JSON (``PublicKeyCredential{Creation,Request}OptionsJSON``)."""
+
+    options: dict[str, Any]
+
+
 class BackupCodesPublic(Public):
     backup_codes: list[str]
 

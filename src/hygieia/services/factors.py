@@ -12,8 +12,8 @@ account): :func:`verify_proof`. Nothing about the password or the keys changes.
   conditional update, so a replayed (or raced) code is refused.
 - Backup codes: ten per account, 60 random bits each (12 base32 characters), shown
   once; only a salted HMAC-SHA-256 of each is kept; each works once.
-- Passkeys are lane ``passkeys``'s: :func:`verify_proof` hands ``method == "passkey"``
-  to :data:`passkey_verifier`, which refuses until that lane installs one.
+- Passkeys (WebAuthn) plug in here: :func:`verify_proof` hands ``method == "passkey"``
+  to :data:`passkey_verifier`, which refuses until a passkey module installs one.
 
 Nothing here logs or audits a secret, a code or a token; audit ``detail`` holds at most
 ``{factor_id, kind, label}``.
@@ -86,7 +86,7 @@ class FactorList:
     backup_codes_left: int
 
 
-#: Checks a passkey assertion (lane ``passkeys`` installs the real one). Arguments: the
+#: Checks a passkey assertion (the passkey module installs the real one). Arguments: the
 #: database, the account, the assertion, the row holding the challenge, the clock.
 #: Returns the factor used, or raises :class:`FactorInvalid`.
 PasskeyVerifier = Callable[[Session, User, dict[str, Any], AuthSession | None, Clock], UserFactor]
@@ -277,7 +277,7 @@ def confirm_totp(
 def _confirm(
     db: Session, *, user: User, factor: UserFactor, address: str | None, now: Clock
 ) -> Confirmed:
-    """Mark ``factor`` confirmed (audited, committed). Shared with lane ``passkeys``."""
+    """Mark ``factor`` confirmed (audited, committed); passkey enrolment uses it too."""
     first = not has_factors(db, user.id)
     factor.confirmed_at = now()
     codes = _replace_backup_codes(db, user_id=user.id, now=now) if first else None

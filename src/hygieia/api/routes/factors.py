@@ -1,6 +1,6 @@
 """Second-factor routes (protocol §10): list, TOTP enrolment, removal, backup codes.
 
-The login's second step is in ``routes.auth``; passkey routes are lane ``passkeys``'s.
+The login's second step is in ``routes.auth``; passkey routes live with the passkey code.
 """
 
 from __future__ import annotations

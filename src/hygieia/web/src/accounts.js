@@ -3,6 +3,7 @@
 // auth_key, public key, locked key, wrapped vault keys and salts only. What the server
 // says to derive with is vetted first (kdf-trust.js); new passwords must pass
 // passwords.js.
+import * as passkeys from './passkeys.js';
 import * as c from './crypto/index.js';
 import { forgetKdf, rememberKdf, vetKdf } from './kdf-trust.js';
 import { MIN_PASSWORD, passwordProblem, requireStrongPassword } from './passwords.js';
@@ -105,9 +106,11 @@ export function factorAnswer(code) {
  * gets a new one).
  *
  * Returns `{ factorRequired: false }` once logged in, or, for an account with a second
- * factor (protocol §10), `{ factorRequired: true, methods, finish(code), discard() }`:
- * no session exists until `finish` gets a right code (it may be called again after a
- * wrong one). The password's wrap key waits in that closure, and is wiped by either.
+ * factor (protocol §10), `{ factorRequired: true, methods, finish(code),
+ * finishWithPasskey(), discard() }`: no session exists until `finish` gets a right code
+ * or `finishWithPasskey` a passkey's answer (either may be called again after a wrong
+ * one). The password's wrap key waits in that closure, and is wiped by `discard` or
+ * once logged in.
  */
 export async function login(api, { email, password, acceptNewSalt = false }) {
   email = normEmail(email);
@@ -143,13 +146,18 @@ export async function login(api, { email, password, acceptNewSalt = false }) {
     methods: answer.methods,
     async finish(code) {
       if (done) throw new Error('this login step is over');
-      const sess = await api.loginFactor(answer.pending_token, factorAnswer(code));
+      const proof = typeof code === 'string' ? factorAnswer(code) : code;
+      const sess = await api.loginFactor(answer.pending_token, proof);
       done = true;
       try {
         await enter(sess);
       } finally {
         c.wipe(wrapKey);
       }
+    },
+    async finishWithPasskey() {
+      if (done) throw new Error('this login step is over');
+      await this.finish(await passkeys.loginProof(api, answer.pending_token));
     },
     discard() {
       done = true;

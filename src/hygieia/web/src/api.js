@@ -144,10 +144,27 @@ export class Api {
   }
 
   // ---- second factors (protocol §10) ----
-  loginFactor(pendingToken, { method, code }) {
+  loginFactor(pendingToken, { method, code, credential }) {
     return this.json('POST', '/auth/login/factor', {
-      json: { pending_token: pendingToken, method, code },
+      json: { pending_token: pendingToken, method, code, credential },
     });
+  }
+  // passkeys (protocol §10, "Passkeys"); the ceremonies are in passkeys.js
+  passkeyCreationOptions() {
+    return this.json('POST', '/auth/factors/passkey/options', { json: {} });
+  }
+  addPasskey(label, credential) {
+    return this.json('POST', '/auth/factors/passkey', {
+      json: label ? { label, credential } : { credential },
+    });
+  }
+  passkeyLoginOptions(pendingToken) {
+    return this.json('POST', '/auth/login/passkey/options', {
+      json: { pending_token: pendingToken },
+    });
+  }
+  passkeyProofOptions() {
+    return this.json('POST', '/auth/factors/proof/passkey-options', { json: {} });
   }
   factors() {
     return this.json('GET', '/auth/factors');

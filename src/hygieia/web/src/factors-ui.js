@@ -1,17 +1,20 @@
 // Settings → Two-factor authentication (protocol §10): enrol an authenticator app (QR
-// code, first code checked here with otpauth and then by the server), show the backup
-// codes once, list and remove factors, make new backup codes. Removing and renewing
-// need the password proof (auth_key, derived here) and a current factor.
+// code, first code checked here with otpauth and then by the server) or a passkey
+// (passkeys.js), show the backup codes once, list and remove factors, make new backup
+// codes. Removing and renewing need the password proof (auth_key, derived here) and a
+// current factor: a code, or (with the code left empty) a passkey.
 import * as OTPAuth from 'otpauth';
 import QRCode from 'qrcode';
 import * as accounts from './accounts.js';
 import { ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
+import { PasskeyError, actionProof, enrolPasskey } from './passkeys.js';
 import { session } from './session.js';
 import { $, confirmDialog, el, flash, invalid, withBusy } from './ui.js';
 
 let ctx = null;
 let enrolment = null; // { factorId, totp } while a new authenticator waits for its code
+let hasPasskey = false; // the account has a passkey: an empty code field means "use it"
 
 /** The server's otpauth URI, checked: a TOTP of the usual shape for the secret shown. */
 function checkedTotp(started) {
@@ -54,13 +57,15 @@ async function proofs() {
     invalid($('fp-password'), 'Enter your password.');
     return null;
   }
-  if (!$('fp-code').value.trim()) {
+  const code = $('fp-code').value.trim();
+  if (!code && !hasPasskey) {
     invalid($('fp-code'), 'Enter a current authenticator code or a backup code.');
     return null;
   }
   try {
     const authKey = await accounts.passwordProof($('fp-password').value);
-    return { auth_key: authKey, factor: accounts.factorAnswer($('fp-code').value) };
+    const factor = code ? accounts.factorAnswer(code) : await actionProof(ctx.api);
+    return { auth_key: authKey, factor };
   } catch (err) {
     if (err instanceof DecryptionError) {
       invalid($('fp-password'), 'Your password is not correct.');
@@ -71,9 +76,17 @@ async function proofs() {
 }
 
 function proofError(err) {
+  if (err instanceof PasskeyError) {
+    flash(err.message);
+    return false;
+  }
   if (err instanceof ApiError && err.status === 401) {
     if (err.code === 'invalid_credentials') {
       return invalid($('fp-password'), 'Your password is not correct.');
+    }
+    if (!$('fp-code').value.trim() && hasPasskey) {
+      flash('The server did not accept that passkey.');
+      return false;
     }
     return invalid($('fp-code'), 'That code is not right (or was used already).');
   }
@@ -104,6 +117,7 @@ async function removeFactor(factor) {
 export async function renderFactors() {
   const listed = await ctx.api.factors();
   const items = listed.factors;
+  hasPasskey = items.some((f) => f.kind === 'passkey');
   $('factors-empty').hidden = items.length > 0;
   $('form-factor-proof').hidden = items.length === 0;
   $('fp-email').value = session.account.email;
@@ -112,13 +126,14 @@ export async function renderFactors() {
   $('factors-list').replaceChildren(
     ...items.map((f) => {
       const used = f.last_used_at ? new Date(f.last_used_at).toLocaleString() : 'never';
-      const text = `${f.label} · authenticator app · added ${new Date(f.created_at).toLocaleDateString()} · last used ${used}`;
+      const kind = f.kind === 'passkey' ? 'passkey' : 'authenticator app';
+      const text = `${f.label} · ${kind} · added ${new Date(f.created_at).toLocaleDateString()} · last used ${used}`;
       return el(
         'li',
         { class: 'grant', 'data-factor-id': f.id, 'data-kind': f.kind },
         el('span', {
           class: 'grant-who',
-          text: f.kind === 'totp' ? text : `${f.label} · ${f.kind}`,
+          text,
         }),
         el('button', {
           type: 'button',
@@ -183,6 +198,21 @@ export function initFactors(context) {
     if (done.backup_codes) showBackupCodes(done.backup_codes);
     flash('Authenticator app added: logins now ask for its code.', { ok: true });
   });
+  ctx.onSubmit($('form-passkey'), 'Waiting for your passkey…', async () => {
+    const label = $('passkey-label').value.trim();
+    if (!label) return invalid($('passkey-label'), 'Give the passkey a name.');
+    let done;
+    try {
+      done = await enrolPasskey(ctx.api, label);
+    } catch (err) {
+      if (err instanceof PasskeyError) return flash(err.message);
+      throw err;
+    }
+    $('passkey-label').value = 'Passkey';
+    await renderFactors();
+    if (done.backup_codes) showBackupCodes(done.backup_codes);
+    flash('Passkey added: logins can now use it as the second factor.', { ok: true });
+  });
   ctx.onSubmit($('form-factor-proof'), 'Making new backup codes…', async (form) => {
     try {
       const body = await proofs();
@@ -205,4 +235,5 @@ export function resetFactors() {
   $('backup-codes').hidden = true;
   $('factors-list').replaceChildren();
   $('form-factor-proof').reset();
+  hasPasskey = false;
 }

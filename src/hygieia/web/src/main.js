@@ -13,6 +13,7 @@ import {
   leaveOffline,
   offerOffline,
 } from './offline-ui.js';
+import { PasskeyError } from './passkeys.js';
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
@@ -279,7 +280,38 @@ function showFactorStep(pending) {
   $('form-login').hidden = true;
   $('form-factor').hidden = false;
   $('factor-code').value = '';
-  $('factor-code').focus();
+  const passkey = pending.methods.includes('passkey');
+  $('factor-passkey-wrap').hidden = !passkey;
+  if (passkey) $('factor-passkey').focus();
+  else $('factor-code').focus();
+}
+
+/** "Use passkey": the browser asks the authenticator, the server checks its answer. */
+async function usePasskey() {
+  clearFlash();
+  if (!pendingLogin) return endFactorStep();
+  try {
+    await withBusy(
+      'Waiting for your passkey…',
+      () => pendingLogin.finishWithPasskey(),
+      $('form-factor'),
+    );
+  } catch (err) {
+    if (err instanceof PasskeyError) return flash(err.message);
+    if (err instanceof ApiError && err.code === 'factor_invalid') {
+      return flash(
+        'The server did not accept that passkey: it is not one enrolled for this account.',
+      );
+    }
+    if (err instanceof ApiError && err.code === 'factor_expired') {
+      endFactorStep();
+      return flash('The login step expired: log in again.');
+    }
+    return flash(message(err));
+  }
+  pendingLogin = null;
+  $('form-factor').hidden = true;
+  await enterVault();
 }
 
 function endFactorStep() {
@@ -295,6 +327,7 @@ function initFactorStep() {
     clearFlash();
     endFactorStep();
   });
+  $('factor-passkey').addEventListener('click', usePasskey);
   onSubmit($('form-factor'), 'Checking the code…', async () => {
     const code = $('factor-code').value.trim();
     if (!code) return invalid($('factor-code'), 'Enter the code from your app or a backup code.');
