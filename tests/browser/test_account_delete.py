@@ -20,8 +20,9 @@ from hygieia.client import account as acct
 from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.storage import LocalBlobStore
 from tests.browser import flows
-from tests.support.browser import PageHandle
+from tests.support.browser import PageHandle, new_page
 from tests.support.server import running_server
+from tests.support.virtual_authenticator import add_authenticator, webauthn_session
 
 pytestmark = pytest.mark.browser
 
@@ -174,3 +175,53 @@ def test_delete_asks_for_the_second_factor(web: PageHandle, served: tuple[str, P
     assert [b["factor"]["method"] for b in bodies] == ["totp", "totp"]
     with HygieiaClient(url) as api, pytest.raises(ApiError):
         acct.login(api, email, password)
+
+
+@pytest.fixture(scope="module")
+def served_localhost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server by the host name ``localhost``: WebAuthn takes no IP address as its RP."""
+    data_dir = tmp_path_factory.mktemp("leaving-passkey") / "data"
+    with running_server(data_dir, PASSKEY_TIMEOUT_SECONDS="3") as url:
+        yield url.replace("://127.0.0.1:", "://localhost:")
+
+
+def test_delete_with_a_passkey(browser: Any, served_localhost: str) -> None:
+    """An account whose factor is a passkey (Chromium's virtual authenticator): with no
+    authenticator present nothing is deleted and the page stays signed in; with it, the
+    password and the passkey delete the account."""
+    for web in new_page(browser, served_localhost, viewport={"width": 1280, "height": 900}):
+        page = web.page
+        email, password = "passkey.leaving@example.org", "leaving with a passkey 2026"
+        web.goto()
+        cdp = webauthn_session(page)
+        device = add_authenticator(cdp)
+        flows.signup(web, email, password)
+        page.get_by_role("button", name="Settings").click()
+        page.wait_for_selector("#factors-empty:not([hidden])")
+        page.locator("#passkey-label").fill("Laptop key")
+        page.get_by_role("button", name="Add a passkey").click()
+        page.wait_for_selector("#backup-codes:not([hidden])")
+        page.get_by_role("button", name="I saved them").click()
+        (enrolled,) = device.credentials()
+
+        device.remove()  # no authenticator: the browser finds no passkey
+        assert "No passkey answered" in _deletion(web, password, email)
+        assert flows.json_bodies(web, "/auth/account/delete") == []
+        assert page.locator("#nav").is_visible()
+
+        back = add_authenticator(cdp)
+        credential = {k: enrolled[k] for k in ("credentialId", "rpId", "privateKey")}
+        cdp.send(
+            "WebAuthn.addCredential",
+            {
+                "authenticatorId": back.id,
+                "credential": {**credential, "isResidentCredential": False, "signCount": 9},
+            },
+        )
+        page.locator("#flash").evaluate("e => { e.hidden = true; }")
+        assert "was deleted" in _deletion(web, password, email)
+        page.wait_for_selector("#view-auth:not([hidden])")
+        (body,) = flows.json_bodies(web, "/auth/account/delete")
+        assert body["factor"]["method"] == "passkey" and "credential" in body["factor"]
+        flows.submit_login(web, email, password)
+        assert "incorrect" in flows.flash_text(web)

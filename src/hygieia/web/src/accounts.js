@@ -348,11 +348,15 @@ export async function exportSecretKey(passphrase) {
  * Delete the account on the server (protocol §4, "Deleting an account"): the password
  * is checked here first (the vault key must unwrap), then its auth_key, and the second
  * factor if the account has one, are sent (a wrong one's 401 does not end the page's
- * session: api.js). The remembered KDF parameters and salt go with the account.
+ * session: api.js). `factor`: a FactorProof, null, or a function making one (a passkey
+ * assertion). The remembered KDF parameters and salt go with the account.
  */
 export async function deleteAccount(api, { password, factor = null }) {
   const { email } = session.account;
-  await api.deleteAccount({ auth_key: await passwordProof(password), factor });
+  const authKey = await passwordProof(password);
+  // A passkey is asked for only once the password checked out.
+  const proof = typeof factor === 'function' ? await factor() : factor;
+  await api.deleteAccount({ auth_key: authKey, factor: proof });
   api.token = null;
   await forgetKdf(email);
 }

@@ -13,7 +13,7 @@ import {
   leaveOffline,
   offerOffline,
 } from './offline-ui.js';
-import { PasskeyError } from './passkeys.js';
+import { PasskeyError, actionProof } from './passkeys.js';
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
@@ -544,21 +544,28 @@ function initDelete() {
       return invalid($('del-email'), `Type ${email} to confirm.`);
     }
     const code = $('del-factor').value.trim();
-    if (!code && (await api.factors()).factors.length) {
-      $('del-factor-wrap').hidden = false;
-      return invalid(
-        $('del-factor'),
-        'Enter a code from your authenticator app (or a backup code).',
-      );
+    let factor = code ? accounts.factorAnswer(code) : null;
+    if (!code) {
+      const { factors } = await api.factors();
+      if (factors.some((f) => f.kind === 'passkey')) {
+        factor = () => actionProof(api); // the code field left empty: the passkey
+      } else if (factors.length) {
+        $('del-factor-wrap').hidden = false;
+        return invalid(
+          $('del-factor'),
+          'Enter a code from your authenticator app (or a backup code).',
+        );
+      }
     }
     try {
-      await accounts.deleteAccount(api, {
-        password: $('del-password').value,
-        factor: code ? accounts.factorAnswer(code) : null,
-      });
+      await accounts.deleteAccount(api, { password: $('del-password').value, factor });
     } catch (err) {
+      if (err instanceof PasskeyError) return flash(err.message);
       if (err instanceof DecryptionError || err?.code === 'invalid_credentials') {
         return invalid($('del-password'), 'Your password is not correct. Nothing was deleted.');
+      }
+      if (err instanceof ApiError && typeof factor === 'function' && err.status === 401) {
+        return flash('The server did not accept that passkey. Nothing was deleted.');
       }
       if (err instanceof ApiError && err.code?.startsWith('factor_')) {
         $('del-factor-wrap').hidden = false;
