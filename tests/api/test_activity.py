@@ -261,7 +261,7 @@ def _routes(routes: list[Any]) -> Iterator[tuple[str, set[str]]]:
         if inner is not None:
             yield from _routes(list(inner.routes))
         elif isinstance(route, APIRoute):
-            yield route.path, set(route.methods)
+            yield route.path, set(route.methods or ())
 
 
 def test_no_route_edits_or_deletes_audit_events(live: LiveApp) -> None:
