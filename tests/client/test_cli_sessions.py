@@ -83,7 +83,8 @@ def test_audit_json_since_and_kind(cli: Cli) -> None:
     revoked = events[0]
     assert revoked["session_id"] == web_id and revoked["client"] == "cli"
     assert revoked["description"] == activity.describe("auth.session_revoked") != revoked["event"]
-    assert events[3]["client"] == "web" or events[2]["client"] == "web"
+    assert [e["client"] for e in events] == ["cli", "cli", "web", "cli", "cli"]
+    assert events[2]["user_agent"] == WEB_UA
     assert all(e["address"] == "127.0.0.1" for e in events)
     # --since: a date in the future leaves nothing; one in the past keeps everything.
     tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
