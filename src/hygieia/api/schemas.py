@@ -441,7 +441,8 @@ class AuditEventPublic(Public):
     event: str
     at: datetime
     address: str | None
-    client: str
+    #: "cli", "web", "other"; null for events no client caused (protocol §11).
+    client: str | None
     user_agent: str | None
     detail: AuditDetailPublic = Field(default_factory=AuditDetailPublic)
 
@@ -462,7 +463,7 @@ class AuditEventPublic(Public):
             "event": value.event,
             "at": value.at,
             "address": value.address,
-            "client": value.client or "other",
+            "client": value.client,
             "user_agent": value.user_agent,
             "detail": safe,
         }

@@ -1372,7 +1372,9 @@ def _kind(value: str) -> str:
     return value
 
 
-def _client_label(kind: str, user_agent: str | None) -> str:
+def _client_label(kind: str | None, user_agent: str | None) -> str:
+    if kind is None:
+        return ""
     return f"{kind} ({user_agent})" if user_agent else kind
 
 

@@ -319,7 +319,7 @@ class AuditEvent:
     at: str
     address: str | None
     detail: AuditDetail
-    client: str = "other"
+    client: str | None = None
     user_agent: str | None = None
 
 

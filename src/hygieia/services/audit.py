@@ -73,14 +73,15 @@ def _row(
     detail: dict[str, Any] | None,
     at: datetime,
 ) -> dict[str, Any]:
-    c = client or UNKNOWN_CLIENT
+    # No client (maintenance, or another account's doing kept out of the owner's trail):
+    # NULL, not "other", which says some unrecognised client asked.
     return {
         "user_id": user_id,
         "event": event,
         "at": at,
         "address": (address or "")[:64] or None,
-        "client": c.kind,
-        "user_agent": c.user_agent,
+        "client": client.kind if client else None,
+        "user_agent": client.user_agent if client else None,
         "detail": detail or {},
     }
 

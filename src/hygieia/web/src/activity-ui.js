@@ -19,6 +19,7 @@ function when(iso) {
 }
 
 function clientLabel(kind, userAgent) {
+  if (!kind) return ''; // no client caused it (maintenance, another account's doing)
   const name = { cli: 'Command line', web: 'Web browser' }[kind] ?? 'Other client';
   return userAgent ? `${name} (${userAgent})` : name;
 }
