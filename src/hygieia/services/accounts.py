@@ -465,7 +465,9 @@ def login_factor(
     at = now()
     db.refresh(row)
     try:
-        factors.verify_proof(db, user=user, proof=proof, session=row, address=address, now=now)
+        factors.verify_proof(
+            db, user=user, proof=proof, session=row, address=address, client=client, now=now
+        )
     except (FactorInvalid, FactorRequired):
         db.rollback()
         if (row.attempts or 0) >= MAX_FACTOR_ATTEMPTS:
@@ -537,7 +539,9 @@ def prove_sensitive(
         now=now,
     )
     try:
-        factors.verify_proof(db, user=user, proof=proof, session=session, address=address, now=now)
+        factors.verify_proof(
+            db, user=user, proof=proof, session=session, address=address, client=client, now=now
+        )
     except (FactorInvalid, FactorRequired) as exc:
         db.rollback()
         if isinstance(exc, FactorInvalid) and proof is not None:
@@ -941,7 +945,7 @@ def complete_recovery(
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
     # The recovery code stands in for every factor: lost factors must not lock the
     # owner out, and whoever holds the code could remove them anyway (protocol §10).
-    removed = factors.remove_all(db, user_id=user.id, address=address, now=now)
+    removed = factors.remove_all(db, user_id=user.id, address=address, client=client, now=now)
     return _open_session(
         db,
         user=user,
