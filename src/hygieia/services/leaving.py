@@ -59,6 +59,7 @@ from hygieia.db.models import (
 from hygieia.errors import StorageUnavailable
 from hygieia.services import accounts, factors, ratelimit, records
 from hygieia.services.accounts import Limits
+from hygieia.services.audit import UNKNOWN_CLIENT, ClientInfo
 from hygieia.services.common import Clock, utcnow
 from hygieia.storage import BlobStore
 
@@ -95,6 +96,7 @@ def delete_account(
     proof: factors.FactorProof | None,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> Deletion:
     """Prove the password (and factor), delete the account's rows, then its pins.
@@ -111,6 +113,7 @@ def delete_account(
         session=session,
         address=address,
         limits=limits,
+        client=client,
         now=now,
     )
     db.commit()  # the proof succeeded (a TOTP step or backup code is spent), come what may
