@@ -449,7 +449,9 @@ def test_an_upload_racing_the_deletion_leaves_no_pin(
     monkeypatch.setattr(leaving, "_blobs_of", blobs_with_an_upload_in_flight)
     acct.delete_account(api, PW)
     thread.join(timeout=120)
-    assert len(outcome) == 1 and isinstance(outcome[0], Exception), outcome
+    assert len(outcome) == 1 and isinstance(outcome[0], ApiError), outcome
+    # A clear 401, not a 500: the account (and so the session) is gone.
+    assert (outcome[0].status, outcome[0].code) == (401, "token_revoked"), outcome
     assert set(store.pins()) == set()
     counts = _counts(live.engine)
     assert counts["records"] == counts["pending_pins"] == counts["users"] == 0
