@@ -13,6 +13,7 @@ from tests.support.cli import Cli
 from tests.support.gpg import Gpg
 
 PW = "stock gpg cli password 78"
+EXPORT_PP = "a separate passphrase for the exported key, 4 gpg"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,14 +52,15 @@ def test_stock_gpg_opens_what_the_cli_stored(store_cli: Cli, tmp_path: Path) -> 
     assert pkesk.exists()
 
     key = tmp_path / "key.asc"
-    cli.run("key", "export", "-o", str(key), password=PW)
+    # The exported key is locked with a passphrase of its own (never the account password).
+    cli.run("key", "export", "-o", str(key), password=PW, HYGIEIA_EXPORT_PASSPHRASE=EXPORT_PP)
     gpg = Gpg(tmp_path / "gnupg")
     assert gpg.run("--import", str(key)).returncode == 0
     home = gpg.home
     script = recipe_script(tmp_path)
 
     out = tmp_path / "record.out"
-    proc = run_recipe(script, home, raw, pkesk, out, PW)
+    proc = run_recipe(script, home, raw, pkesk, out, EXPORT_PP)
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes() == data
 
@@ -74,7 +76,7 @@ def test_stock_gpg_opens_what_the_cli_stored(store_cli: Cli, tmp_path: Path) -> 
                     fh.write(chunk)
         assert fetched.read_bytes() == raw.read_bytes()
         out2 = tmp_path / "from-ipfs.out"
-        proc = run_recipe(script, home, fetched, pkesk, out2, PW)
+        proc = run_recipe(script, home, fetched, pkesk, out2, EXPORT_PP)
         assert proc.returncode == 0, proc.stderr
         assert out2.read_bytes() == data
 
