@@ -32,6 +32,9 @@ class LoggedIn(SessionGrant):
     """A session and the vault key unwrapped with it (client memory only; never sent)."""
 
     vault_key: bytes = field(repr=False)
+    #: The password-derived key that wraps the vault key (None when the session was
+    #: opened otherwise): it also unwraps a pending key rotation's new vault key.
+    wrap_key: bytes | None = field(default=None, repr=False)
 
     def unlock(self) -> crypto.UnlockedKey:
         return crypto.unlock(self.account.locked_secret_key, self.vault_key)
@@ -148,10 +151,14 @@ def signup_request(email: str, password: str, kdf: crypto.KdfParams) -> SignupRe
     return SignupRequest(body=body, salt=salt, recovery_code=code)
 
 
-def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> LoggedIn:
+def _use_session(
+    api: HygieiaClient, grant: SessionGrant, vault_key: bytes, wrap_key: bytes | None = None
+) -> LoggedIn:
     """Make ``api`` act with the new session's token from now on."""
     api.token = grant.token
-    return LoggedIn(grant.token, grant.expires_at, grant.account, vault_key=vault_key)
+    return LoggedIn(
+        grant.token, grant.expires_at, grant.account, vault_key=vault_key, wrap_key=wrap_key
+    )
 
 
 def login(
@@ -184,7 +191,7 @@ def login(
         # Only now: the vault key unwrapped, so these are the parameters the account's
         # owner chose (a server can't wrap the vault key under a key it can't derive).
         known.put(api.server, answer.account.email, trusted)
-    return _use_session(api, answer, vault_key)
+    return _use_session(api, answer, vault_key, keys.wrap_key)
 
 
 def unlock_vault(
@@ -199,7 +206,13 @@ def unlock_vault(
     trusted = _trusted(api, account.email, account.kdf, account.salt, floor=floor, known=known)
     keys = crypto.derive_keys(password, trusted.salt, trusted.kdf)
     vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, keys.wrap_key)
-    return LoggedIn(token=api.token or "", expires_at="", account=account, vault_key=vault_key)
+    return LoggedIn(
+        token=api.token or "",
+        expires_at="",
+        account=account,
+        vault_key=vault_key,
+        wrap_key=keys.wrap_key,
+    )
 
 
 def change_password(

@@ -175,7 +175,9 @@ class _ProgressFile:
 
 
 #: Metadata fields a re-sealed record measures anew rather than keeps.
-_NOT_KEPT = frozenset({"v", "id", "size", "sha256", "cid", "segments", "segment_size"})
+_NOT_KEPT = frozenset(
+    {"v", "id", "size", "sha256", "cid", "segments", "segment_size", "content_signer"}
+)
 
 
 @dataclass
@@ -492,6 +494,24 @@ def get(
     return meta
 
 
+def content_signer(meta: Mapping[str, Any], default: str) -> str:
+    """The public key that signed a record's content segments.
+
+    ``default`` (the key that signed the metadata) unless the metadata names another:
+    after a key rotation the content, untouched, is still signed by the owner's earlier
+    key, and the metadata, re-sealed and signed by the new key, carries that earlier
+    public key as ``content_signer`` (protocol "Key rotation"). The metadata is verified
+    before this is asked, so the signer named is the owner's word, and the content is
+    bound to the metadata by its CID either way.
+    """
+    named = meta.get("content_signer")
+    if named is None:
+        return default
+    if not isinstance(named, str) or not 0 < len(named) <= crypto.MAX_ARMORED_KEY_SIZE:
+        raise RecordVerificationError("record metadata names an invalid content signer")
+    return named
+
+
 def decrypt_into(
     chunks: Iterator[bytes],
     *,
@@ -511,7 +531,9 @@ def decrypt_into(
     ``offline get`` (from IPFS, :mod:`hygieia.client.kit`) and for records shared with
     me (:mod:`hygieia.client.sharing`).
     """
-    signer = key.public_key if signer_public_key is None else signer_public_key
+    signer = content_signer(
+        meta, key.public_key if signer_public_key is None else signer_public_key
+    )
     digest = hashlib.sha256()
     with _replace_when_done(target, ".hygieia-get-") as out:
         importer, finish = content_cid()

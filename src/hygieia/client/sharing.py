@@ -102,7 +102,9 @@ def owned_session_key(
         reader = recs._StreamReader(chunks, importer, lambda _n: None)
         try:
             for _chunk in crypto.open_segments(
-                cast(BinaryIO, reader), signer_public_key=key.public_key, session_key=session_key
+                cast(BinaryIO, reader),
+                signer_public_key=recs.content_signer(meta, key.public_key),
+                session_key=session_key,
             ):
                 pass
         except crypto.DecryptionError as exc:

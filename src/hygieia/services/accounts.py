@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from hygieia import crypto
-from hygieia.db.models import AuthSession, DecoyKey, ServerSecret, User
+from hygieia.db.models import AuthSession, DecoyKey, KeyRotation, ServerSecret, User
 from hygieia.errors import (
     EmailTaken,
     HygieiaError,
@@ -38,6 +38,7 @@ from hygieia.errors import (
     InvalidRecoveryCode,
     InvalidToken,
     KeyMismatch,
+    RotationPending,
     SaltChanged,
     TokenExpired,
     TokenRevoked,
@@ -406,6 +407,41 @@ def _revoke_all(db: Session, *, user_id: str, except_id: str | None, now: Clock)
     db.execute(stmt.values(revoked_at=now()))
 
 
+def prove_auth_key(
+    db: Session,
+    *,
+    user: User,
+    auth_key: bytes,
+    address: str,
+    limits: Limits,
+    failed_event: str,
+    now: Clock = utcnow,
+) -> None:
+    """A signed-in user's password proof for a sensitive step (key or recovery-code
+    rotation): throttled on the password change's counter, a failure audited as
+    ``failed_event``; committed either way."""
+    attempt = ratelimit.bucket("password", limits.login, user.id, client_key(address))
+    _prove(
+        db,
+        buckets=[attempt],
+        user=user,
+        secret=auth_key,
+        stored_hash=lambda u: u.auth_hash,
+        address=address,
+        failed_event=failed_event,
+        error=InvalidCredentials("current password is wrong"),
+        limits=limits,
+        now=now,
+    )
+    ratelimit.forgive(db, attempt)
+    db.commit()
+
+
+def revoke_other_sessions(db: Session, *, user_id: str, except_id: str, now: Clock) -> None:
+    """Revoke every live session of ``user_id`` but ``except_id`` (not committed)."""
+    _revoke_all(db, user_id=user_id, except_id=except_id, now=now)
+
+
 def change_password(
     db: Session,
     *,
@@ -438,6 +474,10 @@ def change_password(
     ratelimit.forgive(db, attempt)
     db.commit()  # the proof succeeded, whatever becomes of the change
     _check_salt(user, new)  # after the proof: a wrong password learns nothing else
+    if db.get(KeyRotation, user.id) is not None:
+        # The pending vault key is wrapped under the current password's key: finish
+        # the rotation first (services.rotation).
+        raise RotationPending()
     with limits.hashing.slot():
         auth_hash = crypto.hash_secret(new.auth_key)
     _install_password(user, new, kdf, auth_hash)

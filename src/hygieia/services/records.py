@@ -87,7 +87,7 @@ def start_upload(
         key_id = crypto.pkesk_key_id(meta.pkesk)
     except crypto.InvalidFraming as exc:
         raise InvalidRecord("pkesk is not an OpenPGP PKESK packet") from exc
-    if key_id != owner.encryption_key_id:
+    if key_id != owner.encryption_key_id and key_id not in _accepted_key_ids(db, owner):
         raise PkeskMismatch()
     if meta.id is not None and _id_taken(db, meta.id):
         raise RecordIdTaken()
@@ -97,6 +97,14 @@ def start_upload(
         if _stored_bytes(db, owner.id) + meta.size > quota_bytes:
             raise QuotaExceeded()
     return Upload(as_store_set(store), owner=owner, meta=meta, quota_bytes=quota_bytes)
+
+
+def _accepted_key_ids(db: Session, owner: User) -> dict[str, str]:
+    """Encryption key id → fingerprint of the keys the owner's PKESK may name: the
+    account's, and during a key rotation the pending one's (services.rotation)."""
+    from hygieia.services import rotation  # it builds on this module
+
+    return rotation.accepted_key_ids(db, owner)
 
 
 def _id_taken(db: Session, record_id: str) -> bool:
@@ -192,6 +200,15 @@ class Upload:
         db.add(record)
         try:
             db.flush()  # the record's row before its copies' (their foreign key)
+            # Checked again under the account's row lock (a key rotation's commit takes
+            # it): a record sealed to a key its owner no longer has is never indexed.
+            db.execute(select(User.id).where(User.id == owner.id).with_for_update(key_share=True))
+            db.refresh(owner)
+            keys = _accepted_key_ids(db, owner)
+            key_id = crypto.pkesk_key_id(meta.pkesk)
+            if key_id not in keys:
+                raise PkeskMismatch("the account's key changed during the upload")
+            record.key_fingerprint = keys[key_id]
             copies.add_rows(db, record_id=row.id, stores=self._store, pinned=pinned, now=now())
             if self._quota_bytes:
                 # The row is written first: on SQLite that takes the database's write
