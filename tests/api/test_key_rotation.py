@@ -98,7 +98,7 @@ def test_pending_rules_swap_and_commit(live: LiveApp, tmp_path: Path) -> None:
     assert bob.key_rotation().pending is None
     assert _code(lambda: bob.commit_key_rotation({})) == "no_rotation"
     # The optimistic check: the record must be on the key named.
-    new_session = rot._pending_session(session, pending)
+    new_session = acct.pending_session(session, pending)
     new = new_session.unlock()
     _item, meta, session_key = shr.owned_session_key(api, old, ids[1])
     body = {
@@ -154,7 +154,7 @@ def test_commit_needs_every_contact_and_label_resealed(live: LiveApp, tmp_path: 
     contact_id = state.emergency_contact_ids[0]
     # A vault key sealed to someone else than the contact is refused.
     assert state.pending is not None
-    new = rot._pending_session(session, state.pending).unlock()
+    new = acct.pending_session(session, state.pending).unlock()
     wrong = crypto.seal_message(b"x", recipients=[new.public_key], signer=new)
     body = {"emergency_keys": [{"id": contact_id, "sealed_vault_key": to_b64(wrong)}]}
     assert _code(lambda: api.commit_key_rotation(body)) == "pkesk_mismatch"

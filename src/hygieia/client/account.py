@@ -11,13 +11,14 @@ with a silently changed salt. New passwords must pass :mod:`hygieia.client.passw
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from hygieia import crypto
 from hygieia.client.kdf_policy import KdfRefused, KnownKdf, Remembered, kdf_floor, vet_kdf
 from hygieia.client.passwords import check_new_password
-from hygieia.client.sdk import HygieiaClient, NewAccount, SessionGrant
+from hygieia.client.sdk import HygieiaClient, NewAccount, PendingKey, SessionGrant
 from hygieia.encoding import from_b64, to_b64
 
 
@@ -38,6 +39,38 @@ class LoggedIn(SessionGrant):
 
     def unlock(self) -> crypto.UnlockedKey:
         return crypto.unlock(self.account.locked_secret_key, self.vault_key)
+
+
+class RotationError(Exception):
+    """A key-rotation step the user can act on (:mod:`hygieia.client.rotation`)."""
+
+
+def pending_session(session: LoggedIn, pending: PendingKey) -> LoggedIn:
+    """The session as a key rotation's pending identity: its vault key, unwrapped with
+    the password's key (which a server can't make one for), and a key whose fingerprint
+    is the pending one's."""
+    if session.wrap_key is None:
+        raise RotationError("a key rotation needs the password (log in again)")
+    try:
+        vault_key = crypto.unwrap_vault_key(pending.wrapped_vault_key, session.wrap_key)
+        key = crypto.unlock(pending.locked_secret_key, vault_key)
+    except crypto.CryptoError as exc:
+        raise RotationError(
+            "the pending key rotation does not open with this password: it was not made "
+            "by this account's owner"
+        ) from exc
+    if key.fingerprint != pending.fingerprint.upper():
+        raise RotationError("the pending key is not the one the server names")
+    account = dataclasses.replace(
+        session.account,
+        fingerprint=key.fingerprint,
+        encryption_key_id=pending.encryption_key_id,
+        public_key=pending.public_key,
+        locked_secret_key=pending.locked_secret_key,
+        wrapped_vault_key=pending.wrapped_vault_key,
+        recovery_wrapped_vault_key=pending.recovery_wrapped_vault_key,
+    )
+    return dataclasses.replace(session, account=account, vault_key=vault_key)
 
 
 def _own_kdf(kdf: crypto.KdfParams, floor: crypto.KdfParams | None) -> crypto.KdfParams:

@@ -556,8 +556,8 @@ def list_records(
                 listed = list(emg.iter_records(api, vault))
             else:
                 items = list(kits.all_items(api))
-                key = session.unlock()
-                listed = [recs.record_info(item, key) for item in items]
+                ring = recs.KeyRing(api, session)
+                listed = [recs.record_info(item, ring.for_item(item)) for item in items]
                 _refresh_kit(api, session.account, None, items=items)
         _print_listing(
             listed,
@@ -666,7 +666,9 @@ def get(
                 # Not one of mine: perhaps a record shared with me.
                 _get_shared(api, session, record_id, output, accept_new_key)
                 return
-            meta = recs.open_metadata(item, session.unlock(), record_id=record_id)
+            meta = recs.open_metadata(
+                item, recs.KeyRing(api, session).for_item(item), record_id=record_id
+            )
             target = output or Path(Path(str(meta.get("filename") or record_id)).name)
             with progress_bar("downloading", item.size) as bar:
                 recs.get(api, session, record_id, target, progress=bar)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from hygieia import crypto
-from hygieia.client.account import LoggedIn
-from hygieia.client.sdk import HygieiaClient, RecordItem, SharedRecord
+from hygieia.client.account import LoggedIn, RotationError, pending_session
+from hygieia.client.sdk import ApiError, HygieiaClient, RecordItem, SharedRecord
 from hygieia.encoding import to_b64
 from hygieia.ipfs import FileImporter, parse_cid
 
@@ -358,6 +358,49 @@ def record_info(item: RecordItem, key: crypto.UnlockedKey) -> RecordInfo:
     )
 
 
+class KeyRing:
+    """The owner's keys for their own records: the account's, and while a key rotation
+    is under way the pending one's, for the records already sealed to it (looked up and
+    unlocked only when a record's PKESK names it; protocol "Key rotation")."""
+
+    def __init__(self, api: HygieiaClient, session: LoggedIn) -> None:
+        self._api = api
+        self._session = session
+        self._current: crypto.UnlockedKey | None = None
+        self._pending: dict[str, crypto.UnlockedKey | None] = {}
+
+    @property
+    def current(self) -> crypto.UnlockedKey:
+        if self._current is None:
+            self._current = self._session.unlock()
+        return self._current
+
+    def for_item(self, item: RecordItem) -> crypto.UnlockedKey:
+        """The key ``item``'s PKESK names (the current one when it names another: the
+        checks that follow then fail as for any record not sealed to it)."""
+        try:
+            key_id = crypto.pkesk_key_id(item.pkesk)
+        except crypto.InvalidFraming:
+            return self.current
+        if key_id == self._session.account.encryption_key_id.upper():
+            return self.current
+        if key_id not in self._pending:
+            self._pending[key_id] = self._pending_key(key_id)
+        return self._pending[key_id] or self.current
+
+    def _pending_key(self, key_id: str) -> crypto.UnlockedKey | None:
+        try:
+            pending = self._api.key_rotation().pending
+        except ApiError:
+            return None
+        if pending is None or pending.encryption_key_id.upper() != key_id:
+            return None
+        try:
+            return pending_session(self._session, pending).unlock()
+        except RotationError:
+            return None
+
+
 def iter_records(api: HygieiaClient, key: crypto.UnlockedKey) -> Iterator[RecordInfo]:
     cursor: str | None = None
     while True:
@@ -486,8 +529,8 @@ def get(
     progress: Progress = _noop,
 ) -> dict[str, Any]:
     """Download, verify and decrypt a record into ``target`` (atomically)."""
-    key = session.unlock()
     item = api.get_record(record_id)
+    key = KeyRing(api, session).for_item(item)
     meta = open_metadata(item, key, record_id=record_id)
     with api.record_content(record_id) as chunks:
         decrypt_into(chunks, item=item, meta=meta, key=key, target=target, progress=progress)
@@ -570,7 +613,7 @@ def get_raw(
     the ciphertext must have the CID sealed in it: a record's raw bytes are its own.
     """
     item = api.get_record(record_id)
-    meta = open_metadata(item, session.unlock(), record_id=record_id)
+    meta = open_metadata(item, KeyRing(api, session).for_item(item), record_id=record_id)
     importer, finish = content_cid()
     with (
         _replace_when_done(target, ".hygieia-raw-") as out,

@@ -25,7 +25,6 @@ the password (and the recovery code) unlock.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import json
 import os
@@ -40,9 +39,9 @@ from typing import Any
 from hygieia import crypto
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
-from hygieia.client.account import LoggedIn
+from hygieia.client.account import LoggedIn, RotationError, pending_session
 from hygieia.client.contacts import ContactKeyRefused, Contacts
-from hygieia.client.sdk import ApiError, HygieiaClient, KeyRotationState, PendingKey, RecordItem
+from hygieia.client.sdk import ApiError, HygieiaClient, KeyRotationState, RecordItem
 from hygieia.encoding import from_b64, to_b64
 from hygieia.errors import KeyConflict, NotFound
 
@@ -58,10 +57,6 @@ __all__ = [
 STALL_ENV = "HYGIEIA_ROTATE_STALL_AFTER"
 
 
-class RotationError(Exception):
-    """A rotation step the user can act on."""
-
-
 @dataclass(frozen=True)
 class RotationReport:
     fingerprint: str
@@ -71,34 +66,6 @@ class RotationReport:
     #: With ``reencrypt``: old record id → new record id.
     moved: dict[str, str]
     new_recovery_code: str | None = None
-
-
-def _pending_session(session: LoggedIn, pending: PendingKey) -> LoggedIn:
-    """The session as the pending identity: its vault key, unwrapped with the password's
-    key (a server can't make one that unwraps), and a key whose fingerprint is the
-    pending one's."""
-    if session.wrap_key is None:
-        raise RotationError("a key rotation needs the password (log in again)")
-    try:
-        vault_key = crypto.unwrap_vault_key(pending.wrapped_vault_key, session.wrap_key)
-        key = crypto.unlock(pending.locked_secret_key, vault_key)
-    except crypto.CryptoError as exc:
-        raise RotationError(
-            "the pending key rotation does not open with this password: it was not made "
-            "by this account's owner"
-        ) from exc
-    if key.fingerprint != pending.fingerprint.upper():
-        raise RotationError("the pending key is not the one the server names")
-    account = dataclasses.replace(
-        session.account,
-        fingerprint=key.fingerprint,
-        encryption_key_id=pending.encryption_key_id,
-        public_key=pending.public_key,
-        locked_secret_key=pending.locked_secret_key,
-        wrapped_vault_key=pending.wrapped_vault_key,
-        recovery_wrapped_vault_key=pending.recovery_wrapped_vault_key,
-    )
-    return dataclasses.replace(session, account=account, vault_key=vault_key)
 
 
 def _recovery_wrap_key(session: LoggedIn, recovery_code: str) -> bytes:
@@ -414,7 +381,7 @@ def rotate_keys(
     else:
         _auth_key(session, password)
     assert state.pending is not None
-    new_session = _pending_session(session, state.pending)
+    new_session = pending_session(session, state.pending)
     old, new = session.unlock(), new_session.unlock()
     old_fingerprint = session.account.fingerprint
     total = state.remaining
