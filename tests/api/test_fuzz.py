@@ -204,6 +204,13 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         "/api/v1/emergency/access/{access_id}/records/{record_id}",
         "/api/v1/emergency/access/{access_id}/records/{record_id}/content",
     } <= paths
+    # And every key-rotation route (protocol "Key rotation").
+    assert {
+        "/api/v1/auth/keys/rotation",
+        "/api/v1/auth/keys/rotation/commit",
+        "/api/v1/records/{record_id}/keys",
+        "/api/v1/auth/recovery/rotate",
+    } <= paths
     for operation in operations:
         # Logging out would end the shared session for the examples that follow.
         use_token = authenticated and not operation.path.endswith("/auth/logout")
