@@ -190,3 +190,34 @@ def test_recovery_rotate(live: LiveApp) -> None:
         other, "ann@example.org", new_code, PW + " again", kdf=TEST_KDF, floor=TEST_KDF
     )
     assert back.vault_key == session.vault_key
+
+
+def test_recovery_during_a_rotation_keeps_it_finishable(live: LiveApp, tmp_path: Path) -> None:
+    api, session, code = _owner(live)
+    ids = [_record(api, session, tmp_path, f"r{i}.bin") for i in range(2)]
+    state = api.start_key_rotation(_start_body(session, code))
+    assert state.pending is not None
+    # An old client (no pending vault key re-wrapped) is refused, nothing changes.
+    other = live.client()
+    rkeys = crypto.derive_recovery_keys(
+        crypto.parse_recovery_code(code), session.account.recovery_salt
+    )
+    grant = other.recover("ann@example.org", to_b64(rkeys.auth_key))
+    assert grant.pending_recovery_wrapped_vault_key is not None
+    keys = crypto.derive_keys(PW + " lost", session.account.salt, TEST_KDF)
+    old_body = {
+        "recovery_token": grant.recovery_token,
+        "new_auth_key": to_b64(keys.auth_key),
+        "new_salt": to_b64(session.account.salt),
+        "new_kdf": TEST_KDF.to_dict(),
+        "new_wrapped_vault_key": to_b64(crypto.wrap_vault_key(session.vault_key, keys.wrap_key)),
+    }
+    assert _code(lambda: other.recover_complete(old_body)) == "rotation_pending"
+    # This client re-wraps the pending vault key too; the rotation then finishes with
+    # the new password.
+    back = acct.recover(other, "ann@example.org", code, PW + " lost", kdf=TEST_KDF, floor=TEST_KDF)
+    report = rot.rotate_keys(other, back, PW + " lost", recovery_code=None, contacts=Contacts(None))
+    assert report.resumed and report.fingerprint == state.pending.fingerprint
+    fresh = acct.login(other, "ann@example.org", PW + " lost")
+    for rid in ids:
+        recs.get(other, fresh, rid, tmp_path / f"{rid}.out")

@@ -207,10 +207,14 @@ class RecoveryPublic(Public):
     recovery_token: str
     recovery_salt: Base64
     recovery_wrapped_vault_key: Base64
+    #: Only during a key rotation (protocol "Key rotation"): the pending vault key.
+    pending_recovery_wrapped_vault_key: Base64 | None = None
 
 
 class RecoverComplete(_NewPasswordIn):
     recovery_token: Token
+    #: Required during a key rotation: the pending vault key under the new password.
+    new_pending_wrapped_vault_key: Wrapped | None = None
 
 
 class UserKeyLookup(Strict):

@@ -295,10 +295,18 @@ def recover(
     grant = api.recover(email, to_b64(rkeys.auth_key))
     vault_key = crypto.unwrap_vault_key(grant.recovery_wrapped_vault_key, rkeys.wrap_key)
     material = _new_password_material(new_password, vault_key, current.salt, params)
+    new_keys = crypto.derive_keys(new_password, current.salt, params)
+    if grant.pending_recovery_wrapped_vault_key is not None:
+        # A key rotation is under way: its vault key must open with the new password
+        # too, or it could not be finished (protocol "Key rotation").
+        pending = crypto.unwrap_vault_key(grant.pending_recovery_wrapped_vault_key, rkeys.wrap_key)
+        material["new_pending_wrapped_vault_key"] = to_b64(
+            crypto.wrap_vault_key(pending, new_keys.wrap_key)
+        )
     answer = api.recover_complete({"recovery_token": grant.recovery_token, **material})
     if known is not None:
         known.put(api.server, answer.account.email, _installed(material))
-    return _use_session(api, answer, vault_key)
+    return _use_session(api, answer, vault_key, new_keys.wrap_key)
 
 
 def export_key(session: LoggedIn, passphrase: str) -> str:

@@ -132,6 +132,8 @@ class RecoveryGrant:
     recovery_token: str
     recovery_salt: bytes
     recovery_wrapped_vault_key: bytes
+    #: During a key rotation: the pending vault key under the same recovery key.
+    pending_recovery_wrapped_vault_key: bytes | None = None
 
 
 @dataclass(frozen=True)

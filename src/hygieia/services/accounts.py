@@ -93,6 +93,9 @@ class RecoveryGrant:
     recovery_token: str
     recovery_salt: bytes
     recovery_wrapped_vault_key: bytes
+    #: During a key rotation: the pending vault key under the same recovery key, for
+    #: the client to wrap under the new password too (services.rotation).
+    pending_recovery_wrapped_vault_key: bytes | None = None
 
 
 def server_secret(db: Session, name: str) -> bytes:
@@ -516,10 +519,14 @@ def start_recovery(
     token, _ = _issue(db, user=user, kind="recovery", ttl=RECOVERY_TOKEN_TTL, now=now)
     record_event(db, event="auth.recovery_started", user_id=user.id, address=address, now=now)
     db.commit()
+    pending = db.get(KeyRotation, user.id)
     return RecoveryGrant(
         recovery_token=token,
         recovery_salt=user.recovery_salt,
         recovery_wrapped_vault_key=user.recovery_wrapped_vault_key,
+        pending_recovery_wrapped_vault_key=None
+        if pending is None
+        else pending.recovery_wrapped_vault_key,
     )
 
 
@@ -530,12 +537,19 @@ def complete_recovery(
     new: NewPassword,
     address: str,
     limits: Limits,
+    pending_wrapped_vault_key: bytes | None = None,
     now: Clock = utcnow,
 ) -> IssuedSession:
+    """Install the new password. During a key rotation the pending vault key must come
+    wrapped under the new password too (``pending_wrapped_vault_key``), or the rotation
+    could never be finished: 409 ``rotation_pending`` without it."""
     grant = _live_session(db, token=recovery_token, kind="recovery", now=now)
     user = grant.user
     kdf = _check_kdf(new.kdf, limits.kdf_floor)
     _check_salt(user, new)
+    pending = db.get(KeyRotation, user.id)
+    if pending is not None and pending_wrapped_vault_key is None:
+        raise RotationPending("a key rotation is under way: this client can't recover now")
     with limits.hashing.slot():
         auth_hash = crypto.hash_secret(new.auth_key)
     # Consume the grant with a conditional update that must change exactly one row:
@@ -557,6 +571,8 @@ def complete_recovery(
         db.rollback()
         raise TokenRevoked()
     _install_password(user, new, kdf, auth_hash)
+    if pending is not None and pending_wrapped_vault_key is not None:
+        pending.wrapped_vault_key = pending_wrapped_vault_key
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
     return _open_session(
         db, user=user, event="auth.recovered", address=address, limits=limits, now=now
