@@ -157,17 +157,22 @@ export async function logout(api) {
  * bytes). The salt never changes: prelogin shows it, and a changed one would tell
  * anyone watching that the email has an account (the server refuses it).
  */
-async function rewrap(password, vaultKey, salt) {
+async function rewrap(password, vaultKey, salt, pendingVaultKey = null) {
   const kdf = { ...c.DEFAULT_KDF };
   const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
   const wrapped = await c.wrapVaultKey(vaultKey, wrapKey);
-  c.wipe(wrapKey);
-  return {
+  const body = {
     new_auth_key: c.toB64(authKey),
     new_salt: c.toB64(salt),
     new_kdf: kdf,
     new_wrapped_vault_key: c.toB64(wrapped),
   };
+  if (pendingVaultKey) {
+    // A key rotation is under way: its vault key must open with the new password too.
+    body.new_pending_wrapped_vault_key = c.toB64(await c.wrapVaultKey(pendingVaultKey, wrapKey));
+  }
+  c.wipe(wrapKey);
+  return body;
 }
 
 export async function changePassword(api, { current, next }) {
@@ -216,11 +221,14 @@ export async function recover(api, { email, code, password }) {
     c.fromB64(rec.recovery_wrapped_vault_key),
     keys.recoveryWrap,
   );
+  const pendingVaultKey = rec.pending_recovery_wrapped_vault_key
+    ? await c.unwrapVaultKey(c.fromB64(rec.pending_recovery_wrapped_vault_key), keys.recoveryWrap)
+    : null;
   c.wipe(codeBytes, keys.recoveryWrap, keys.recoveryAuth);
   try {
     const body = {
       recovery_token: rec.recovery_token,
-      ...(await rewrap(password, vaultKey, vetted.salt)),
+      ...(await rewrap(password, vaultKey, vetted.salt, pendingVaultKey)),
     };
     const sess = await api.recoverComplete(body);
     api.token = sess.token;
@@ -228,6 +236,7 @@ export async function recover(api, { email, code, password }) {
     await rememberKdf(email, body.new_kdf, body.new_salt);
   } finally {
     c.wipe(vaultKey);
+    if (pendingVaultKey) c.wipe(pendingVaultKey);
   }
 }
 

@@ -255,6 +255,20 @@ export async function decryptContent(
   const sha = await createSHA256();
   const total = source.total || record.size || 0;
   const tally = { segments: 0, plainBytes: 0 };
+  // After a key rotation the content (untouched) is still signed by the owner's earlier
+  // key, which the verified metadata names (protocol "Key rotation").
+  if (meta.content_signer !== undefined) {
+    if (typeof meta.content_signer !== 'string' || meta.content_signer.length > 65536) {
+      throw new RecordCheckError('record metadata names an invalid content signer');
+    }
+    try {
+      signer = await c.readPublicKey(meta.content_signer);
+    } catch (err) {
+      throw new RecordCheckError('record metadata names an invalid content signer', {
+        cause: err,
+      });
+    }
+  }
   const ciphertext = withProgress(source.chunks, { total, onProgress });
   const out = sink ?? { write: async () => {} };
   const cid = await c.contentCid(
