@@ -15,7 +15,7 @@ from hygieia.client import emergency as emg
 from hygieia.client import records as recs
 from hygieia.client import rotation as rot
 from hygieia.client import sharing as shr
-from hygieia.client.contacts import Contacts
+from hygieia.client.contacts import ContactKeyRefused, Contacts
 from hygieia.client.sdk import ApiError, HygieiaClient
 from hygieia.encoding import to_b64
 from tests.support.accounts import TEST_KDF, new_account
@@ -221,3 +221,41 @@ def test_recovery_during_a_rotation_keeps_it_finishable(live: LiveApp, tmp_path:
     fresh = acct.login(other, "ann@example.org", PW + " lost")
     for rid in ids:
         recs.get(other, fresh, rid, tmp_path / f"{rid}.out")
+
+
+def test_emergency_contact_link_label_and_share_after_rotation(
+    live: LiveApp, tmp_path: Path
+) -> None:
+    """What embeds the owner's key or vault key is sealed anew: the contact opens the
+    vault (once they accept the owner's new key), the link label opens with the new
+    key, the recipient reads the share (content verified with the signer it names)."""
+    from datetime import timedelta
+
+    from hygieia.client import links as lnk
+
+    api, session, code = _owner(live)
+    bob = live.client()
+    bob_session = new_account(bob, "bob@example.org", PW)
+    rid = _record(api, session, tmp_path, "r.bin")
+    shr.share(api, session, [rid], ["bob@example.org"], contacts=Contacts(None))
+    emg.add_contact(api, session, "bob@example.org", wait_days=1, contacts=Contacts(None))
+    lnk.create_link(api, session, [rid], expires_in=timedelta(days=1), label="For the ER")
+    bob_contacts = Contacts(None)
+    shr.get_shared(bob, bob_session, rid, tmp_path / "before", contacts=bob_contacts)
+
+    rot.rotate_keys(api, session, PW, recovery_code=code, contacts=Contacts(None))
+    fresh = acct.login(api, "ann@example.org", PW)
+    assert [link.label for link in lnk.list_links(api, fresh)] == ["For the ER"]
+    # The owner's key changed: Bob's client refuses it until he accepts it.
+    with pytest.raises(ContactKeyRefused):
+        shr.get_shared(bob, bob_session, rid, tmp_path / "x", contacts=bob_contacts)
+    shr.get_shared(
+        bob, bob_session, rid, tmp_path / "after", contacts=bob_contacts, accept_new=True
+    )
+    assert (tmp_path / "after").read_bytes() == (tmp_path / "r.bin").read_bytes()
+    emg.request(bob, "ann@example.org")
+    emg.approve(api, "bob@example.org")
+    vault = emg.open_vault(bob, bob_session, "ann@example.org", contacts=bob_contacts)
+    assert vault.key.fingerprint == fresh.account.fingerprint
+    emg.get(bob, vault, rid, tmp_path / "emergency")
+    assert (tmp_path / "emergency").read_bytes() == (tmp_path / "r.bin").read_bytes()
