@@ -456,7 +456,8 @@ def change_password(
     limits: Limits,
     now: Clock = utcnow,
 ) -> None:
-    """Re-wrap the vault key under a new password; the locked secret key never changes.
+    """Re-wrap the vault key under a new password; the locked secret key is not
+    touched (a key rotation, services.rotation, replaces it; refused while one is pending).
 
     Throttled on its own counter: failed logins never block a signed-in user here.
     """
