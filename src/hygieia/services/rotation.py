@@ -167,11 +167,21 @@ def state(db: Session, *, user: User) -> RotationState:
     links = list(
         db.scalars(
             select(ShareLink.id)
-            .where(ShareLink.owner_id == user.id, ShareLink.sealed_label.is_not(None))
+            .where(*_labelled_live_links(user.id))
             .order_by(ShareLink.created_at, ShareLink.id)
         )
     )
     return RotationState(pending, remaining, ids, contacts, links)
+
+
+def _labelled_live_links(user_id: str) -> Any:
+    """Links whose label the commit must re-seal: labelled ones that have not ended (an
+    ended link's label is dropped at the commit instead)."""
+    return (
+        ShareLink.owner_id == user_id,
+        ShareLink.sealed_label.is_not(None),
+        ShareLink.ended_at.is_(None),
+    )
 
 
 def _sealed_to(message: bytes, key_id: str, what: str) -> None:
@@ -263,8 +273,9 @@ def commit(
 
     ``emergency_keys`` (contact id → the new vault key sealed to that contact) must
     cover every emergency contact, and ``link_labels`` (link id → the label sealed to
-    the new key) every link with a label: the old vault key and the old key must not
-    be what they hold after the commit. All of it in one transaction, under the
+    the new key) every labelled link that has not ended (ended links lose their
+    label): the old vault key and the old key must not be what they hold after the
+    commit. All of it in one transaction, under the
     account's row lock (uploads sealed to the old key are refused from then on).
     """
     db.execute(select(User.id).where(User.id == user.id).with_for_update())
@@ -296,13 +307,7 @@ def commit(
         if not recipients or any(k != key.encryption_key_id for k in recipients):
             db.rollback()
             raise PkeskMismatch("a vault key is not sealed to its contact's encryption key only")
-    links = list(
-        db.scalars(
-            select(ShareLink).where(
-                ShareLink.owner_id == user.id, ShareLink.sealed_label.is_not(None)
-            )
-        )
-    )
+    links = list(db.scalars(select(ShareLink).where(*_labelled_live_links(user.id))))
     if {link.id for link in links} != set(link_labels):
         db.rollback()
         raise RotationIncomplete("every link label needs to be sealed to the new key")
@@ -316,6 +321,17 @@ def commit(
         contact.sealed_vault_key = emergency_keys[contact.id]
     for link in links:
         link.sealed_label = link_labels[link.id]
+    # Ended links keep no label sealed to the old key.
+    db.execute(
+        update(ShareLink)
+        .where(
+            ShareLink.owner_id == user.id,
+            ShareLink.sealed_label.is_not(None),
+            ShareLink.ended_at.is_not(None),
+        )
+        .values(sealed_label=None)
+        .execution_options(synchronize_session=False)
+    )
     user.public_key = pending.public_key
     user.locked_secret_key = pending.locked_secret_key
     user.fingerprint = pending.fingerprint
