@@ -142,6 +142,22 @@ def test_rotate_records_open_old_key_dead(cli: Cli, tmp_path: Path) -> None:
     kit = json.loads((ann.home / "kit.json").read_text())
     assert kit["account"]["fingerprint"] != old.fingerprint
     assert len(kit["records"]) == 3
+    # …and opens every record without the server (content verified with the signer the
+    # re-sealed metadata names).
+    ann.run("export", "car", "-o", str(tmp_path / "vault.car"))
+    for rid, data in made.items():
+        target = tmp_path / f"{rid}.offline"
+        ann.run(
+            "offline",
+            "get",
+            rid,
+            "--car",
+            str(tmp_path / "vault.car"),
+            "-o",
+            str(target),
+            password=PW,
+        )
+        assert target.read_bytes() == data
     # Bob: the owner's key changed, so he is asked to accept it; then the share opens
     # (its grant was re-signed by the new key; the content by the old one, named in it).
     refused = bob.run("get", shared_id, "-o", str(tmp_path / "bob-x"), password=PW, check=False)
