@@ -103,7 +103,7 @@ def test_rotate_records_open_old_key_dead(cli: Cli, tmp_path: Path) -> None:
     ann = Cli(server=cli.server, home=tmp_path / "ann", data_dir=cli.data_dir)
     bob = Cli(server=cli.server, home=tmp_path / "bob", data_dir=cli.data_dir)
     code = _account(ann, "ann@example.org")
-    _account(bob, "bob@example.org")
+    bob_code = _account(bob, "bob@example.org")
     made = _records(ann, tmp_path, 3)
     shared_id = next(iter(made))
     ann.run("share", "add", shared_id, "--with", "bob@example.org", password=PW)
@@ -164,6 +164,14 @@ def test_rotate_records_open_old_key_dead(cli: Cli, tmp_path: Path) -> None:
     assert refused.returncode == 1
     bob.run("get", shared_id, "-o", str(tmp_path / "bob-after"), "--accept-new-key", password=PW)
     assert (tmp_path / "bob-after").read_bytes() == made[shared_id]
+    # Bob rotates his own key: Ann's grant stays sealed to his old key. His listing says
+    # so instead of failing; only Ann can share it again.
+    bob.run("key", "rotate", password=PW, HYGIEIA_RECOVERY_CODE=bob_code)
+    listed = bob.run("shared", "ls", "--json", password=PW)
+    assert json.loads(listed.stdout) == [] and "rotated away" in listed.stderr
+    ann.run("share", "add", shared_id, "--with", "bob@example.org", "--accept-new-key", password=PW)
+    bob.run("get", shared_id, "-o", str(tmp_path / "bob-again"), password=PW)
+    assert (tmp_path / "bob-again").read_bytes() == made[shared_id]
 
 
 def test_reencrypt_new_cids_old_unpinned(cli: Cli, tmp_path: Path) -> None:

@@ -1144,14 +1144,24 @@ def shared_ls(
     """Records shared with you (metadata checked against each owner's remembered key)."""
     with friendly_errors():
         api, session = _vault(server)
+        stale: list[Any] = []
         with api:
             infos = list(
                 shr.iter_shared(
-                    api, session.unlock(), contacts=_contacts(), accept_new=accept_new_key
+                    api,
+                    session.unlock(),
+                    contacts=_contacts(),
+                    accept_new=accept_new_key,
+                    stale=stale,
                 )
             )
     for info in infos:
         _tell_pinned(info.owner)
+    for item in stale:
+        err.print(
+            f"warning: {item.id} (shared by {item.owner.email}) is sealed to a key you "
+            "rotated away: ask them to share it again"
+        )
     items = [i.as_json() for i in infos]
     if as_json:
         _json_out(items)
