@@ -25,7 +25,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
-from hygieia.db.models import PendingPin, Record, RecordCopy, RecordGrant, User, UTCDateTime
+from hygieia.db.models import (
+    KeyRotation,
+    PendingPin,
+    Record,
+    RecordCopy,
+    RecordGrant,
+    User,
+    UTCDateTime,
+)
 from hygieia.encoding import to_b64
 from hygieia.errors import (
     BlobNotFound,
@@ -202,13 +210,7 @@ class Upload:
             db.flush()  # the record's row before its copies' (their foreign key)
             # Checked again under the account's row lock (a key rotation's commit takes
             # it): a record sealed to a key its owner no longer has is never indexed.
-            db.execute(select(User.id).where(User.id == owner.id).with_for_update(key_share=True))
-            db.refresh(owner)
-            keys = _accepted_key_ids(db, owner)
-            key_id = crypto.pkesk_key_id(meta.pkesk)
-            if key_id not in keys:
-                raise PkeskMismatch("the account's key changed during the upload")
-            record.key_fingerprint = keys[key_id]
+            record.key_fingerprint = self._sealed_to(db)
             copies.add_rows(db, record_id=row.id, stores=self._store, pinned=pinned, now=now())
             if self._quota_bytes:
                 # The row is written first: on SQLite that takes the database's write
@@ -231,6 +233,30 @@ class Upload:
                 raise RecordIdTaken() from None
             raise
         return record
+
+    def _sealed_to(self, db: Session) -> str:
+        """The fingerprint of the owner key the PKESK names, read under the account's
+        row lock (a key rotation's commit takes it): the account's key or, during a
+        rotation, the pending one; a record sealed to a key its owner no longer has is
+        never indexed."""
+        row = db.execute(
+            select(
+                User.encryption_key_id,
+                User.fingerprint,
+                KeyRotation.encryption_key_id,
+                KeyRotation.fingerprint,
+            )
+            .outerjoin(KeyRotation, KeyRotation.user_id == User.id)
+            .where(User.id == self._owner.id)
+            .with_for_update(key_share=True, of=User)
+        ).one()
+        keys = {row[0]: row[1]}
+        if row[2] is not None:
+            keys[row[2]] = row[3]
+        key_id = crypto.pkesk_key_id(self._meta.pkesk)
+        if key_id not in keys:
+            raise PkeskMismatch("the account's key changed during the upload")
+        return str(keys[key_id])
 
     def abort(self) -> None:
         """Give the upload up: its blocks go, unless a pin reaches them. Never raises."""
