@@ -259,3 +259,26 @@ def test_emergency_contact_link_label_and_share_after_rotation(
     assert vault.key.fingerprint == fresh.account.fingerprint
     emg.get(bob, vault, rid, tmp_path / "emergency")
     assert (tmp_path / "emergency").read_bytes() == (tmp_path / "r.bin").read_bytes()
+
+
+def test_a_record_uploaded_before_the_commit_is_moved_too(live: LiveApp, tmp_path: Path) -> None:
+    """Another device uploads to the old key between this client's last pass and its
+    commit: the server refuses the commit and the client moves the newcomer, then commits."""
+    api, session, code = _owner(live)
+    other = live.client()
+    other_session = acct.login(other, "ann@example.org", PW)
+    _record(api, session, tmp_path, "first.bin")
+    late: list[str] = []
+    commit = api.commit_key_rotation
+
+    def commit_after_an_upload(body: Any) -> None:
+        if not late:
+            late.append(_record(other, other_session, tmp_path, "late.bin"))
+        commit(body)
+
+    api.commit_key_rotation = commit_after_an_upload  # type: ignore[method-assign]
+    report = rot.rotate_keys(api, session, PW, recovery_code=code, contacts=Contacts(None))
+    assert report.records == 2 and late
+    fresh = acct.login(api, "ann@example.org", PW)
+    recs.get(api, fresh, late[0], tmp_path / "late.out")
+    assert (tmp_path / "late.out").read_bytes() == (tmp_path / "late.bin").read_bytes()

@@ -43,7 +43,7 @@ from hygieia.client.account import LoggedIn, RotationError, pending_session
 from hygieia.client.contacts import ContactKeyRefused, Contacts
 from hygieia.client.sdk import ApiError, HygieiaClient, KeyRotationState, RecordItem
 from hygieia.encoding import from_b64, to_b64
-from hygieia.errors import KeyConflict, NotFound
+from hygieia.errors import KeyConflict, NotFound, RotationIncomplete
 
 __all__ = [
     "RotationError",
@@ -55,6 +55,8 @@ __all__ = [
 #: For tests of an interrupted rotation: after this many records, say so on stderr and
 #: wait (the test kills the process there).
 STALL_ENV = "HYGIEIA_ROTATE_STALL_AFTER"
+#: Commits tried when the server finds something new on the old key in between.
+COMMIT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -389,27 +391,43 @@ def rotate_keys(
     stall_after = int(stall_env) if stall_env else None
     done = 0
     moved: dict[str, str] = {}
-    for record_id in _remaining(api):
-        if reencrypt:
-            moved[record_id] = _reencrypt(
-                api,
-                record_id,
-                session,
-                new_session,
-                contacts=contacts,
-                accept_new=accept_new,
-                workdir=workdir,
-            )
-        else:
-            _rekey(
-                api, record_id, old, new, old_fingerprint, contacts=contacts, accept_new=accept_new
-            )
-        done += 1
-        progress(done, total)
-        _stall(done, stall_after, say)
-    state = api.key_rotation()
-    body = _commit_body(api, state, session, new_session, contacts=contacts, accept_new=accept_new)
-    api.commit_key_rotation(body)
+    for attempt in range(COMMIT_ATTEMPTS):
+        for record_id in _remaining(api):
+            if reencrypt:
+                moved[record_id] = _reencrypt(
+                    api,
+                    record_id,
+                    session,
+                    new_session,
+                    contacts=contacts,
+                    accept_new=accept_new,
+                    workdir=workdir,
+                )
+            else:
+                _rekey(
+                    api,
+                    record_id,
+                    old,
+                    new,
+                    old_fingerprint,
+                    contacts=contacts,
+                    accept_new=accept_new,
+                )
+            done += 1
+            progress(done, total)
+            _stall(done, stall_after, say)
+        state = api.key_rotation()
+        body = _commit_body(
+            api, state, session, new_session, contacts=contacts, accept_new=accept_new
+        )
+        try:
+            api.commit_key_rotation(body)
+            break
+        except ApiError as exc:
+            # Another device uploaded a record, named a contact or made a link while
+            # this one moved records: move those too, then commit again.
+            if exc.code != RotationIncomplete.code or attempt == COMMIT_ATTEMPTS - 1:
+                raise
     return RotationReport(
         fingerprint=new.fingerprint,
         old_fingerprint=old_fingerprint,
