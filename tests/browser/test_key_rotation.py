@@ -105,3 +105,55 @@ def test_rotate_keys_and_recovery_code_in_chromium(web: PageHandle, server: str,
         back = acct.recover(api, EMAIL, new_code, PW + " again")
         assert back.account.fingerprint == new_fingerprint
     assert web.problems == []
+
+
+def test_a_rotation_cut_short_elsewhere_is_resumed_in_the_page(
+    web: PageHandle, server: str, tmp_path
+) -> None:
+    """A rotation started by the CLI and cut short after one record: Settings says so
+    and "Resume key rotation" (password only) finishes it; every record opens."""
+    from hygieia.client import rotation as rot
+    from hygieia.client.contacts import Contacts
+
+    email = "resume-web@example.org"
+    page = web.page
+    page.goto(server + "/")
+    code = flows.signup(web, email, PW)
+    made: dict[str, bytes] = {}
+    with HygieiaClient(server) as api:
+        session = acct.login(api, email, PW)
+        for i in range(3):
+            data = os.urandom(1500) + f"resume record {i}".encode()
+            src = tmp_path / f"r{i}.bin"
+            src.write_bytes(data)
+            made[recs.put(api, session, src).id] = data
+        state = rot._start(api, session, PW, code)
+        assert state.pending is not None
+        fresh = acct.pending_session(session, state.pending)
+        first = state.record_ids[0]
+        rot._rekey(
+            api,
+            first,
+            session.unlock(),
+            fresh.unlock(),
+            session.account.fingerprint,
+            contacts=Contacts(None),
+            accept_new=False,
+        )
+        assert api.key_rotation().remaining == 2
+
+    _go_settings(web)
+    page.wait_for_selector("#rot-pending:not([hidden])")
+    assert "2 record(s)" in page.locator("#rot-pending").inner_text()
+    page.locator("#rot-password").fill(PW)
+    page.locator("#form-rotate").get_by_role("button", name="Resume key rotation").click()
+    page.wait_for_selector("body[data-rotated]", timeout=120_000)
+    assert page.evaluate("() => document.body.dataset.rotated") == state.pending.fingerprint
+    for rid, data in made.items():
+        flows.go_records(web)
+        assert flows.download_record(web, rid) == data
+    with HygieiaClient(server) as api:
+        acct.login(api, email, PW)
+        assert api.key_rotation().pending is None
+        assert api.me().fingerprint == state.pending.fingerprint
+    assert web.problems == []

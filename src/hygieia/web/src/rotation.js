@@ -241,29 +241,41 @@ export async function rotateKeys(api, { password, recoveryCode = null, onProgres
     fresh = await pendingIdentity(state.pending, secrets.wrapKey);
     const oldFingerprint = session.account.fingerprint.toUpperCase();
     const total = state.remaining;
-    const seen = new Set();
     let done = 0;
     onProgress(done, total);
-    for (;;) {
-      const now = await rotationState(api);
-      const next = now.record_ids.filter((id) => !seen.has(id));
-      if (!next.length) {
-        if (now.remaining) {
-          throw new RotationError(`${now.remaining} record(s) could not be moved to the new key.`);
+    for (let attempt = 1; ; attempt += 1) {
+      const seen = new Set();
+      for (;;) {
+        const now = await rotationState(api);
+        const next = now.record_ids.filter((id) => !seen.has(id));
+        if (!next.length) {
+          if (now.remaining) {
+            throw new RotationError(
+              `${now.remaining} record(s) could not be moved to the new key.`,
+            );
+          }
+          state = now;
+          break;
         }
-        state = now;
-        break;
+        for (const id of next) {
+          seen.add(id);
+          await rekey(api, id, oldFingerprint, fresh);
+          done += 1;
+          onProgress(done, total);
+        }
       }
-      for (const id of next) {
-        seen.add(id);
-        await rekey(api, id, oldFingerprint, fresh);
-        done += 1;
-        onProgress(done, total);
+      try {
+        await api.json('POST', '/auth/keys/rotation/commit', {
+          json: await commitBody(api, state, fresh),
+        });
+        break;
+      } catch (err) {
+        // Something new on the old key (another device's upload): move it, commit again.
+        if (!(err?.name === 'ApiError' && err.code === 'rotation_incomplete') || attempt >= 3) {
+          throw err;
+        }
       }
     }
-    await api.json('POST', '/auth/keys/rotation/commit', {
-      json: await commitBody(api, state, fresh),
-    });
     const account = await api.json('GET', '/me');
     if (account.fingerprint.toUpperCase() !== fresh.privateKey.getFingerprint().toUpperCase()) {
       throw new RotationError('The server did not take the new key.');
