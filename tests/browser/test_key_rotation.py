@@ -142,6 +142,13 @@ def test_a_rotation_cut_short_elsewhere_is_resumed_in_the_page(
         )
         assert api.key_rotation().remaining == 2
 
+    # Logged in again during the rotation, the page opens every record, each with the
+    # key it is sealed to (the moved one with the pending key).
+    flows.logout(web)
+    flows.login(web, email, PW)
+    for rid, data in made.items():
+        flows.go_records(web)
+        assert flows.download_record(web, rid) == data
     _go_settings(web)
     page.wait_for_selector("#rot-pending:not([hidden])")
     assert "2 record(s)" in page.locator("#rot-pending").inner_text()

@@ -107,8 +107,33 @@ export async function login(api, { email, password, acceptNewSalt = false }) {
     adopt(sess.account, await unlockWithPassword(sess.account, wrapKey));
     // Only now: the vault key unwrapped, so the account's owner chose these values.
     await rememberKdf(email, kdf, pre.salt);
+    await adoptPendingKey(api, wrapKey);
   } finally {
     c.wipe(authKey, wrapKey);
+  }
+}
+
+/**
+ * During a key rotation (protocol §11), the pending identity's key too, so that records
+ * already sealed to it open: accepted only if its vault key unwraps with the password's
+ * key and unlocks a key of the fingerprint named. Best effort: without it those records
+ * show as unreadable until the rotation is finished (Settings).
+ */
+async function adoptPendingKey(api, wrapKey) {
+  try {
+    const { pending } = await api.json('GET', '/auth/keys/rotation');
+    if (!pending) return;
+    const vaultKey = await c.unwrapVaultKey(c.fromB64(pending.wrapped_vault_key), wrapKey);
+    try {
+      const key = await c.unlockIdentity(pending.locked_secret_key, vaultKey);
+      if (key.getFingerprint().toUpperCase() === pending.fingerprint.toUpperCase()) {
+        session.pendingKey = key;
+      }
+    } finally {
+      c.wipe(vaultKey);
+    }
+  } catch {
+    /* no pending key: those records stay unreadable until the rotation is finished */
   }
 }
 

@@ -283,17 +283,15 @@ export async function rotateKeys(api, { password, recoveryCode = null, onProgres
     session.account = account;
     session.privateKey = fresh.privateKey;
     session.publicKey = fresh.publicKey;
+    session.pendingKey = null;
     fresh.privateKey = null; // the session keeps it now
     return { fingerprint: account.fingerprint, records: done, resumed };
   } finally {
     c.wipe(secrets.authKey, secrets.wrapKey, secrets.vaultKey);
     if (fresh) {
       c.wipe(fresh.vaultKey);
-      try {
-        fresh.privateKey?.clearPrivateParams?.();
-      } catch {
-        /* already cleared */
-      }
+      // Cut short: the page keeps opening the records already sealed to the new key.
+      if (fresh.privateKey) session.pendingKey = fresh.privateKey;
     }
   }
 }
