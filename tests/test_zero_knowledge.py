@@ -10,10 +10,15 @@ server log are then searched for those secrets.
 
 from __future__ import annotations
 
+import base64
 import os
+import time
 import unicodedata
 from datetime import timedelta
 from pathlib import Path
+
+import httpx
+import pyotp
 
 from hygieia import crypto
 from hygieia.client import account as acct
@@ -25,9 +30,11 @@ from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
 from hygieia.client.sdk import HygieiaClient
 from hygieia.client.shlink import decode_link
+from hygieia.encoding import to_b64
 from tests.support.accounts import TEST_KDF
 from tests.support.keys import secret_material
 from tests.support.server import running_server
+from tests.support.soft_authenticator import SoftAuthenticator
 from tests.support.zk import RecordingTransport, Secrets, assert_nothing_leaks, files_under
 
 TITLE = "Zq7 Oncology Biopsy Result Title"
@@ -168,8 +175,53 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         # Exporting the key is purely local: no request may carry it.
         exported = acct.export_key(after, PASSWORDS[2])
         assert "PRIVATE KEY" in exported
+
+        # Second factors (protocol §10): enrol TOTP, log in with a code, renew the backup
+        # codes. The TOTP secret is the server's to know, but only sealed at rest: no
+        # row, file or log may hold it in clear.
+        started = api.start_totp("Zq7 phone")
+        totp = pyotp.TOTP(started.secret)
+        confirmed = api.confirm_totp(started.factor_id, totp.now())
+        assert confirmed.backup_codes is not None
+        acct.login(api, email, PASSWORDS[2], factor=lambda ch: ("totp", totp.at(time.time() + 30)))
+        assert len(api.factors().factors) == 1
+        proof = acct.factor_proof(confirmed.backup_codes[0])
+        api.renew_backup_codes(acct.password_proof(api, PASSWORDS[2]), proof)
+
+        # A passkey (protocol §10) enrolled and used to log in, as the web app does it
+        # (by http://localhost:PORT: an IP address can't be a WebAuthn RP ID). Only its
+        # public key goes up; its private key must never travel.
+        passkey = SoftAuthenticator()
+        port = url.rsplit(":", 1)[1]
+        origin = f"http://localhost:{port}"
+        web = httpx.Client(
+            base_url=f"{url}/api/v1", transport=recorder, headers={"host": f"localhost:{port}"}
+        )
+        bearer = {"authorization": f"Bearer {api.token}"}
+        options = web.post("/auth/factors/passkey/options", headers=bearer).json()["options"]
+        answer = passkey.register(options, origin=origin)
+        added = web.post("/auth/factors/passkey", headers=bearer, json={"credential": answer})
+        assert added.status_code == 200, added.text
+        pre = api.prelogin(email)
+        keys = crypto.derive_keys(PASSWORDS[2], pre.salt, crypto.KdfParams.from_dict(pre.kdf))
+        auth_key = to_b64(keys.auth_key)
+        step = web.post("/auth/login", json={"email": email, "auth_key": auth_key}).json()
+        token = step["pending_token"]
+        options = web.post("/auth/login/passkey/options", json={"pending_token": token})
+        assertion = passkey.assert_(options.json()["options"], origin=origin)
+        done = web.post(
+            "/auth/login/factor",
+            json={"pending_token": token, "method": "passkey", "credential": assertion},
+        )
+        assert done.status_code == 200, done.text
+        secrets.add(
+            "passkey_private_key",
+            passkey.key.private_numbers().private_value.to_bytes(32, "big"),
+        )
         api.logout()
 
+    secrets.add("totp_secret", started.secret)
+    secrets.add("totp_secret.bytes", base64.b32decode(started.secret))
     secrets.add("session_key", session_key)
     secrets.add("link_key", link_key)
     secrets.add("link_label", LINK_LABEL)

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     #: ``http://``).
     public_url: str = ""
 
+    #: How long the browser waits for the user's passkey (WebAuthn ``timeout``, a hint
+    #: to the browser); the challenge itself dies after 5 minutes regardless.
+    passkey_timeout_seconds: int = Field(default=120, ge=1, le=300)
+
     session_ttl_seconds: int = Field(default=12 * 3600, gt=0, le=30 * 86_400)
     #: Failed logins allowed per account *and client address* before each further
     #: attempt from that pair must wait (recovery and password checks count apart).

@@ -63,6 +63,15 @@ class InvalidHost(BadRequest):
     code, detail = "invalid_host", "this server does not answer to that host name"
 
 
+class PasskeyUnavailable(BadRequest):
+    """WebAuthn needs a host name as RP ID: not an IP address (services/passkeys.py)."""
+
+    code, detail = (
+        "passkey_unavailable",
+        "passkeys need this server reached by a host name (e.g. localhost), not an IP address",
+    )
+
+
 # --- 401 -------------------------------------------------------------------------------
 class Unauthorized(HygieiaError):
     code, status, detail = "unauthorized", 401, "authentication required"
@@ -88,6 +97,24 @@ class InvalidRecoveryCode(Unauthorized):
     code, detail = "invalid_recovery_code", "email or recovery code is wrong"
 
 
+class FactorRequired(Unauthorized):
+    """The account has a second factor and the request gave no proof of one."""
+
+    code, detail = "factor_required", "a second factor is required"
+
+
+class FactorInvalid(Unauthorized):
+    """A wrong, reused or unknown second-factor code or passkey assertion."""
+
+    code, detail = "factor_invalid", "the second factor is wrong"
+
+
+class FactorExpired(Unauthorized):
+    """A pending login that expired, was used up (too many attempts) or completed."""
+
+    code, detail = "factor_expired", "the login step expired: log in again"
+
+
 class LinkPasscodeWrong(Unauthorized):
     """A SMART Health Link's passcode was missing or wrong (SHL spec: 401 with
     ``remainingAttempts``, the wrong passcodes the link still accepts)."""
@@ -106,6 +133,10 @@ class LinkPasscodeWrong(Unauthorized):
 # --- 404, 405, 408, 409 -----------------------------------------------------------------
 class NotFound(HygieiaError):
     code, status, detail = "not_found", 404, "not found"
+
+
+class FactorNotFound(NotFound):
+    code, detail = "factor_not_found", "no such second factor"
 
 
 class BlobNotFound(NotFound):
@@ -131,6 +162,12 @@ class EmailTaken(Conflict):
     # One answer whichever unique value clashed (email or key), so that sign-up can't
     # tell an existing email from anything else (security review, finding 3).
     code, detail = "email_taken", "an account with this email or key exists"
+
+
+class PasskeyTaken(Conflict):
+    """A passkey whose credential id is already enrolled (on this or another account)."""
+
+    code, detail = "passkey_taken", "this passkey is already enrolled"
 
 
 class NoPendingRequest(Conflict):
@@ -208,6 +245,10 @@ class EmergencyToSelf(ValidationFailed):
 
 class TooManyContacts(ValidationFailed):
     code, detail = "too_many_contacts", "the account has too many emergency contacts"
+
+
+class TooManyFactors(ValidationFailed):
+    code, detail = "too_many_factors", "the account has too many second factors"
 
 
 class InvalidLinkFile(ValidationFailed):

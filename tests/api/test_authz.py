@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import update
 
@@ -18,6 +19,7 @@ from hygieia.client import emergency as emg
 from hygieia.client import records as recs
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
+from hygieia.client.sdk import ApiError, FactorChallenge
 from hygieia.crypto import jwe as link_jwe
 from hygieia.db.models import AuthSession
 from hygieia.encoding import to_b64
@@ -61,8 +63,19 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
             "recovery_verifier": base64.b64encode(b"\x03" * 32).decode(),
             "recovery_wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
         }
+    if route == "/auth/factors/totp":
+        return {"label": "Phone"}
+    if route.endswith("/confirm"):
+        return {"code": "123456"}
+    if route.endswith("/remove") or route == "/auth/factors/backup-codes":
+        return {
+            "auth_key": base64.b64encode(auth_key).decode(),
+            "factor": {"method": "totp", "code": "123456"},
+        }
     if route == "/emergency/contacts":
         return {"email": "bob@example.org", "wait_days": 7, "sealed_vault_key": "AQ=="}
+    if route == "/auth/factors/passkey":
+        return {"label": "Key", "credential": {"id": "AA", "rawId": "AA", "response": {}}}
     if route == "/users/key":
         return {"email": "alice@example.org"}
     if route == "/grants":
@@ -94,6 +107,16 @@ ROUTES = [
     ("POST", "/auth/keys/rotation/commit"),
     ("PUT", f"/records/{RID}/keys"),
     ("POST", "/auth/recovery/rotate"),
+    # Second factors (protocol §10).
+    ("GET", "/auth/factors"),
+    ("POST", "/auth/factors/totp"),
+    ("POST", f"/auth/factors/totp/{RID}/confirm"),
+    ("POST", f"/auth/factors/{RID}/remove"),
+    ("POST", "/auth/factors/backup-codes"),
+    # Passkeys (protocol §10).
+    ("POST", "/auth/factors/passkey/options"),
+    ("POST", "/auth/factors/passkey"),
+    ("POST", "/auth/factors/proof/passkey-options"),
     # Sharing (protocol §7).
     ("POST", "/grants"),
     ("GET", "/grants"),
@@ -528,3 +551,37 @@ def test_link_management_matrix(live: LiveApp, shared: dict[str, Any]) -> None:
     assert _call(live, shared, "owner", "DELETE", f"/links/{lid}") == 204
     assert _call(live, shared, "owner", "DELETE", f"/links/{lid}") == 204  # already ended
     assert httpx.post(decode_link(link).url, json={"recipient": "x"}).status_code == 404
+
+
+# --- second factors: only the owner's session touches a factor ---------------------------
+def test_factor_matrix(live: LiveApp, accounts: dict[str, Any]) -> None:
+    alice, mallory = accounts["alice"], accounts["mallory"]
+    aapi, mapi = live.client(alice.token), live.client(mallory.token)
+    started = aapi.start_totp("Phone")
+    totp = pyotp.TOTP(started.secret)
+    # Mallory can neither confirm Alice's enrolment nor remove her factor.
+    with pytest.raises(ApiError) as e:
+        mapi.confirm_totp(started.factor_id, totp.now())
+    assert (e.value.status, e.value.code) == (404, "factor_not_found")
+    done = aapi.confirm_totp(started.factor_id, totp.now())
+    assert done.backup_codes is not None
+    mallory_key = to_b64(
+        crypto.derive_keys(PASSWORD, mapi.prelogin("mallory@example.org").salt, TEST_KDF).auth_key
+    )
+    with pytest.raises(ApiError) as e:
+        mapi.remove_factor(started.factor_id, mallory_key, None)
+    assert (e.value.status, e.value.code) == (404, "factor_not_found")
+    assert mapi.factors().factors == ()
+    assert [f.id for f in aapi.factors().factors] == [started.factor_id]
+    # Alice's proofs under Mallory's token don't renew Alice's backup codes.
+    proof = {"method": "backup_code", "code": done.backup_codes[0]}
+    with pytest.raises(ApiError) as e:
+        mapi.renew_backup_codes(to_b64(accounts["alice_auth"]), proof)
+    assert e.value.code == "invalid_credentials"
+    # A pending login is no session.
+    pending = live.client().login("alice@example.org", to_b64(accounts["alice_auth"]))
+    assert isinstance(pending, FactorChallenge)
+    r = httpx.get(
+        f"{live.url}/api/v1/me", headers={"authorization": f"Bearer {pending.pending_token}"}
+    )
+    assert (r.status_code, r.json()["code"]) == (401, "invalid_token")

@@ -211,9 +211,30 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         "/api/v1/records/{record_id}/keys",
         "/api/v1/auth/recovery/rotate",
     } <= paths
+    # So is every second-factor route (protocol §10).
+    assert {
+        "/api/v1/auth/login/factor",
+        "/api/v1/auth/factors",
+        "/api/v1/auth/factors/totp",
+        "/api/v1/auth/factors/totp/{factor_id}/confirm",
+        "/api/v1/auth/factors/{factor_id}/remove",
+        "/api/v1/auth/factors/backup-codes",
+    } <= paths
+    # And the passkey routes (protocol §10), asked as http://localhost:PORT: an IP address
+    # can't be a WebAuthn RP ID, so by 127.0.0.1 they would stop at passkey_unavailable.
+    passkey_paths = {
+        "/api/v1/auth/factors/passkey/options",
+        "/api/v1/auth/factors/passkey",
+        "/api/v1/auth/login/passkey/options",
+        "/api/v1/auth/factors/proof/passkey-options",
+    }
+    assert passkey_paths <= paths
+    localhost = {"host": f"localhost:{url.rsplit(':', 1)[1]}"}
     for operation in operations:
         # Logging out would end the shared session for the examples that follow.
         use_token = authenticated and not operation.path.endswith("/auth/logout")
         headers = {"authorization": f"Bearer {token}"} if use_token else {}
+        if operation.path in passkey_paths:
+            headers.update(localhost)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _fuzz(operation, mode, url, headers)

@@ -26,7 +26,7 @@ from hygieia.api.middleware import (
     SecurityHeadersMiddleware,
     content_security_policy,
 )
-from hygieia.api.routes import auth, emergency, links, meta, rotation, sharing
+from hygieia.api.routes import auth, emergency, factors, links, meta, passkeys, rotation, sharing
 from hygieia.api.routes import records as record_routes
 from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
@@ -116,6 +116,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(meta.router, prefix=API)
     app.include_router(auth.router, prefix=API)
+    app.include_router(factors.router, prefix=API)
+    app.include_router(passkeys.router, prefix=API)
     app.include_router(record_routes.router, prefix=API)
     app.include_router(sharing.router, prefix=API)
     app.include_router(emergency.router, prefix=API)

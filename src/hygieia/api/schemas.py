@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from hygieia.encoding import from_b64, to_b64
 from hygieia.errors import BadRequest, PayloadTooLarge, from_validation_errors
 from hygieia.ipfs import parse_cid
 from hygieia.services.accounts import NewPassword
+from hygieia.services.factors import FactorProof
 
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,190}$")
 MAX_KEY_CHARS = 64 * 1024
@@ -175,6 +176,117 @@ class SessionPublic(Public):
     token: str
     expires_at: datetime
     account: AccountPublic
+    #: A recovery removed the account's second factors (protocol §10).
+    factors_removed: bool = False
+
+
+# --- second factors (protocol §10) -------------------------------------------------------
+MAX_CREDENTIAL_JSON = 16 * 1024
+
+
+def _label(value: str) -> str:
+    value = value.strip()
+    if not value or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("a label is 1-64 printable characters")
+    return value
+
+
+def _credential(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, ensure_ascii=False)) > MAX_CREDENTIAL_JSON:
+        raise ValueError("credential too large")
+    return value
+
+
+FactorLabel = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_label)]
+FactorCode = Annotated[str, Field(min_length=1, max_length=64)]
+Credential = Annotated[dict[str, Any], AfterValidator(_credential)]
+MethodName = Literal["totp", "backup_code", "passkey"]
+
+
+class PendingLoginPublic(Public):
+    """``POST /auth/login`` when the account has a second factor: no session yet."""
+
+    factor_required: Literal[True]
+    pending_token: str
+    methods: list[MethodName]
+    expires_at: datetime
+
+
+class FactorProofIn(Strict):
+    method: MethodName
+    code: FactorCode | None = None
+    credential: Credential | None = None
+
+    def proof(self) -> FactorProof:
+        return FactorProof(method=self.method, code=self.code, credential=self.credential)
+
+
+class LoginFactorCreate(FactorProofIn):
+    pending_token: Token
+
+
+class PendingTokenIn(Strict):
+    pending_token: Token
+
+
+class FactorPublic(Public):
+    id: str
+    kind: str
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class FactorListPublic(Public):
+    factors: list[FactorPublic]
+    backup_codes_left: int
+
+
+class TotpCreate(Strict):
+    label: FactorLabel = "Authenticator app"
+
+
+class TotpEnrolmentPublic(Public):
+    factor_id: str
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirm(Strict):
+    code: FactorCode
+
+
+class FactorConfirmedPublic(Public):
+    factor: FactorPublic
+    #: The ten backup codes, shown once: only with the account's first factor.
+    backup_codes: list[str] | None
+
+
+class SensitiveProof(Strict):
+    """The password proof and, for an account with factors, a current factor."""
+
+    auth_key: Key32
+    factor: FactorProofIn | None = None
+
+    def proof(self) -> FactorProof | None:
+        return None if self.factor is None else self.factor.proof()
+
+
+class PasskeyCreate(Strict):
+    """``navigator.credentials.create()``'s answer (``RegistrationResponseJSON``)."""
+
+    label: FactorLabel = "Passkey"
+    credential: Credential
+
+
+class PasskeyOptionsPublic(Public):
+    """WebAuthn options as JSON (``PublicKeyCredential{Creation,Request}OptionsJSON``)."""
+
+    options: dict[str, Any]
+
+
+class BackupCodesPublic(Public):
+    backup_codes: list[str]
 
 
 class _NewPasswordIn(Strict):

@@ -12,13 +12,21 @@ with a silently changed salt. New passwords must pass :mod:`hygieia.client.passw
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hygieia import crypto
 from hygieia.client.kdf_policy import KdfRefused, KnownKdf, Remembered, kdf_floor, vet_kdf
 from hygieia.client.passwords import check_new_password
-from hygieia.client.sdk import HygieiaClient, NewAccount, PendingKey, SessionGrant
+from hygieia.client.sdk import (
+    FactorChallenge,
+    HygieiaClient,
+    NewAccount,
+    PendingKey,
+    SessionGrant,
+)
 from hygieia.encoding import from_b64, to_b64
 
 
@@ -39,6 +47,35 @@ class LoggedIn(SessionGrant):
 
     def unlock(self) -> crypto.UnlockedKey:
         return crypto.unlock(self.account.locked_secret_key, self.vault_key)
+
+
+#: Asked for a second factor when a login needs one: the challenge in, (method, code) out.
+FactorPrompt = Callable[[FactorChallenge], tuple[str, str]]
+
+
+class FactorNeeded(Exception):
+    """The account has a second factor and the login was given no way to ask for it."""
+
+    def __init__(self, challenge: FactorChallenge) -> None:
+        super().__init__("this account needs a second factor (an authenticator or backup code)")
+        self.challenge = challenge
+
+
+_TOTP_RE = re.compile(r"^\d{6}$")
+
+
+def factor_answer(code: str) -> tuple[str, str]:
+    """What a typed code is: six digits are a TOTP code, anything else a backup code."""
+    code = "".join(code.split())
+    return ("totp", code) if _TOTP_RE.match(code) else ("backup_code", code)
+
+
+def factor_proof(code: str | None) -> dict[str, str] | None:
+    """The ``FactorProof`` body for a typed code (None: the account has no factor)."""
+    if code is None:
+        return None
+    method, value = factor_answer(code)
+    return {"method": method, "code": value}
 
 
 class RotationError(Exception):
@@ -190,7 +227,12 @@ def _use_session(
     """Make ``api`` act with the new session's token from now on."""
     api.token = grant.token
     return LoggedIn(
-        grant.token, grant.expires_at, grant.account, vault_key=vault_key, wrap_key=wrap_key
+        grant.token,
+        grant.expires_at,
+        grant.account,
+        vault_key=vault_key,
+        wrap_key=wrap_key,
+        factors_removed=grant.factors_removed,
     )
 
 
@@ -202,11 +244,13 @@ def login(
     floor: crypto.KdfParams | None = None,
     known: KnownKdf | None = None,
     accept_new_salt: bool = False,
+    factor: FactorPrompt | None = None,
 ) -> LoggedIn:
     """Log in: derive ``auth_key`` with the account's parameters, once they pass
     :func:`~hygieia.client.kdf_policy.vet_kdf` (``accept_new_salt`` lets a salt other
     than the remembered one through: salts never change, but an account can be
-    re-created)."""
+    re-created). An account with a second factor asks ``factor`` for a code (protocol
+    §10); without one, :class:`FactorNeeded` is raised."""
     pre = api.prelogin(email)
     trusted = _trusted(
         api,
@@ -218,7 +262,14 @@ def login(
         accept_new_salt=accept_new_salt,
     )
     keys = crypto.derive_keys(password, trusted.salt, trusted.kdf)
-    answer = api.login(email, to_b64(keys.auth_key))
+    first = api.login(email, to_b64(keys.auth_key))
+    if isinstance(first, FactorChallenge):
+        if factor is None:
+            raise FactorNeeded(first)
+        method, code = factor(first)
+        answer = api.login_factor(first.pending_token, method, code)
+    else:
+        answer = first
     vault_key = crypto.unwrap_vault_key(answer.account.wrapped_vault_key, keys.wrap_key)
     if known is not None:
         # Only now: the vault key unwrapped, so these are the parameters the account's
@@ -246,6 +297,22 @@ def unlock_vault(
         vault_key=vault_key,
         wrap_key=keys.wrap_key,
     )
+
+
+def password_proof(
+    api: HygieiaClient,
+    password: str,
+    *,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
+) -> str:
+    """``auth_key`` (base64) for a sensitive action of the logged-in account (removing a
+    factor, new backup codes); a wrong password fails here, before anything is sent."""
+    account = api.me()
+    current = _trusted(api, account.email, account.kdf, account.salt, floor=floor, known=known)
+    keys = crypto.derive_keys(password, current.salt, current.kdf)
+    crypto.unwrap_vault_key(account.wrapped_vault_key, keys.wrap_key)
+    return to_b64(keys.auth_key)
 
 
 def change_password(

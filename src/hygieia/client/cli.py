@@ -4,7 +4,8 @@ The server's commands (``serve``, ``db upgrade``, ``admin reconcile``) share the
 ``hygieia`` name but live in :mod:`hygieia.server`; ``hygieia.__main__`` dispatches.
 
 Passwords come from a hidden prompt or, for scripts, ``HYGIEIA_PASSWORD`` /
-``HYGIEIA_NEW_PASSWORD`` / ``HYGIEIA_RECOVERY_CODE``. They are never echoed or logged.
+``HYGIEIA_NEW_PASSWORD`` / ``HYGIEIA_RECOVERY_CODE``; a second factor's code from
+``HYGIEIA_TOTP`` or a prompt. They are never echoed or logged.
 
 Everything printed that a server or a user supplied (titles, e-mails, error details) is
 printed with Rich markup, emoji codes and highlighting off: a record titled ``[/]`` is
@@ -48,7 +49,14 @@ from hygieia.client import session_store
 from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
-from hygieia.client.sdk import Account, ApiError, HygieiaClient, InsecureTransport, RecordItem
+from hygieia.client.sdk import (
+    Account,
+    ApiError,
+    FactorChallenge,
+    HygieiaClient,
+    InsecureTransport,
+    RecordItem,
+)
 from hygieia.client.shlink import InvalidLink, LinkError
 from hygieia.errors import InvalidToken, TokenExpired, TokenRevoked
 from hygieia.ipfs import BlockSource, ContentError, open_block_source
@@ -117,6 +125,11 @@ link_app = typer.Typer(
     help="Share links for people without an account (SMART Health Links)",
 )
 app.add_typer(link_app, name="link")
+factor_app = typer.Typer(
+    no_args_is_help=True,
+    help="Second factors: an authenticator app (TOTP) and backup codes",
+)
+app.add_typer(factor_app, name="factor")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 # Lines are never folded by us (soft_wrap): a path, id or CID cut by a newline at the
@@ -237,6 +250,15 @@ def password(confirm: bool = False) -> str:
     return _secret("HYGIEIA_PASSWORD", "Password", confirm=confirm)
 
 
+def factor_code() -> str:
+    """A current authenticator code or a backup code (``HYGIEIA_TOTP`` or a prompt)."""
+    return _secret("HYGIEIA_TOTP", "Authenticator code (or backup code)")
+
+
+def _ask_factor(challenge: FactorChallenge) -> tuple[str, str]:
+    return acct.factor_answer(factor_code())
+
+
 def _server(explicit: str | None) -> str:
     if explicit:
         return explicit
@@ -309,7 +331,12 @@ def login(
     """Log in and keep the session token."""
     with friendly_errors(), client(_server(server)) as api:
         session = acct.login(
-            api, email, password(), known=known_kdf(), accept_new_salt=accept_new_salt
+            api,
+            email,
+            password(),
+            known=known_kdf(),
+            accept_new_salt=accept_new_salt,
+            factor=_ask_factor,
         )
         _remember(api, session.account.email, session)
     out.print(f"Logged in as {session.account.email}")
@@ -366,6 +393,11 @@ def recover(email: str, server: ServerOpt = None) -> None:
         session = acct.recover(api, email, code, new, known=known_kdf())
         _remember(api, session.account.email, session)
     out.print(f"Password reset; logged in as {session.account.email}")
+    if session.factors_removed:
+        out.print(
+            "Your second factors (authenticator apps, passkeys, backup codes) were removed: "
+            "add them again with `hygieia factor add-totp`"
+        )
 
 
 @key_app.command("export")
@@ -1617,3 +1649,108 @@ def link_open(
 def main() -> None:
     tune_glibc_malloc()
     app()
+
+
+# --- second factors (protocol §10) -------------------------------------------------------
+def _enrolment_code() -> str:
+    """The first code of a new authenticator: ``HYGIEIA_TOTP``, a prompt, or one line on
+    standard input (for scripts that read the secret printed above)."""
+    value = os.environ.get("HYGIEIA_TOTP")
+    if value:
+        return value
+    if sys.stdin.isatty():
+        return str(typer.prompt("Code shown by the app"))
+    sys.stdout.flush()
+    line = sys.stdin.readline().strip()
+    if not line:
+        raise fail("HYGIEIA_TOTP is not set and no code came on standard input")
+    return line
+
+
+def _print_backup_codes(codes: Sequence[str]) -> None:
+    out.print(
+        Text(
+            "Backup codes: shown this once. Store them offline; each works once, "
+            "in place of an authenticator code.",
+            style="bold",
+        )
+    )
+    for code in codes:
+        out.print(f"  {code}")
+
+
+@factor_app.command("ls")
+def factor_ls(server: ServerOpt = None) -> None:
+    """List your second factors and how many backup codes are left."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        listed = api.factors()
+    if not listed.factors:
+        out.print("No second factor: `hygieia factor add-totp` adds an authenticator app")
+        return
+    rows = [
+        (f.id, f.kind, f.label, f.created_at[:19], (f.last_used_at or "never")[:19])
+        for f in listed.factors
+    ]
+    if not out.is_terminal:  # piped: one tab-separated line per factor, never truncated
+        for row in rows:
+            sys.stdout.write("\t".join(col.replace("\t", " ") for col in row) + "\n")
+    else:
+        table = Table("id", "kind", "label", "added", "last used")
+        for row in rows:
+            table.add_row(*(Text(col) for col in row))
+        out.print(table)
+    out.print(f"Backup codes left: {listed.backup_codes_left}")
+
+
+@factor_app.command("add-totp")
+def factor_add_totp(
+    label: Annotated[
+        str, typer.Option("--label", help="A name for this authenticator")
+    ] = "Authenticator app",
+    server: ServerOpt = None,
+) -> None:
+    """Add an authenticator app: shows the secret and a QR code, then asks for a code."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        started = api.start_totp(label)
+        import segno  # only here and for links
+
+        out.print("Scan this QR code with your authenticator app, or type in the secret.")
+        sys.stdout.flush()
+        segno.make(started.otpauth_uri, error="m", micro=False).terminal(
+            out=sys.stdout, compact=True
+        )
+        out.print(Text.assemble("Secret: ", (started.secret, "bold")))
+        done = api.confirm_totp(started.factor_id, _enrolment_code())
+    out.print(Text.assemble("Second factor added: ", (done.factor.label, "bold")))
+    out.print(f"Factor id: {done.factor.id}")
+    if done.backup_codes:
+        _print_backup_codes(done.backup_codes)
+
+
+@factor_app.command("rm")
+def factor_rm(
+    factor_id: Annotated[str, typer.Argument(help="The factor's id (see `factor ls`)")],
+    server: ServerOpt = None,
+) -> None:
+    """Remove a second factor (asks for the password and a current code)."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        proof = acct.password_proof(api, password(), known=known_kdf())
+        api.remove_factor(factor_id, proof, acct.factor_proof(factor_code()))
+        left = api.factors()
+    out.print("Second factor removed")
+    if not left.factors:
+        out.print("No second factor is left: logins ask for the password only")
+
+
+@factor_app.command("backup-codes")
+def factor_backup_codes(server: ServerOpt = None) -> None:
+    """Make ten new backup codes (the old ones stop working)."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        proof = acct.password_proof(api, password(), known=known_kdf())
+        codes = api.renew_backup_codes(proof, acct.factor_proof(factor_code()))
+    _print_backup_codes(codes)
+    out.print("The earlier backup codes no longer work.")

@@ -37,7 +37,7 @@ from hygieia.client.kit import (
     verified_content,
 )
 from hygieia.client.records import Progress, RecordMismatchError, same_cid
-from hygieia.client.sdk import ApiError, HygieiaClient
+from hygieia.client.sdk import ApiError, FactorChallenge, HygieiaClient
 from hygieia.encoding import to_b64
 from hygieia.errors import EmailTaken, InvalidCredentials, NotFound, RecordIdTaken
 from hygieia.ipfs import BlockSource
@@ -96,6 +96,11 @@ def _login(api: HygieiaClient, opened: OpenedKit, auth_key: bytes) -> LoggedIn |
         if exc.code == InvalidCredentials.code:
             return None
         raise
+    if isinstance(grant, FactorChallenge):
+        raise KitError(
+            f"the account {account.email} has a second factor: log in with "
+            "`hygieia login` (which asks for it), then run this again"
+        )
     if grant.account.fingerprint != account.fingerprint:
         raise KitError(
             f"{api.server} has another account for {account.email} (key "

@@ -13,7 +13,7 @@ import ipaddress
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from types import NoneType, UnionType
 from typing import IO, Any, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
@@ -34,6 +34,10 @@ __all__ = [
     "EmergencyContact",
     "EmergencyContactList",
     "EmergencyVault",
+    "Factor",
+    "FactorChallenge",
+    "FactorConfirmed",
+    "FactorList",
     "Grant",
     "GrantList",
     "GrantPage",
@@ -51,6 +55,7 @@ __all__ = [
     "SharedOwner",
     "SharedPage",
     "SharedRecord",
+    "TotpEnrolment",
     "UserKey",
     "check_transport",
 ]
@@ -123,6 +128,50 @@ class SessionGrant:
     token: str
     expires_at: str
     account: Account
+    #: A recovery removed the account's second factors (protocol §10).
+    factors_removed: bool = field(default=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class FactorChallenge:
+    """``POST /auth/login`` for an account with a second factor: no session yet; give
+    a factor with ``pending_token`` to ``POST /auth/login/factor`` (protocol §10)."""
+
+    factor_required: bool
+    pending_token: str = field(repr=False)
+    methods: tuple[str, ...]
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class Factor:
+    id: str
+    kind: str
+    label: str
+    created_at: str
+    last_used_at: str | None
+
+
+@dataclass(frozen=True)
+class FactorList:
+    factors: tuple[Factor, ...]
+    backup_codes_left: int
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    """A TOTP secret to put in an authenticator app; unconfirmed until a first code."""
+
+    factor_id: str
+    secret: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FactorConfirmed:
+    factor: Factor
+    #: Ten single-use backup codes, with the account's first factor only: shown once.
+    backup_codes: tuple[str, ...] | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -373,7 +422,7 @@ def _field(hint: Any, raw: Any) -> Any:
         if not isinstance(raw, str):
             raise TypeError("expected a base64 string")
         return from_b64(raw)
-    if hint in (str, int) and type(raw) is hint:  # not ``bool`` for ``int``
+    if hint in (str, int, bool) and type(raw) is hint:  # not ``bool`` for ``int``
         return raw
     raise TypeError(f"expected {hint}")
 
@@ -500,9 +549,52 @@ class HygieiaClient:
     def signup(self, body: Mapping[str, Any]) -> NewAccount:
         return self._typed(NewAccount, "POST", "/auth/signup", json=body)
 
-    def login(self, email: str, auth_key_b64: str) -> SessionGrant:
+    def login(self, email: str, auth_key_b64: str) -> SessionGrant | FactorChallenge:
+        """A session, or (the account has a second factor) a :class:`FactorChallenge`."""
         body = {"email": email, "auth_key": auth_key_b64}
-        return self._typed(SessionGrant, "POST", "/auth/login", json=body)
+        resp = self.request("POST", "/auth/login", json=body)
+        try:
+            data = resp.json()
+            if isinstance(data, dict) and data.get("factor_required") is True:
+                return _decode(FactorChallenge, data)
+            return _decode(SessionGrant, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidResponse(
+                resp.status_code, f"unexpected answer from {self.server} to POST /auth/login"
+            ) from exc
+
+    def login_factor(self, pending_token: str, method: str, code: str) -> SessionGrant:
+        """The login's second step: a TOTP or backup code for a pending login."""
+        body = {"pending_token": pending_token, "method": method, "code": code}
+        return self._typed(SessionGrant, "POST", "/auth/login/factor", json=body)
+
+    # --- second factors (protocol §10) -------------------------------------------
+    def factors(self) -> FactorList:
+        return self._typed(FactorList, "GET", "/auth/factors")
+
+    def start_totp(self, label: str | None = None) -> TotpEnrolment:
+        body = {} if label is None else {"label": label}
+        return self._typed(TotpEnrolment, "POST", "/auth/factors/totp", json=body)
+
+    def confirm_totp(self, factor_id: str, code: str) -> FactorConfirmed:
+        path = f"/auth/factors/totp/{factor_id}/confirm"
+        return self._typed(FactorConfirmed, "POST", path, json={"code": code})
+
+    def remove_factor(
+        self, factor_id: str, auth_key_b64: str, factor: Mapping[str, Any] | None
+    ) -> None:
+        body = {"auth_key": auth_key_b64, "factor": factor}
+        self.request("POST", f"/auth/factors/{factor_id}/remove", json=body)
+
+    def renew_backup_codes(
+        self, auth_key_b64: str, factor: Mapping[str, Any] | None
+    ) -> tuple[str, ...]:
+        body = {"auth_key": auth_key_b64, "factor": factor}
+        answer = self.json("POST", "/auth/factors/backup-codes", json=body)
+        codes = answer.get("backup_codes") if isinstance(answer, dict) else None
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise InvalidResponse(200, "unexpected answer to POST /auth/factors/backup-codes")
+        return tuple(codes)
 
     def logout(self) -> None:
         self.request("POST", "/auth/logout")

@@ -89,12 +89,55 @@ class AuthSession(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "session" | "recovery"
+    kind: Mapped[str] = mapped_column(String(16))  # "session" | "recovery" | "factor" | …
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Kind "factor" (a pending login): second-factor attempts made with it so far.
+    attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: A WebAuthn challenge bound to this row (pending logins, passkey ceremonies).
+    challenge: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
 
     user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class UserFactor(Base):
+    """A second factor of an account (protocol §10): a TOTP secret or a passkey.
+
+    ``confirmed_at`` is None while an enrolment waits for its first code; only confirmed
+    factors count at login. ``totp_secret`` is sealed at rest with a server secret
+    (``services.factors``); ``last_totp_step`` makes every TOTP code single-use.
+    """
+
+    __tablename__ = "user_factors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "totp" | "passkey"
+    label: Mapped[str] = mapped_column(String(64))
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(256), nullable=True)
+    credential_id: Mapped[bytes | None] = mapped_column(
+        LargeBinary(1024), nullable=True, unique=True
+    )
+    credential_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(4096), nullable=True)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_totp_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class BackupCode(Base):
+    """A single-use backup code: only a salted HMAC-SHA-256 of the normalised code."""
+
+    __tablename__ = "backup_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Throttle(Base):

@@ -12,13 +12,18 @@ Abuse (security review, findings 2-4 and 9; docs/security.md):
 - no answer tells whether an email has an account: prelogin and key lookups answer
   for unknown emails with stable stand-ins, sign-up conflicts all look alike;
 - the server's own Argon2id work goes through one bounded :class:`HashLimiter`.
+
+Second factors (protocol §10, ``services.factors``): an account with a confirmed factor
+gets a pending login (a ``sessions`` row of kind "factor": 5 minutes, at most 5 factor
+attempts) instead of a session; :func:`login_factor` turns it into one. A wrong factor
+counts in the same (account, address) bucket as a wrong password, and a right password
+does not end that streak while the factor is still owed: only a complete login does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,9 +34,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from hygieia import crypto
-from hygieia.db.models import AuthSession, DecoyKey, KeyRotation, ServerSecret, User
+from hygieia.db.models import AuthSession, DecoyKey, KeyRotation, User
 from hygieia.errors import (
     EmailTaken,
+    FactorExpired,
+    FactorInvalid,
+    FactorRequired,
     HygieiaError,
     InvalidCredentials,
     InvalidKey,
@@ -46,13 +54,26 @@ from hygieia.errors import (
     ValidationFailed,
     WeakKdf,
 )
-from hygieia.services import ratelimit
+from hygieia.services import factors, ratelimit
 from hygieia.services.audit import record_event
-from hygieia.services.common import Clock, new_token, rowcount, token_hash, utcnow
+from hygieia.services.common import (
+    Clock,
+    new_token,
+    rowcount,
+    token_hash,
+    utcnow,
+)
+from hygieia.services.common import (
+    server_secret as server_secret,  # re-exported: services.links uses it
+)
 from hygieia.services.hashing import HashLimiter
 from hygieia.services.ratelimit import Bucket, Policy, client_key
 
 RECOVERY_TOKEN_TTL = timedelta(minutes=10)
+#: How long a pending login (password proven, second factor owed) lives, and how many
+#: second-factor attempts it allows.
+FACTOR_TOKEN_TTL = timedelta(minutes=5)
+MAX_FACTOR_ATTEMPTS = 5
 SALT_BYTES = 16
 
 
@@ -86,6 +107,18 @@ class IssuedSession:
     token: str
     expires_at: datetime
     account: User
+    #: A recovery removed the account's second factors (the client says so).
+    factors_removed: bool = False
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """The password was right; a second factor is owed before a session exists."""
+
+    pending_token: str
+    methods: list[factors.Method]
+    expires_at: datetime
+    factor_required: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,22 +129,6 @@ class RecoveryGrant:
     #: During a key rotation: the pending vault key under the same recovery key, for
     #: the client to wrap under the new password too (services.rotation).
     pending_recovery_wrapped_vault_key: bytes | None = None
-
-
-def server_secret(db: Session, name: str) -> bytes:
-    """Return (creating once, race-safely) a random server-wide secret kept in the DB."""
-    row = db.get(ServerSecret, name)
-    if row is not None:
-        return row.value
-    try:
-        with db.begin_nested():
-            db.add(ServerSecret(name=name, value=secrets.token_bytes(32)))
-    except IntegrityError:
-        pass
-    db.commit()
-    row = db.get(ServerSecret, name)
-    assert row is not None
-    return row.value
 
 
 def _find_user(db: Session, email: str) -> User | None:
@@ -238,6 +255,7 @@ def _issue(
             kind=kind,
             created_at=at,
             expires_at=at + ttl,
+            attempts=0 if kind == "factor" else None,
         )
     )
     return token, at + ttl
@@ -319,7 +337,8 @@ def _login_buckets(limits: Limits, *, email: str, address: str) -> tuple[Bucket,
 
 def login(
     db: Session, *, email: str, auth_key: bytes, address: str, limits: Limits, now: Clock = utcnow
-) -> IssuedSession:
+) -> IssuedSession | PendingLogin:
+    """The ``auth_key`` proof: a session, or a pending login if a second factor is owed."""
     pair, per_address = _login_buckets(limits, email=email, address=address)
     user = _prove(
         db,
@@ -334,11 +353,171 @@ def login(
         now=now,
     )
     ratelimit.refund(db, per_address)
+    methods = factors.methods_for(db, user.id)
+    if not methods:
+        return _open_session(
+            db, user=user, event="auth.login", address=address, limits=limits, now=now
+        )
+    # The right password doesn't end the streak while the factor is owed (else each
+    # password login would reset the delays that wrong codes earned): its claimed
+    # attempt stays counted and pays for the pending login's first factor attempt.
+    token, expires = _issue(db, user=user, kind="factor", ttl=FACTOR_TOKEN_TTL, now=now)
+    db.commit()
+    return PendingLogin(pending_token=token, methods=methods, expires_at=expires)
+
+
+def login_factor(
+    db: Session,
+    *,
+    pending_token: str,
+    proof: factors.FactorProof,
+    address: str,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> IssuedSession:
+    """The second step: a pending login and a factor make a session.
+
+    Each attempt is counted in the login buckets (the password's) and on the pending
+    login before the factor is checked: the first was claimed by the password step
+    itself, every later one is claimed here. The fifth failure ends the pending login.
+    """
+    row = db.scalar(
+        select(AuthSession)
+        .options(joinedload(AuthSession.user))
+        .where(AuthSession.token_hash == token_hash(pending_token))
+    )
+    if (
+        row is None
+        or row.kind != "factor"
+        or row.revoked_at is not None
+        or row.expires_at <= now()
+        or (row.attempts or 0) >= MAX_FACTOR_ATTEMPTS
+    ):
+        raise FactorExpired()
+    user, row_id = row.user, row.id
+    pair, per_address = _login_buckets(limits, email=user.email, address=address)
+
+    def count(first: bool) -> bool:
+        at = now()
+        done = db.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == row_id,
+                AuthSession.kind == "factor",
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > at,
+                func.coalesce(AuthSession.attempts, 0) == 0
+                if first
+                else func.coalesce(AuthSession.attempts, 0) < MAX_FACTOR_ATTEMPTS,
+            )
+            .values(attempts=func.coalesce(AuthSession.attempts, 0) + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.commit()
+        return rowcount(done) == 1
+
+    claimed = not count(first=True)  # the first attempt was paid for by the password step
+    if claimed:
+        ratelimit.check(db, [pair, per_address], now=now)
+        ratelimit.claim(db, [pair, per_address], now=now)  # commits
+        if not count(first=False):
+            raise FactorExpired()
+    at = now()
+    db.refresh(row)
+    try:
+        factors.verify_proof(db, user=user, proof=proof, session=row, address=address, now=now)
+    except (FactorInvalid, FactorRequired):
+        db.rollback()
+        if (row.attempts or 0) >= MAX_FACTOR_ATTEMPTS:
+            db.execute(
+                update(AuthSession)
+                .where(AuthSession.id == row_id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=at)
+                .execution_options(synchronize_session=False)
+            )
+        record_event(
+            db,
+            event="auth.factor_failed",
+            user_id=user.id,
+            address=address,
+            detail={"kind": proof.method},
+            now=now,
+        )
+        db.commit()
+        raise FactorInvalid() from None
+    # Consume the pending login: of racing requests with one token, one gets through.
+    consumed = db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == row_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(consumed) != 1:
+        db.rollback()
+        raise FactorExpired()
+    if claimed:
+        ratelimit.refund(db, per_address)
     return _open_session(db, user=user, event="auth.login", address=address, limits=limits, now=now)
 
 
+def prove_sensitive(
+    db: Session,
+    *,
+    user: User,
+    auth_key: bytes,
+    proof: factors.FactorProof | None,
+    session: AuthSession | None,
+    address: str,
+    limits: Limits,
+    now: Clock = utcnow,
+) -> None:
+    """The password proof and, if the account has any, a second factor: for removing a
+    factor, new backup codes, deleting the account.
+
+    One attempt in the account's "password" bucket (per address) covers both; it is
+    forgiven only when both succeed. The factor's use (TOTP step, backup code) is left
+    in ``db`` for the caller's commit.
+    """
+    attempt = ratelimit.bucket("password", limits.login, user.id, client_key(address))
+    _prove(
+        db,
+        buckets=[attempt],
+        user=user,
+        secret=auth_key,
+        stored_hash=lambda u: u.auth_hash,
+        address=address,
+        failed_event="auth.password_check_failed",
+        error=InvalidCredentials("current password is wrong"),
+        limits=limits,
+        now=now,
+    )
+    try:
+        factors.verify_proof(db, user=user, proof=proof, session=session, address=address, now=now)
+    except (FactorInvalid, FactorRequired) as exc:
+        db.rollback()
+        if isinstance(exc, FactorInvalid) and proof is not None:
+            record_event(
+                db,
+                event="auth.factor_failed",
+                user_id=user.id,
+                address=address,
+                detail={"kind": proof.method},
+                now=now,
+            )
+            db.commit()
+        raise
+    ratelimit.forgive(db, attempt)
+
+
 def _open_session(
-    db: Session, *, user: User, event: str, address: str, limits: Limits, now: Clock
+    db: Session,
+    *,
+    user: User,
+    event: str,
+    address: str,
+    limits: Limits,
+    now: Clock,
+    factors_removed: bool = False,
 ) -> IssuedSession:
     """After a successful proof: end the login streak, issue a token, audit, commit."""
     pair, _ = _login_buckets(limits, email=user.email, address=address)
@@ -348,7 +527,9 @@ def _open_session(
     )
     record_event(db, event=event, user_id=user.id, address=address, now=now)
     db.commit()
-    return IssuedSession(token=token, expires_at=expires, account=user)
+    return IssuedSession(
+        token=token, expires_at=expires, account=user, factors_removed=factors_removed
+    )
 
 
 def _check_live(
@@ -575,8 +756,17 @@ def complete_recovery(
     if pending is not None and pending_wrapped_vault_key is not None:
         pending.wrapped_vault_key = pending_wrapped_vault_key
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
+    # The recovery code stands in for every factor: lost factors must not lock the
+    # owner out, and whoever holds the code could remove them anyway (protocol §10).
+    removed = factors.remove_all(db, user_id=user.id, address=address, now=now)
     return _open_session(
-        db, user=user, event="auth.recovered", address=address, limits=limits, now=now
+        db,
+        user=user,
+        event="auth.recovered",
+        address=address,
+        limits=limits,
+        now=now,
+        factors_removed=removed,
     )
 
 

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hygieia.db.models import ServerSecret
 
 Clock = Callable[[], datetime]
 
@@ -35,3 +39,22 @@ def ident_hash(value: str) -> str:
 def rowcount(result: Result[Any]) -> int:
     """Rows an INSERT/UPDATE changed (``Session.execute`` is typed as any ``Result``)."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def server_secret(db: Session, name: str) -> bytes:
+    """Return (creating once, race-safely) a random server-wide secret kept in the DB.
+
+    Commits: call it before anything else of the transaction is added.
+    """
+    row = db.get(ServerSecret, name)
+    if row is not None:
+        return row.value
+    try:
+        with db.begin_nested():
+            db.add(ServerSecret(name=name, value=secrets.token_bytes(32)))
+    except IntegrityError:
+        pass
+    db.commit()
+    row = db.get(ServerSecret, name)
+    assert row is not None
+    return row.value

@@ -12,7 +12,9 @@ from hygieia.api.schemas import (
     AuditEventPublic,
     Email,
     LoginCreate,
+    LoginFactorCreate,
     PasswordChange,
+    PendingLoginPublic,
     PreloginPublic,
     RecoverComplete,
     RecoverCreate,
@@ -54,10 +56,24 @@ def signup(body: SignupCreate, db: SessionDep, throttle: ThrottleDep) -> SignupP
     return SignupPublic.model_validate(user)
 
 
-@router.post("/auth/login", response_model=SessionPublic)
-def login(body: LoginCreate, db: SessionDep, throttle: ThrottleDep) -> SessionPublic:
-    """Exchange ``auth_key`` for a session token."""
+@router.post("/auth/login", response_model=SessionPublic | PendingLoginPublic)
+def login(
+    body: LoginCreate, db: SessionDep, throttle: ThrottleDep
+) -> SessionPublic | PendingLoginPublic:
+    """Exchange ``auth_key`` for a session token, or, if the account has a second
+    factor, for a pending login (``factor_required``) that ``/auth/login/factor`` ends."""
     issued = accounts.login(db, email=body.email, auth_key=body.auth_key, **throttle)
+    if isinstance(issued, accounts.PendingLogin):
+        return PendingLoginPublic.model_validate(issued)
+    return SessionPublic.model_validate(issued)
+
+
+@router.post("/auth/login/factor", response_model=SessionPublic)
+def login_factor(body: LoginFactorCreate, db: SessionDep, throttle: ThrottleDep) -> SessionPublic:
+    """The second step of a login: a pending login and a second factor make a session."""
+    issued = accounts.login_factor(
+        db, pending_token=body.pending_token, proof=body.proof(), **throttle
+    )
     return SessionPublic.model_validate(issued)
 
 

@@ -3,6 +3,7 @@
 // auth_key, public key, locked key, wrapped vault keys and salts only. What the server
 // says to derive with is vetted first (kdf-trust.js); new passwords must pass
 // passwords.js.
+import * as passkeys from './passkeys.js';
 import * as c from './crypto/index.js';
 import { rememberKdf, vetKdf } from './kdf-trust.js';
 import { MIN_PASSWORD, requireStrongPassword } from './passwords.js';
@@ -91,23 +92,92 @@ export async function prepareSignup(api, { email, password }) {
   };
 }
 
+/** A typed second-factor code: six digits are a TOTP code, anything else a backup code. */
+export function factorAnswer(code) {
+  const compact = code.replace(/\s+/g, '');
+  return /^\d{6}$/.test(compact)
+    ? { method: 'totp', code: compact }
+    : { method: 'backup_code', code: compact };
+}
+
 /**
  * Log in. `acceptNewSalt`: the user confirmed that the account's salt differs from the
  * one remembered here (salts never change; an account re-created under the same email
  * gets a new one).
+ *
+ * Returns `{ factorRequired: false }` once logged in, or, for an account with a second
+ * factor (protocol §10), `{ factorRequired: true, methods, finish(code),
+ * finishWithPasskey(), discard() }`: no session exists until `finish` gets a right code
+ * or `finishWithPasskey` a passkey's answer (either may be called again after a wrong
+ * one). The password's wrap key waits in that closure, and is wiped by `discard` or
+ * once logged in.
  */
 export async function login(api, { email, password, acceptNewSalt = false }) {
   email = normEmail(email);
   const pre = await api.prelogin(email);
   const { kdf, salt } = await vetKdf(email, pre.kdf, pre.salt, { acceptNewSalt });
   const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
-  try {
-    const sess = await api.login(email, c.toB64(authKey));
+  const enter = async (sess) => {
     api.token = sess.token;
     adopt(sess.account, await unlockWithPassword(sess.account, wrapKey));
     // Only now: the vault key unwrapped, so the account's owner chose these values.
     await rememberKdf(email, kdf, pre.salt);
     await adoptPendingKey(api, wrapKey);
+  };
+  let answer;
+  try {
+    answer = await api.login(email, c.toB64(authKey));
+  } catch (err) {
+    c.wipe(wrapKey);
+    throw err;
+  } finally {
+    c.wipe(authKey);
+  }
+  if (!answer.factor_required) {
+    try {
+      await enter(answer);
+    } finally {
+      c.wipe(wrapKey);
+    }
+    return { factorRequired: false };
+  }
+  let done = false;
+  return {
+    factorRequired: true,
+    methods: answer.methods,
+    async finish(code) {
+      if (done) throw new Error('this login step is over');
+      const proof = typeof code === 'string' ? factorAnswer(code) : code;
+      const sess = await api.loginFactor(answer.pending_token, proof);
+      done = true;
+      try {
+        await enter(sess);
+      } finally {
+        c.wipe(wrapKey);
+      }
+    },
+    async finishWithPasskey() {
+      if (done) throw new Error('this login step is over');
+      await this.finish(await passkeys.loginProof(api, answer.pending_token));
+    },
+    discard() {
+      done = true;
+      c.wipe(wrapKey);
+    },
+  };
+}
+
+/** The password proof (`auth_key`) for a sensitive action of the logged-in account. */
+export async function passwordProof(password) {
+  const account = session.account;
+  const { kdf, salt } = await vetAccount(account);
+  const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
+  try {
+    // A wrong password fails here, before anything is sent.
+    c.wipe(await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey));
+    return c.toB64(authKey);
+  } catch (err) {
+    throw new c.DecryptionError('current password is wrong', { cause: err });
   } finally {
     c.wipe(authKey, wrapKey);
   }
@@ -259,6 +329,7 @@ export async function recover(api, { email, code, password }) {
     api.token = sess.token;
     adopt(sess.account, await unlockAccountKey(sess.account, vaultKey));
     await rememberKdf(email, body.new_kdf, body.new_salt);
+    return { factorsRemoved: Boolean(sess.factors_removed) };
   } finally {
     c.wipe(vaultKey);
     if (pendingVaultKey) c.wipe(pendingVaultKey);

@@ -24,6 +24,19 @@ async function errorFrom(res) {
   return new ApiError(res.status, code, detail);
 }
 
+/** 401 codes that answer a signed-in request without ending its session: a wrong
+ * password or second factor (protocol §10). Every other 401 ends the session here. */
+const PROOF_REFUSED = new Set([
+  'invalid_credentials',
+  'factor_invalid',
+  'factor_required',
+  'factor_expired',
+]);
+
+function sessionEnded(status, err) {
+  return status === 401 && !PROOF_REFUSED.has(err.code);
+}
+
 export class Api {
   constructor({ onUnauthorized } = {}) {
     this.token = null;
@@ -61,7 +74,9 @@ export class Api {
     }
     if (!res.ok) {
       const err = await errorFrom(res);
-      if (res.status === 401 && this.token && this.onUnauthorized) this.onUnauthorized(err);
+      if (sessionEnded(res.status, err) && this.token && this.onUnauthorized) {
+        this.onUnauthorized(err);
+      }
       throw err;
     }
     return res;
@@ -89,7 +104,7 @@ export class Api {
         if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.response);
         const r = xhr.response || {};
         const err = new ApiError(xhr.status, r.code, r.detail);
-        if (xhr.status === 401 && this.onUnauthorized) this.onUnauthorized(err);
+        if (sessionEnded(xhr.status, err) && this.onUnauthorized) this.onUnauthorized(err);
         reject(err);
       };
       xhr.onerror = () => reject(new ApiError(0, 'network_error', 'network error'));
@@ -123,5 +138,48 @@ export class Api {
   }
   recoverComplete(body) {
     return this.json('POST', '/auth/recover/complete', { json: body });
+  }
+
+  // ---- second factors (protocol §10) ----
+  loginFactor(pendingToken, { method, code, credential }) {
+    return this.json('POST', '/auth/login/factor', {
+      json: { pending_token: pendingToken, method, code, credential },
+    });
+  }
+  // passkeys (protocol §10, "Passkeys"); the ceremonies are in passkeys.js
+  passkeyCreationOptions() {
+    return this.json('POST', '/auth/factors/passkey/options', { json: {} });
+  }
+  addPasskey(label, credential) {
+    return this.json('POST', '/auth/factors/passkey', {
+      json: label ? { label, credential } : { credential },
+    });
+  }
+  passkeyLoginOptions(pendingToken) {
+    return this.json('POST', '/auth/login/passkey/options', {
+      json: { pending_token: pendingToken },
+    });
+  }
+  passkeyProofOptions() {
+    return this.json('POST', '/auth/factors/proof/passkey-options', { json: {} });
+  }
+  factors() {
+    return this.json('GET', '/auth/factors');
+  }
+  startTotp(label) {
+    return this.json('POST', '/auth/factors/totp', { json: label ? { label } : {} });
+  }
+  confirmTotp(factorId, code) {
+    return this.json('POST', `/auth/factors/totp/${encodeURIComponent(factorId)}/confirm`, {
+      json: { code },
+    });
+  }
+  removeFactor(factorId, body) {
+    return this.json('POST', `/auth/factors/${encodeURIComponent(factorId)}/remove`, {
+      json: body,
+    });
+  }
+  renewBackupCodes(body) {
+    return this.json('POST', '/auth/factors/backup-codes', { json: body });
   }
 }

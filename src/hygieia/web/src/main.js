@@ -3,6 +3,7 @@ import * as accounts from './accounts.js';
 import { Api, ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
 import { checkEmergencyRequests, initEmergency, renderEmergencySettings } from './emergency-ui.js';
+import { initFactors, renderFactors, resetFactors } from './factors-ui.js';
 import { rememberAllowedOrigins } from './gateway.js';
 import { KdfRefusedError } from './kdf-trust.js';
 import {
@@ -12,6 +13,7 @@ import {
   leaveOffline,
   offerOffline,
 } from './offline-ui.js';
+import { PasskeyError } from './passkeys.js';
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
@@ -30,6 +32,7 @@ export { decodeLink, encodePayload } from './links.js';
 const api = new Api({ onUnauthorized: () => expire() });
 let idle = null;
 let pendingSignup = null;
+let pendingLogin = null; // a login that waits for its second factor
 
 /** The Hygieia API did not answer (no connection, or a proxy in front of a stopped one). */
 function unreachable(err) {
@@ -109,6 +112,7 @@ function leaveVault({ keepAccount = false } = {}) {
   $('nav').hidden = true;
   $('emergency-notice').hidden = true;
   $('em-records').replaceChildren();
+  resetFactors();
   return swept;
 }
 
@@ -170,6 +174,9 @@ async function go(view) {
       if (!session.offline) {
         renderLinks().catch((err) => flash(`Share links could not be loaded: ${message(err)}`));
         showRotationState().catch(() => {});
+        renderFactors().catch((err) => {
+          if (isUnlocked()) flash(`Second factors could not be loaded: ${message(err)}`);
+        });
       }
     }
     showView(view);
@@ -186,6 +193,10 @@ async function go(view) {
 
 const TABS = ['login', 'signup', 'recover'];
 function selectTab(name, { focus = false } = {}) {
+  // Any tab ends a login that waited for its second factor.
+  pendingLogin?.discard();
+  pendingLogin = null;
+  $('form-factor').hidden = true;
   for (const t of TABS) {
     const tab = $(`tab-${t}`);
     tab.setAttribute('aria-selected', String(t === name));
@@ -237,8 +248,9 @@ function initLogin() {
   onSubmit($('form-login'), 'Deriving your keys…', async () => {
     if (!checkEmail($('login-email'))) return;
     if (!$('login-password').value) return invalid($('login-password'), 'Enter your password.');
+    let result;
     try {
-      await accounts.login(api, {
+      result = await accounts.login(api, {
         email: $('login-email').value,
         password: $('login-password').value,
         acceptNewSalt: !$('login-salt-confirm').hidden && $('login-accept-salt').checked,
@@ -257,6 +269,88 @@ function initLogin() {
     }
     $('login-salt-confirm').hidden = true;
     $('login-accept-salt').checked = false;
+    if (result.factorRequired) {
+      showFactorStep(result);
+      return;
+    }
+    await enterVault();
+  });
+}
+
+/** The login's second step: the password was right, a code is owed (protocol §10). */
+function showFactorStep(pending) {
+  pendingLogin = pending;
+  $('login-password').value = '';
+  $('form-login').hidden = true;
+  $('form-factor').hidden = false;
+  $('factor-code').value = '';
+  const passkey = pending.methods.includes('passkey');
+  $('factor-passkey-wrap').hidden = !passkey;
+  if (passkey) $('factor-passkey').focus();
+  else $('factor-code').focus();
+}
+
+/** "Use passkey": the browser asks the authenticator, the server checks its answer. */
+async function usePasskey() {
+  clearFlash();
+  if (!pendingLogin) return endFactorStep();
+  try {
+    await withBusy(
+      'Waiting for your passkey…',
+      () => pendingLogin.finishWithPasskey(),
+      $('form-factor'),
+    );
+  } catch (err) {
+    if (err instanceof PasskeyError) return flash(err.message);
+    if (err instanceof ApiError && err.code === 'factor_invalid') {
+      return flash(
+        'The server did not accept that passkey: it is not one enrolled for this account.',
+      );
+    }
+    if (err instanceof ApiError && err.code === 'factor_expired') {
+      endFactorStep();
+      return flash('The login step expired: log in again.');
+    }
+    return flash(message(err));
+  }
+  pendingLogin = null;
+  $('form-factor').hidden = true;
+  await enterVault();
+}
+
+function endFactorStep() {
+  pendingLogin?.discard();
+  pendingLogin = null;
+  $('form-factor').reset();
+  $('form-factor').hidden = true;
+  selectTab('login');
+}
+
+function initFactorStep() {
+  $('factor-cancel').addEventListener('click', () => {
+    clearFlash();
+    endFactorStep();
+  });
+  $('factor-passkey').addEventListener('click', usePasskey);
+  onSubmit($('form-factor'), 'Checking the code…', async () => {
+    const code = $('factor-code').value.trim();
+    if (!code) return invalid($('factor-code'), 'Enter the code from your app or a backup code.');
+    if (!pendingLogin) return endFactorStep();
+    try {
+      await pendingLogin.finish(code);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'factor_invalid') {
+        $('factor-code').value = '';
+        return invalid($('factor-code'), 'That code is not right (or was used already).');
+      }
+      if (err instanceof ApiError && err.code === 'factor_expired') {
+        endFactorStep();
+        throw new Error('The login step expired: log in again.', { cause: err });
+      }
+      throw err;
+    }
+    pendingLogin = null;
+    $('form-factor').hidden = true;
     await enterVault();
   });
 }
@@ -343,8 +437,9 @@ function initRecover() {
     if (!checkEmail($('recover-email'))) return;
     if (!checkRecoveryCode($('recover-code'))) return;
     if (!(await checkNewAccountPassword('recover'))) return;
+    let recovered;
     try {
-      await accounts.recover(api, {
+      recovered = await accounts.recover(api, {
         email: $('recover-email').value,
         code: $('recover-code').value,
         password: $('recover-password').value,
@@ -360,7 +455,12 @@ function initRecover() {
       throw err;
     }
     await enterVault();
-    flash('New password set. Other devices were logged out.', { ok: true });
+    flash(
+      recovered.factorsRemoved
+        ? 'New password set. Other devices were logged out, and your second factors were removed: add them again in Settings.'
+        : 'New password set. Other devices were logged out.',
+      { ok: true },
+    );
   });
 }
 
@@ -382,6 +482,7 @@ function initUnlock() {
 function initAuth() {
   initTabs();
   initLogin();
+  initFactorStep();
   initSignup();
   initRecoveryCode();
   initRecover();
@@ -508,6 +609,7 @@ async function start() {
   initOffline({ api, enterVault, message, onSubmit, idle: () => idle });
   initEmergency({ api, go, message, onSubmit });
   initLinks({ api, message });
+  initFactors({ api, message, onSubmit });
   registerWorker();
   await sweepScratch(); // plaintext a closed or crashed tab left behind, before "ready"
   let offline = false;
