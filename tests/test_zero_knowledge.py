@@ -132,6 +132,17 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         assert (tmp_path / "emergency.bin").read_bytes() == content
         emg.deny(api, RECIPIENT)
         assert any(e.event == "emergency.content_read" for e in api.audit())
+        # Sessions and the activity trail (protocol §11) travel through the inspection
+        # too: listed, one ended, the trail read back a page at a time, by kind.
+        sessions = api.sessions()
+        assert sum(s.current for s in sessions) == 1 and len(sessions) >= 2
+        api.revoke_session(next(s.id for s in sessions if not s.current))
+        api.revoke_other_sessions()
+        assert [s.current for s in api.sessions()] == [True]
+        read = list(api.audit_all(kinds=["record", "records"], page=2))
+        assert {"record.created", "record.viewed", "record.read", "records.listed"} <= {
+            e.event for e in read
+        }
         owner_key = after.unlock()
         session_key = crypto.open_session_key_envelope(
             api.get_record(rec.id).envelope, key=owner_key, signer_public_key=owner_key.public_key

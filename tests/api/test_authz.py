@@ -117,6 +117,10 @@ ROUTES = [
     ("POST", "/auth/factors/passkey/options"),
     ("POST", "/auth/factors/passkey"),
     ("POST", "/auth/factors/proof/passkey-options"),
+    # Sessions (protocol §11).
+    ("GET", "/auth/sessions"),
+    ("DELETE", f"/auth/sessions/{RID}"),
+    ("POST", "/auth/sessions/revoke-others"),
     # Sharing (protocol §7).
     ("POST", "/grants"),
     ("GET", "/grants"),

@@ -120,6 +120,16 @@ def _odd_cursors() -> st.SearchStrategy[str]:
     return st.one_of(encoded, st.text(max_size=100))
 
 
+def _odd_times() -> st.SearchStrategy[str]:
+    """Times for ``since``/``until``: at the edges of the range, with and without an
+    offset, and junk."""
+    offsets = st.timedeltas(
+        min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+    )
+    times = st.one_of(st.datetimes(), st.datetimes(timezones=st.builds(timezone, offsets)))
+    return st.one_of(times.map(datetime.isoformat), st.text(max_size=40))
+
+
 def _is(context: Any, method: str, path: str) -> bool:
     op = context.operation
     return op is not None and (op.method.upper(), op.path) == (method, path)
@@ -151,6 +161,18 @@ def _add_hostile_inputs(schema: schemathesis.BaseSchema) -> None:
             "/api/v1/shared",
             "/api/v1/emergency/access/{access_id}/records",
         )
+        if _is(context, "GET", "/api/v1/audit"):
+            odd_audit = st.fixed_dictionaries(
+                {},
+                optional={
+                    "before": st.one_of(st.integers(), st.text(max_size=30)),
+                    "since": _odd_times(),
+                    "until": _odd_times(),
+                    "kind": st.lists(st.text(max_size=70), max_size=20),
+                    "limit": st.integers(),
+                },
+            )
+            return st.one_of(odd_audit, st.just(query))
         if not any(_is(context, "GET", path) for path in paged):
             return st.just(query)
         odd = _odd_cursors().map(lambda cursor: {**(query or {}), "cursor": cursor})
@@ -210,6 +232,13 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         "/api/v1/auth/keys/rotation/commit",
         "/api/v1/records/{record_id}/keys",
         "/api/v1/auth/recovery/rotate",
+    } <= paths
+    # So are the sessions and the activity trail (protocol §11).
+    assert {
+        "/api/v1/auth/sessions",
+        "/api/v1/auth/sessions/{session_id}",
+        "/api/v1/auth/sessions/revoke-others",
+        "/api/v1/audit",
     } <= paths
     # So is every second-factor route (protocol §10).
     assert {

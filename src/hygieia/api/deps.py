@@ -20,6 +20,7 @@ from hygieia.db.models import AuthSession, User
 from hygieia.errors import InvalidToken, Unauthorized
 from hygieia.services import accounts
 from hygieia.services.accounts import Limits
+from hygieia.services.audit import ClientInfo
 from hygieia.services.common import Clock
 from hygieia.services.ratelimit import HOUR, Policy
 from hygieia.storage import BlobStore
@@ -128,24 +129,35 @@ async def client_address(request: Request) -> str:
     return resolve_client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
+async def client_info(request: Request) -> ClientInfo:
+    """Which client is asking, as it says (``X-Hygieia-Client``, ``User-Agent``): for the
+    owner's list of sessions and the audit trail only, never for a decision."""
+    return ClientInfo.from_headers(
+        request.headers.get("x-hygieia-client"), request.headers.get("user-agent")
+    )
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 AddressDep = Annotated[str, Depends(client_address)]
+ClientDep = Annotated[ClientInfo, Depends(client_info)]
 
 
 class Throttle(TypedDict):
     """Who is asking and the limits they are held to: the keyword arguments every
-    throttled account service takes (``accounts.login(db, ..., **throttle)``)."""
+    throttled account service takes (``accounts.login(db, ..., **throttle)``). The
+    client goes into the sessions it opens and the events it records."""
 
     address: str
     limits: Limits
+    client: ClientInfo
 
 
-async def get_throttle(address: AddressDep, limits: LimitsDep) -> Throttle:
-    return Throttle(address=address, limits=limits)
+async def get_throttle(address: AddressDep, limits: LimitsDep, client: ClientDep) -> Throttle:
+    return Throttle(address=address, limits=limits, client=client)
 
 
 ThrottleDep = Annotated[Throttle, Depends(get_throttle)]

@@ -433,12 +433,21 @@ class AuditDetailPublic(BaseModel):
     contact: str | None = None
     link_id: str | None = None
     remaining_attempts: int | None = None
+    #: Session events (protocol §11): which session was revoked.
+    session_id: str | None = None
 
 
 class AuditEventPublic(Public):
+    """One event of the owner's trail: what, when, from which address and client (the
+    client's own claims: ``X-Hygieia-Client`` kind and cleaned ``User-Agent``)."""
+
+    id: int
     event: str
     at: datetime
     address: str | None
+    #: "cli", "web", "other"; null for events no client caused (protocol §11).
+    client: str | None
+    user_agent: str | None
     detail: AuditDetailPublic = Field(default_factory=AuditDetailPublic)
 
     @model_validator(mode="before")
@@ -453,10 +462,42 @@ class AuditEventPublic(Public):
             for k, v in dict(detail).items()
             if k in _AUDIT_DETAIL_KEYS and v is not None and v != ""
         }
-        return {"event": value.event, "at": value.at, "address": value.address, "detail": safe}
+        return {
+            "id": value.id,
+            "event": value.event,
+            "at": value.at,
+            "address": value.address,
+            "client": value.client,
+            "user_agent": value.user_agent,
+            "detail": safe,
+        }
 
 
 _AUDIT_DETAIL_KEYS = frozenset(AuditDetailPublic.model_fields)
+
+
+class AuditPage(Public):
+    """``GET /audit``: one page of the trail, newest first; ``next`` is the ``before``
+    cursor of the next page (``null`` on the last)."""
+
+    events: list[AuditEventPublic]
+    next: int | None
+
+
+class SessionInfoPublic(Public):
+    """One of my live sessions (protocol §11); ``current`` marks the one asking."""
+
+    id: str
+    client: str
+    user_agent: str | None
+    address: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    current: bool
+
+
+class SessionsRevoked(Public):
+    revoked: int
 
 
 # --- sharing (protocol §7) ----------------------------------------------------------------

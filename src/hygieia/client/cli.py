@@ -44,8 +44,8 @@ from rich.text import Text
 from hygieia import crypto
 from hygieia._memory import tune_glibc_malloc
 from hygieia.client import account as acct
+from hygieia.client import activity, session_store
 from hygieia.client import records as recs
-from hygieia.client import session_store
 from hygieia.client.contacts import ContactKeyRefused, Contacts, Pinned
 from hygieia.client.kdf_policy import KDF_FLOOR_ENV, KdfRefused, KnownKdf
 from hygieia.client.passwords import WeakPassword
@@ -130,6 +130,10 @@ factor_app = typer.Typer(
     help="Second factors: an authenticator app (TOTP) and backup codes",
 )
 app.add_typer(factor_app, name="factor")
+sessions_app = typer.Typer(
+    help="Where you are logged in: list your sessions (the default), end one, end all others"
+)
+app.add_typer(sessions_app, name="sessions")
 
 # Markup, emoji codes and highlighting off for everything printed (module docstring).
 # Lines are never folded by us (soft_wrap): a path, id or CID cut by a newline at the
@@ -1449,38 +1453,150 @@ def emergency_close() -> None:
         out.print("no other vault was open")
 
 
-@app.command()
-def audit(
-    limit: Annotated[int, typer.Option(min=1, max=500, help="How many events")] = 100,
+def _audit_since(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return activity.parse_since(value)
+    except ValueError:
+        raise typer.BadParameter(
+            "expected 7d, 12h, 30m, 2w, a date (2026-11-01) or a time with an offset"
+        ) from None
+
+
+def _kind(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z_]*(\.[a-z][a-z_]*)?", value):
+        raise typer.BadParameter("an event kind (record.read) or a family (record, auth)")
+    return value
+
+
+def _client_label(kind: str | None, user_agent: str | None) -> str:
+    if kind is None:
+        return ""
+    return f"{kind} ({user_agent})" if user_agent else kind
+
+
+@sessions_app.callback(invoke_without_command=True)
+def sessions_default(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     server: ServerOpt = None,
 ) -> None:
-    """Your audit trail, newest first: logins, records, and who opened what you shared."""
+    """Your live sessions (`hygieia sessions ls`), unless a subcommand is given."""
+    if ctx.invoked_subcommand is None:
+        sessions_ls(as_json=as_json, server=server)
+
+
+@sessions_app.command("ls")
+def sessions_ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Every live session of your account: client, address, created and last used; `*`
+    marks this one."""
     api, _ = authed_client(server)
     with friendly_errors(), api:
-        events = api.audit(limit=limit)
-    items = [
-        {
-            "at": e.at,
-            "event": e.event,
-            "address": e.address,
-            "record_id": e.detail.record_id,
-            "link_id": e.detail.link_id,
-            "recipient": e.detail.recipient,
-            "contact": e.detail.contact,
-        }
-        for e in events
-    ]
+        sessions = api.sessions()
     if as_json:
-        _json_out(items)
+        _json_out([vars(s) for s in sessions])
         return
     _table(
-        ("at", "event", "address", "record", "recipient"),
+        ("", "id", "client", "address", "created", "last used"),
+        [
+            (
+                "*" if s.current else "",
+                s.id,
+                _client_label(s.client, s.user_agent),
+                s.address or "",
+                s.created_at,
+                s.last_used_at or "",
+            )
+            for s in sessions
+        ],
+    )
+
+
+@sessions_app.command("rm")
+def sessions_rm(
+    session_id: Annotated[str, typer.Argument(help="Session id (from `hygieia sessions`)")],
+    server: ServerOpt = None,
+) -> None:
+    """End one of your sessions: its next request is refused."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        current = next((s.id for s in api.sessions() if s.current), None)
+        api.revoke_session(session_id)
+    if session_id == current:
+        session_store.clear()
+        out.print("ended this session; logged out")
+    else:
+        out.print(f"ended session {session_id}")
+
+
+@sessions_app.command("rm-others")
+def sessions_rm_others(server: ServerOpt = None) -> None:
+    """End every session of your account except this one."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        n = api.revoke_other_sessions()
+    out.print(f"ended {n} other session(s)")
+
+
+@app.command()
+def audit(
+    since: Annotated[
+        str | None,
+        typer.Option(help="From: 7d, 12h, 30m, 2w ago, a date (2026-11-01, UTC) or a time"),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            parser=_kind,
+            help="Only this kind (record.read) or family (record = every record.*); repeatable",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many events (default: all)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Your activity trail, newest first: logins, password and session changes, record
+    uploads, views, downloads and deletions, sharing, links and emergency access, each
+    with its address and client. Pages through all of it."""
+    after = _audit_since(since)
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        events = []
+        for e in api.audit_all(since=after, kinds=kind or ()):
+            events.append(e)
+            if limit is not None and len(events) >= limit:
+                break
+    if as_json:
+        _json_out(
+            [
+                {
+                    "id": e.id,
+                    "at": e.at,
+                    "event": e.event,
+                    "description": activity.describe(e.event),
+                    "address": e.address,
+                    "client": e.client,
+                    "user_agent": e.user_agent,
+                    **{k: v for k, v in vars(e.detail).items() if v is not None},
+                }
+                for e in events
+            ]
+        )
+        return
+    _table(
+        ("at", "what", "address", "client", "record", "who"),
         [
             (
                 e.at,
-                e.event,
+                activity.describe(e.event),
                 e.address or "",
+                _client_label(e.client, e.user_agent),
                 e.detail.record_id or "",
                 e.detail.recipient or e.detail.contact or "",
             )

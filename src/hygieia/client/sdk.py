@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from hygieia import __version__
 from hygieia.encoding import from_b64
 from hygieia.errors import HttpError
 
@@ -28,6 +29,7 @@ __all__ = [
     "ApiError",
     "AuditDetail",
     "AuditEvent",
+    "AuditPage",
     "ClientConfig",
     "EmergencyAccess",
     "EmergencyAccessList",
@@ -52,6 +54,7 @@ __all__ = [
     "RecoveryGrant",
     "ServerUnreachable",
     "SessionGrant",
+    "SessionInfo",
     "SharedOwner",
     "SharedPage",
     "SharedRecord",
@@ -305,16 +308,42 @@ class AuditDetail:
     contact: str | None = None
     link_id: str | None = None
     remaining_attempts: int | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """``GET /audit``: one event of my trail."""
+    """``GET /audit``: one event of my trail (``client``/``user_agent``: what the client
+    that caused it said it was)."""
 
+    id: int
     event: str
     at: str
     address: str | None
     detail: AuditDetail
+    client: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """``GET /audit``: one page, newest first; ``next`` is the ``before`` of the next."""
+
+    events: tuple[AuditEvent, ...]
+    next: int | None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """``GET /auth/sessions``: one of my live sessions (``current``: the one asking)."""
+
+    id: str
+    client: str
+    user_agent: str | None
+    address: str | None
+    created_at: str
+    last_used_at: str | None
+    current: bool
 
 
 @dataclass(frozen=True)
@@ -483,7 +512,12 @@ class HygieiaClient:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         allow_insecure: bool = False,
+        client_kind: str = "cli",
+        user_agent: str | None = None,
     ) -> None:
+        """``client_kind`` goes out as ``X-Hygieia-Client`` ("cli", "web" or "other"):
+        with the user agent, it is what the account's list of sessions and audit trail
+        show of this client."""
         check_transport(server, allow_insecure=allow_insecure)
         self.server = server.rstrip("/")
         self.token = token
@@ -491,7 +525,10 @@ class HygieiaClient:
             base_url=self.server + API,
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
-            headers={"user-agent": "hygieia-cli"},
+            headers={
+                "user-agent": user_agent or f"hygieia-cli/{__version__} (python-httpx)",
+                "x-hygieia-client": client_kind,
+            },
         )
 
     def close(self) -> None:
@@ -768,12 +805,59 @@ class HygieiaClient:
     def rotate_recovery(self, body: Mapping[str, Any]) -> None:
         self.request("POST", "/auth/recovery/rotate", json=body)
 
+    def audit_page(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        kinds: Sequence[str] = (),
+    ) -> AuditPage:
+        """One page of my trail, newest first (``since``/``until``: ISO 8601 with an offset;
+        ``kinds``: events or families such as ``record``)."""
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("before", before), ("since", since), ("until", until)):
+            if value is not None:
+                params[name] = value
+        if kinds:
+            params["kind"] = list(kinds)
+        return self._typed(AuditPage, "GET", "/audit", params=params)
+
+    def audit_all(
+        self, *, since: str | None = None, kinds: Sequence[str] = (), page: int = 200
+    ) -> Iterator[AuditEvent]:
+        """Every event of my trail (from ``since``), newest first, page after page."""
+        before: int | None = None
+        while True:
+            got = self.audit_page(limit=page, before=before, since=since, kinds=kinds)
+            yield from got.events
+            if got.next is None:
+                return
+            before = got.next
+
     def audit(self, *, limit: int = 100) -> tuple[AuditEvent, ...]:
-        resp = self.request("GET", "/audit", params={"limit": limit})
+        """The newest ``limit`` events of my trail."""
+        return self.audit_page(limit=limit).events
+
+    # --- sessions (protocol §11) -----------------------------------------------------
+    def sessions(self) -> tuple[SessionInfo, ...]:
+        resp = self.request("GET", "/auth/sessions")
         try:
             body = resp.json()
             if not isinstance(body, list):
                 raise TypeError("expected a list")
-            return tuple(_decode(AuditEvent, item) for item in body)
+            return tuple(_decode(SessionInfo, item) for item in body)
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidResponse(resp.status_code, "unexpected answer to GET /audit") from exc
+            raise InvalidResponse(
+                resp.status_code, f"unexpected answer from {self.server} to GET /auth/sessions"
+            ) from exc
+
+    def revoke_session(self, session_id: str) -> None:
+        self.request("DELETE", f"/auth/sessions/{session_id}")
+
+    def revoke_other_sessions(self) -> int:
+        answer = self.json("POST", "/auth/sessions/revoke-others")
+        if not isinstance(answer, dict) or not isinstance(answer.get("revoked"), int):
+            raise InvalidResponse(200, f"unexpected answer from {self.server} to revoke-others")
+        return int(answer["revoked"])

@@ -387,7 +387,7 @@ def open_shared_metadata(
 
 def _sealed_to_another_key(item: SharedRecord, key: crypto.UnlockedKey) -> bool:
     """A grant whose PKESK names none of ``key``'s subkeys: made for a key of mine that a
-    key rotation retired (protocol §11); only its owner can share it again."""
+    key rotation retired (protocol §12); only its owner can share it again."""
     try:
         named = crypto.pkesk_key_id(item.pkesk)
     except crypto.InvalidFraming:

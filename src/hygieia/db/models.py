@@ -97,6 +97,13 @@ class AuthSession(Base):
     attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: A WebAuthn challenge bound to this row (pending logins, passkey ceremonies).
     challenge: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    # What the owner sees in their list of sessions (protocol §11): the client's own claims
+    # (kind from X-Hygieia-Client, a cleaned User-Agent), the address it logged in from and
+    # when the token was last used (updated at most once a minute).
+    client: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
@@ -158,16 +165,22 @@ class Throttle(Base):
 
 
 class AuditEvent(Base):
-    """Security-relevant events. ``detail`` never holds secrets or record metadata."""
+    """Security-relevant events, append-only. ``detail`` never holds secrets or record
+    metadata; ``client``/``user_agent`` are the requesting client's claims."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_user_at", "user_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_events_user_at", "user_id", "at"),
+        Index("ix_audit_events_user_id_id", "user_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     event: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(200), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 

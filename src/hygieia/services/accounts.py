@@ -46,6 +46,7 @@ from hygieia.errors import (
     InvalidRecoveryCode,
     InvalidToken,
     KeyMismatch,
+    NotFound,
     RotationPending,
     SaltChanged,
     TokenExpired,
@@ -55,7 +56,7 @@ from hygieia.errors import (
     WeakKdf,
 )
 from hygieia.services import factors, ratelimit
-from hygieia.services.audit import record_event
+from hygieia.services.audit import UNKNOWN_CLIENT, ClientInfo, record_event
 from hygieia.services.common import (
     Clock,
     new_token,
@@ -191,6 +192,7 @@ def signup(
     recovery_verifier: bytes,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> User:
     kdf = _check_kdf(kdf, limits.kdf_floor)
@@ -238,13 +240,22 @@ def signup(
     except IntegrityError as exc:
         db.rollback()
         raise EmailTaken() from exc
-    record_event(db, event="account.signup", user_id=user.id, address=address, now=now)
+    record_event(
+        db, event="account.signup", user_id=user.id, address=address, client=client, now=now
+    )
     db.commit()
     return user
 
 
 def _issue(
-    db: Session, *, user: User, kind: str, ttl: timedelta, now: Clock
+    db: Session,
+    *,
+    user: User,
+    kind: str,
+    ttl: timedelta,
+    address: str | None,
+    client: ClientInfo,
+    now: Clock,
 ) -> tuple[str, datetime]:
     token = new_token()
     at = now()
@@ -256,6 +267,10 @@ def _issue(
             created_at=at,
             expires_at=at + ttl,
             attempts=0 if kind == "factor" else None,
+            client=client.kind,
+            user_agent=client.user_agent,
+            address=(address or "")[:64] or None,
+            last_used_at=at,
         )
     )
     return token, at + ttl
@@ -279,6 +294,7 @@ def _prove(
     secret: bytes,
     stored_hash: Callable[[User], str],
     address: str,
+    client: ClientInfo,
     failed_event: str,
     error: HygieiaError,
     limits: Limits,
@@ -300,7 +316,12 @@ def _prove(
             ok = crypto.verify_secret(stored_hash(user), secret)
     if not ok:
         record_event(
-            db, event=failed_event, user_id=user.id if user else None, address=address, now=now
+            db,
+            event=failed_event,
+            user_id=user.id if user else None,
+            address=address,
+            client=client,
+            now=now,
         )
         db.commit()
         raise error
@@ -336,7 +357,14 @@ def _login_buckets(limits: Limits, *, email: str, address: str) -> tuple[Bucket,
 
 
 def login(
-    db: Session, *, email: str, auth_key: bytes, address: str, limits: Limits, now: Clock = utcnow
+    db: Session,
+    *,
+    email: str,
+    auth_key: bytes,
+    address: str,
+    limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
+    now: Clock = utcnow,
 ) -> IssuedSession | PendingLogin:
     """The ``auth_key`` proof: a session, or a pending login if a second factor is owed."""
     pair, per_address = _login_buckets(limits, email=email, address=address)
@@ -347,6 +375,7 @@ def login(
         secret=auth_key,
         stored_hash=lambda u: u.auth_hash,
         address=address,
+        client=client,
         failed_event="auth.login_failed",
         error=InvalidCredentials(),
         limits=limits,
@@ -356,12 +385,26 @@ def login(
     methods = factors.methods_for(db, user.id)
     if not methods:
         return _open_session(
-            db, user=user, event="auth.login", address=address, limits=limits, now=now
+            db,
+            user=user,
+            event="auth.login",
+            address=address,
+            client=client,
+            limits=limits,
+            now=now,
         )
     # The right password doesn't end the streak while the factor is owed (else each
     # password login would reset the delays that wrong codes earned): its claimed
     # attempt stays counted and pays for the pending login's first factor attempt.
-    token, expires = _issue(db, user=user, kind="factor", ttl=FACTOR_TOKEN_TTL, now=now)
+    token, expires = _issue(
+        db,
+        user=user,
+        kind="factor",
+        ttl=FACTOR_TOKEN_TTL,
+        address=address,
+        client=client,
+        now=now,
+    )
     db.commit()
     return PendingLogin(pending_token=token, methods=methods, expires_at=expires)
 
@@ -373,6 +416,7 @@ def login_factor(
     proof: factors.FactorProof,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> IssuedSession:
     """The second step: a pending login and a factor make a session.
@@ -425,7 +469,9 @@ def login_factor(
     at = now()
     db.refresh(row)
     try:
-        factors.verify_proof(db, user=user, proof=proof, session=row, address=address, now=now)
+        factors.verify_proof(
+            db, user=user, proof=proof, session=row, address=address, client=client, now=now
+        )
     except (FactorInvalid, FactorRequired):
         db.rollback()
         if (row.attempts or 0) >= MAX_FACTOR_ATTEMPTS:
@@ -440,6 +486,7 @@ def login_factor(
             event="auth.factor_failed",
             user_id=user.id,
             address=address,
+            client=client,
             detail={"kind": proof.method},
             now=now,
         )
@@ -457,7 +504,9 @@ def login_factor(
         raise FactorExpired()
     if claimed:
         ratelimit.refund(db, per_address)
-    return _open_session(db, user=user, event="auth.login", address=address, limits=limits, now=now)
+    return _open_session(
+        db, user=user, event="auth.login", address=address, client=client, limits=limits, now=now
+    )
 
 
 def prove_sensitive(
@@ -469,6 +518,7 @@ def prove_sensitive(
     session: AuthSession | None,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> None:
     """The password proof and, if the account has any, a second factor: for removing a
@@ -486,13 +536,16 @@ def prove_sensitive(
         secret=auth_key,
         stored_hash=lambda u: u.auth_hash,
         address=address,
+        client=client,
         failed_event="auth.password_check_failed",
         error=InvalidCredentials("current password is wrong"),
         limits=limits,
         now=now,
     )
     try:
-        factors.verify_proof(db, user=user, proof=proof, session=session, address=address, now=now)
+        factors.verify_proof(
+            db, user=user, proof=proof, session=session, address=address, client=client, now=now
+        )
     except (FactorInvalid, FactorRequired) as exc:
         db.rollback()
         if isinstance(exc, FactorInvalid) and proof is not None:
@@ -501,6 +554,7 @@ def prove_sensitive(
                 event="auth.factor_failed",
                 user_id=user.id,
                 address=address,
+                client=client,
                 detail={"kind": proof.method},
                 now=now,
             )
@@ -515,6 +569,7 @@ def _open_session(
     user: User,
     event: str,
     address: str,
+    client: ClientInfo,
     limits: Limits,
     now: Clock,
     factors_removed: bool = False,
@@ -523,9 +578,15 @@ def _open_session(
     pair, _ = _login_buckets(limits, email=user.email, address=address)
     ratelimit.forgive(db, pair)
     token, expires = _issue(
-        db, user=user, kind="session", ttl=timedelta(seconds=limits.session_ttl_seconds), now=now
+        db,
+        user=user,
+        kind="session",
+        ttl=timedelta(seconds=limits.session_ttl_seconds),
+        address=address,
+        client=client,
+        now=now,
     )
-    record_event(db, event=event, user_id=user.id, address=address, now=now)
+    record_event(db, event=event, user_id=user.id, address=address, client=client, now=now)
     db.commit()
     return IssuedSession(
         token=token, expires_at=expires, account=user, factors_removed=factors_removed
@@ -555,31 +616,187 @@ def _live_session(db: Session, *, token: str, kind: str, now: Clock) -> AuthSess
     return row
 
 
+#: A session's ``last_used_at`` is written at most this often (not once per request).
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def _touch(session_id: str, last_used_at: datetime | None, at: datetime) -> Any:
+    """The UPDATE that records a use of the session, or None if the last one is recent.
+
+    Conditional on the stored value, so concurrent requests write it once.
+    """
+    if last_used_at is not None and at - last_used_at < TOUCH_INTERVAL:
+        return None
+    return (
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            or_(
+                AuthSession.last_used_at.is_(None),
+                AuthSession.last_used_at <= at - TOUCH_INTERVAL,
+            ),
+        )
+        .values(last_used_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def authenticate(db: Session, *, token: str, now: Clock = utcnow) -> tuple[User, AuthSession]:
+    """The session's user; records the use (at most once a minute, committed at once)."""
     row = _live_session(db, token=token, kind="session", now=now)
+    at = now()
+    stmt = _touch(row.id, row.last_used_at, at)
+    if stmt is not None:
+        db.execute(stmt)
+        db.commit()
+        row.last_used_at = at
     return row.user, row
 
 
 # Built once: the hot path neither rebuilds the statement nor loads ORM objects.
 _SESSION_OWNER = select(
-    AuthSession.user_id, AuthSession.kind, AuthSession.revoked_at, AuthSession.expires_at
+    AuthSession.user_id,
+    AuthSession.kind,
+    AuthSession.revoked_at,
+    AuthSession.expires_at,
+    AuthSession.id,
+    AuthSession.last_used_at,
 ).where(AuthSession.token_hash == bindparam("token_hash"))
 
 
-def authenticated_user_id(conn: Connection, *, token: str, now: Clock = utcnow) -> str:
-    """:func:`authenticate` for read-only hot paths: the same checks, only the user's id."""
+def authenticated_ids(conn: Connection, *, token: str, now: Clock = utcnow) -> tuple[str, str]:
+    """:func:`authenticate` for hot paths on an autocommit connection: the same checks,
+    the user's and the session's ids only; records the use like it."""
     row = conn.execute(_SESSION_OWNER, {"token_hash": token_hash(token)}).first()
     if row is None:
         raise InvalidToken()
-    user_id, kind, revoked_at, expires_at = row
+    user_id, kind, revoked_at, expires_at, session_id, last_used_at = row
     _check_live(kind, revoked_at, expires_at, want="session", now=now)
-    return str(user_id)
+    stmt = _touch(str(session_id), last_used_at, now())
+    if stmt is not None:
+        conn.execute(stmt)
+    return str(user_id), str(session_id)
 
 
-def logout(db: Session, *, session: AuthSession, now: Clock = utcnow) -> None:
+def authenticated_user_id(conn: Connection, *, token: str, now: Clock = utcnow) -> str:
+    """:func:`authenticated_ids`, the user's id only."""
+    return authenticated_ids(conn, token=token, now=now)[0]
+
+
+def logout(
+    db: Session,
+    *,
+    session: AuthSession,
+    address: str | None = None,
+    client: ClientInfo = UNKNOWN_CLIENT,
+    now: Clock = utcnow,
+) -> None:
     session.revoked_at = now()
-    record_event(db, event="auth.logout", user_id=session.user_id, now=now)
+    record_event(
+        db, event="auth.logout", user_id=session.user_id, address=address, client=client, now=now
+    )
     db.commit()
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One of the account's live sessions, as its owner sees it (protocol §11)."""
+
+    id: str
+    client: str
+    user_agent: str | None
+    address: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    current: bool
+
+
+def _live_sessions_of(user_id: str, at: datetime) -> Any:
+    return select(AuthSession).where(
+        AuthSession.user_id == user_id,
+        AuthSession.kind == "session",
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > at,
+    )
+
+
+def list_sessions(
+    db: Session, *, user: User, current: AuthSession, now: Clock = utcnow
+) -> list[SessionView]:
+    """The account's live login sessions (not recovery grants), most recently used first."""
+    rows = db.scalars(_live_sessions_of(user.id, now()).order_by(AuthSession.created_at.desc()))
+    views = [
+        SessionView(
+            id=r.id,
+            client=r.client or "other",
+            user_agent=r.user_agent,
+            address=r.address,
+            created_at=r.created_at,
+            last_used_at=r.last_used_at,
+            current=r.id == current.id,
+        )
+        for r in rows
+    ]
+    return sorted(views, key=lambda v: v.last_used_at or v.created_at, reverse=True)
+
+
+def _revoke_sessions(
+    db: Session,
+    rows: list[AuthSession],
+    *,
+    user: User,
+    address: str,
+    client: ClientInfo,
+    now: Clock,
+) -> int:
+    at = now()
+    for row in rows:
+        row.revoked_at = at
+        record_event(
+            db,
+            event="auth.session_revoked",
+            user_id=user.id,
+            address=address,
+            client=client,
+            detail={"session_id": row.id},
+            now=now,
+        )
+    db.commit()
+    return len(rows)
+
+
+def revoke_session(
+    db: Session,
+    *,
+    user: User,
+    session_id: str,
+    address: str,
+    client: ClientInfo = UNKNOWN_CLIENT,
+    now: Clock = utcnow,
+) -> None:
+    """Revoke one of the account's live sessions (the current one too: a logout).
+
+    Another account's session, a revoked or expired one and an unknown id all answer
+    404 alike: nothing tells whether the id exists.
+    """
+    row = db.scalar(_live_sessions_of(user.id, now()).where(AuthSession.id == session_id))
+    if row is None:
+        raise NotFound("no such session")
+    _revoke_sessions(db, [row], user=user, address=address, client=client, now=now)
+
+
+def revoke_other_sessions(
+    db: Session,
+    *,
+    user: User,
+    current: AuthSession,
+    address: str,
+    client: ClientInfo = UNKNOWN_CLIENT,
+    now: Clock = utcnow,
+) -> int:
+    """Revoke every live session of the account but ``current``; how many were."""
+    rows = list(db.scalars(_live_sessions_of(user.id, now()).where(AuthSession.id != current.id)))
+    return _revoke_sessions(db, rows, user=user, address=address, client=client, now=now)
 
 
 def _revoke_all(db: Session, *, user_id: str, except_id: str | None, now: Clock) -> None:
@@ -599,6 +816,7 @@ def prove_auth_key(
     address: str,
     limits: Limits,
     failed_event: str,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> None:
     """A signed-in user's password proof for a sensitive step (key or recovery-code
@@ -612,6 +830,7 @@ def prove_auth_key(
         secret=auth_key,
         stored_hash=lambda u: u.auth_hash,
         address=address,
+        client=client,
         failed_event=failed_event,
         error=InvalidCredentials("current password is wrong"),
         limits=limits,
@@ -621,8 +840,9 @@ def prove_auth_key(
     db.commit()
 
 
-def revoke_other_sessions(db: Session, *, user_id: str, except_id: str, now: Clock) -> None:
-    """Revoke every live session of ``user_id`` but ``except_id`` (not committed)."""
+def revoke_others_uncommitted(db: Session, *, user_id: str, except_id: str, now: Clock) -> None:
+    """Revoke every live session of ``user_id`` but ``except_id``, in the caller's
+    transaction (a key rotation's commit: one transaction with the key swap)."""
     _revoke_all(db, user_id=user_id, except_id=except_id, now=now)
 
 
@@ -635,6 +855,7 @@ def change_password(
     new: NewPassword,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> None:
     """Re-wrap the vault key under a new password; the locked secret key is not
@@ -651,6 +872,7 @@ def change_password(
         secret=auth_key,
         stored_hash=lambda u: u.auth_hash,
         address=address,
+        client=client,
         failed_event="auth.password_change_failed",
         error=InvalidCredentials("current password is wrong"),
         limits=limits,
@@ -667,7 +889,14 @@ def change_password(
         auth_hash = crypto.hash_secret(new.auth_key)
     _install_password(user, new, kdf, auth_hash)
     _revoke_all(db, user_id=user.id, except_id=session.id, now=now)
-    record_event(db, event="auth.password_changed", user_id=user.id, address=address, now=now)
+    record_event(
+        db,
+        event="auth.password_changed",
+        user_id=user.id,
+        address=address,
+        client=client,
+        now=now,
+    )
     db.commit()
 
 
@@ -678,6 +907,7 @@ def start_recovery(
     recovery_auth: bytes,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> RecoveryGrant:
     """Prove the recovery code. Its own counters: failed logins never block recovery."""
@@ -691,6 +921,7 @@ def start_recovery(
         secret=recovery_auth,
         stored_hash=lambda u: u.recovery_hash,
         address=address,
+        client=client,
         failed_event="auth.recovery_failed",
         error=InvalidRecoveryCode(),
         limits=limits,
@@ -698,8 +929,23 @@ def start_recovery(
     )
     ratelimit.forgive(db, pair)
     ratelimit.refund(db, per_address)
-    token, _ = _issue(db, user=user, kind="recovery", ttl=RECOVERY_TOKEN_TTL, now=now)
-    record_event(db, event="auth.recovery_started", user_id=user.id, address=address, now=now)
+    token, _ = _issue(
+        db,
+        user=user,
+        kind="recovery",
+        ttl=RECOVERY_TOKEN_TTL,
+        address=address,
+        client=client,
+        now=now,
+    )
+    record_event(
+        db,
+        event="auth.recovery_started",
+        user_id=user.id,
+        address=address,
+        client=client,
+        now=now,
+    )
     db.commit()
     pending = db.get(KeyRotation, user.id)
     return RecoveryGrant(
@@ -720,6 +966,7 @@ def complete_recovery(
     address: str,
     limits: Limits,
     pending_wrapped_vault_key: bytes | None = None,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> IssuedSession:
     """Install the new password. During a key rotation the pending vault key must come
@@ -758,12 +1005,13 @@ def complete_recovery(
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
     # The recovery code stands in for every factor: lost factors must not lock the
     # owner out, and whoever holds the code could remove them anyway (protocol §10).
-    removed = factors.remove_all(db, user_id=user.id, address=address, now=now)
+    removed = factors.remove_all(db, user_id=user.id, address=address, client=client, now=now)
     return _open_session(
         db,
         user=user,
         event="auth.recovered",
         address=address,
+        client=client,
         limits=limits,
         now=now,
         factors_removed=removed,
@@ -810,6 +1058,7 @@ def public_key_of(
     session_id: str,
     address: str,
     limits: Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> PublicKeyInfo:
     """Another account's public key (for sharing), throttled per address and session.

@@ -41,7 +41,7 @@ from hygieia.errors import (
     TooManyContacts,
 )
 from hygieia.services import accounts, records
-from hygieia.services.audit import record_event
+from hygieia.services.audit import ClientInfo, record_event
 from hygieia.services.common import Clock, rowcount, utcnow
 from hygieia.storage import BlobStore
 
@@ -75,13 +75,22 @@ def _event(
     *,
     row: EmergencyContact,
     address: str | None = None,
+    client: ClientInfo | None = None,
     record_id: str | None = None,
     now: Clock,
 ) -> None:
     detail = {"emergency_id": row.id, "contact": row.email}
     if record_id is not None:
         detail["record_id"] = record_id
-    record_event(db, event=event, user_id=row.owner_id, address=address, detail=detail, now=now)
+    record_event(
+        db,
+        event=event,
+        user_id=row.owner_id,
+        address=address,
+        client=client,
+        detail=detail,
+        now=now,
+    )
 
 
 # --- the owner's side --------------------------------------------------------------------
@@ -120,6 +129,7 @@ def add_contact(
     wait_days: int,
     sealed_vault_key: bytes,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> ContactView:
     """Name (or re-name) ``email`` as a trusted contact with ``sealed_vault_key``.
@@ -164,7 +174,7 @@ def add_contact(
     row.sealed_vault_key = sealed_vault_key
     row.created_at = at
     row.requested_at = row.release_at = row.approved_at = None
-    _event(db, "emergency.contact_added", row=row, address=address, now=now)
+    _event(db, "emergency.contact_added", row=row, address=address, client=client, now=now)
     db.commit()
     return contact_view(row, at)
 
@@ -188,17 +198,29 @@ def _owned(db: Session, *, owner: User, contact_id: str) -> EmergencyContact:
 
 
 def remove_contact(
-    db: Session, *, owner: User, contact_id: str, address: str | None = None, now: Clock = utcnow
+    db: Session,
+    *,
+    owner: User,
+    contact_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
 ) -> None:
     """Remove a contact: its sealed vault key is deleted; any access ends at once."""
     row = _owned(db, owner=owner, contact_id=contact_id)
-    _event(db, "emergency.contact_removed", row=row, address=address, now=now)
+    _event(db, "emergency.contact_removed", row=row, address=address, client=client, now=now)
     db.delete(row)
     db.commit()
 
 
 def approve(
-    db: Session, *, owner: User, contact_id: str, address: str | None = None, now: Clock = utcnow
+    db: Session,
+    *,
+    owner: User,
+    contact_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
 ) -> ContactView:
     """Release at once to a contact whose request is waiting."""
     row = _owned(db, owner=owner, contact_id=contact_id)
@@ -216,14 +238,20 @@ def approve(
     if not rowcount(changed):
         db.rollback()
         raise NoPendingRequest()
-    _event(db, "emergency.approved", row=row, address=address, now=now)
+    _event(db, "emergency.approved", row=row, address=address, client=client, now=now)
     db.commit()
     db.refresh(row)
     return contact_view(row, at)
 
 
 def deny(
-    db: Session, *, owner: User, contact_id: str, address: str | None = None, now: Clock = utcnow
+    db: Session,
+    *,
+    owner: User,
+    contact_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
 ) -> ContactView:
     """Refuse a waiting request, or end a granted access: either way the contact reads
     nothing from now on, until a new request waits its full period again."""
@@ -240,7 +268,7 @@ def deny(
     )
     if rowcount(changed):
         event = "emergency.ended" if seen <= at else "emergency.denied"
-        _event(db, event, row=row, address=address, now=now)
+        _event(db, event, row=row, address=address, client=client, now=now)
     db.commit()
     db.refresh(row)
     return contact_view(row, at)

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from hygieia.db.models import AuthSession, BackupCode, User, UserFactor
 from hygieia.errors import FactorInvalid, FactorNotFound, FactorRequired, TooManyFactors
-from hygieia.services.audit import record_event
+from hygieia.services.audit import ClientInfo, record_event
 from hygieia.services.common import Clock, rowcount, server_secret, utcnow
 
 Method = Literal["totp", "backup_code", "passkey"]
@@ -261,6 +261,7 @@ def confirm_totp(
     factor_id: str,
     code: str,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> Confirmed:
     """Confirm an enrolment with its first code; the first factor brings backup codes."""
@@ -271,11 +272,17 @@ def confirm_totp(
     if not _check_totp(db, factor, code, key, now):
         db.rollback()
         raise FactorInvalid()
-    return _confirm(db, user=user, factor=factor, address=address, now=now)
+    return _confirm(db, user=user, factor=factor, address=address, client=client, now=now)
 
 
 def _confirm(
-    db: Session, *, user: User, factor: UserFactor, address: str | None, now: Clock
+    db: Session,
+    *,
+    user: User,
+    factor: UserFactor,
+    address: str | None,
+    client: ClientInfo | None = None,
+    now: Clock,
 ) -> Confirmed:
     """Mark ``factor`` confirmed (audited, committed); passkey enrolment uses it too."""
     first = not has_factors(db, user.id)
@@ -286,6 +293,7 @@ def _confirm(
         event="auth.factor_added",
         user_id=user.id,
         address=address,
+        client=client,
         detail=_detail(factor),
         now=now,
     )
@@ -340,6 +348,7 @@ def verify_proof(
     proof: FactorProof | None,
     session: AuthSession | None = None,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> UserFactor | BackupCode | None:
     """Check a second factor of ``user``; None if the account has none (nothing to prove).
@@ -366,7 +375,14 @@ def verify_proof(
         used = _use_backup_code(db, user, proof.code or "", now)
         if used is None:
             raise FactorInvalid()
-        record_event(db, event="auth.backup_code_used", user_id=user.id, address=address, now=now)
+        record_event(
+            db,
+            event="auth.backup_code_used",
+            user_id=user.id,
+            address=address,
+            client=client,
+            now=now,
+        )
         return used
     if proof.method == "passkey":
         if proof.credential is None or not any(f.kind == "passkey" for f in factors):
@@ -377,7 +393,13 @@ def verify_proof(
 
 # --- removal -----------------------------------------------------------------------------
 def remove_factor(
-    db: Session, *, user: User, factor_id: str, address: str | None = None, now: Clock = utcnow
+    db: Session,
+    *,
+    user: User,
+    factor_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
 ) -> None:
     """Delete a factor (after the caller's password and factor proof); the last one
     takes the backup codes with it. Part of the caller's transaction; commits."""
@@ -388,24 +410,49 @@ def remove_factor(
     if not has_factors(db, user.id):
         db.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
     record_event(
-        db, event="auth.factor_removed", user_id=user.id, address=address, detail=detail, now=now
+        db,
+        event="auth.factor_removed",
+        user_id=user.id,
+        address=address,
+        client=client,
+        detail=detail,
+        now=now,
     )
     db.commit()
 
 
 def renew_backup_codes(
-    db: Session, *, user: User, address: str | None = None, now: Clock = utcnow
+    db: Session,
+    *,
+    user: User,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
 ) -> list[str]:
     """Ten new backup codes (after the caller's proofs); the old ones die. Commits."""
     if not has_factors(db, user.id):
         raise FactorNotFound("backup codes come with a second factor: add one first")
     codes = _replace_backup_codes(db, user_id=user.id, now=now)
-    record_event(db, event="auth.backup_codes_renewed", user_id=user.id, address=address, now=now)
+    record_event(
+        db,
+        event="auth.backup_codes_renewed",
+        user_id=user.id,
+        address=address,
+        client=client,
+        now=now,
+    )
     db.commit()
     return codes
 
 
-def remove_all(db: Session, *, user_id: str, address: str | None, now: Clock = utcnow) -> bool:
+def remove_all(
+    db: Session,
+    *,
+    user_id: str,
+    address: str | None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
+) -> bool:
     """Recovery: every factor and backup code of the account goes (not committed).
 
     True if the account had a confirmed factor (then ``auth.factors_removed`` is recorded).
@@ -419,6 +466,7 @@ def remove_all(db: Session, *, user_id: str, address: str | None, now: Clock = u
             event="auth.factors_removed",
             user_id=user_id,
             address=address,
+            client=client,
             detail={"by": "recovery"},
             now=now,
         )

@@ -54,7 +54,7 @@ from hygieia.errors import (
     ValidationFailed,
 )
 from hygieia.services import accounts, records
-from hygieia.services.audit import record_event
+from hygieia.services.audit import ClientInfo, record_event
 from hygieia.services.common import Clock, rowcount, token_hash, utcnow
 from hygieia.services.hashing import HashLimiter
 from hygieia.storage import BlobStore, BlobWriter
@@ -231,7 +231,12 @@ class LinkUpload:
         self._cids.append(self._writers[-1].finish())
 
     def commit(
-        self, db: Session, *, address: str | None = None, now: Clock = utcnow
+        self,
+        db: Session,
+        *,
+        address: str | None = None,
+        client: ClientInfo | None = None,
+        now: Clock = utcnow,
     ) -> tuple[ShareLink, str]:
         """Every file arrived and checked out: pin them, then store the link. Returns the
         link and its manifest token (shown once; the server keeps its SHA-256)."""
@@ -272,7 +277,7 @@ class LinkUpload:
                 db.add(file_row)
             for p in pending:
                 db.delete(p)
-            _event(db, "link.created", link=row, address=address, now=now)
+            _event(db, "link.created", link=row, address=address, client=client, now=now)
             db.commit()
         except BaseException:
             db.rollback()
@@ -384,13 +389,14 @@ def revoke(
     owner: User,
     link_id: str,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> ShareLink:
     """End the link now (its files are unpinned); revoking an ended link is a no-op."""
     link = get(db, owner=owner, link_id=link_id)
     if link.ended_at is None:
         _end(db, link, "revoked", now=now)
-        _event(db, "link.revoked", link=link, address=address, now=now)
+        _event(db, "link.revoked", link=link, address=address, client=client, now=now)
         db.commit()
     release(db, store, link, now=now)
     return link
@@ -468,6 +474,7 @@ def _event(
     *,
     link: ShareLink,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock,
     **detail: Any,
 ) -> None:
@@ -476,6 +483,7 @@ def _event(
         event=event,
         user_id=link.owner_id,
         address=address,
+        client=client,
         detail={"link_id": link.id, **detail},
         now=now,
     )
@@ -496,7 +504,14 @@ def _by_token(db: Session, token: str) -> ShareLink:
 
 
 def _refuse(
-    db: Session, store: BlobStore, link: ShareLink, *, recipient: str, address: str, now: Clock
+    db: Session,
+    store: BlobStore,
+    link: ShareLink,
+    *,
+    recipient: str,
+    address: str,
+    client: ClientInfo | None = None,
+    now: Clock,
 ) -> NotFound:
     """A known link that is not active: ended now if it just expired, the refusal noted
     in the owner's trail, and the 404 the spec asks for."""
@@ -505,7 +520,9 @@ def _refuse(
         _end(db, link, "expired", now=now)
         db.commit()
         release(db, store, link, now=now)
-    _event(db, "link.refused", link=link, address=address, now=now, recipient=recipient)
+    _event(
+        db, "link.refused", link=link, address=address, client=client, now=now, recipient=recipient
+    )
     db.commit()
     return NotFound("link not found")
 
@@ -522,6 +539,7 @@ def _check_passcode(
     *,
     recipient: str,
     address: str,
+    client: ClientInfo | None = None,
     hashing: HashLimiter,
     now: Clock,
 ) -> None:
@@ -538,7 +556,7 @@ def _check_passcode(
     ).first()
     db.commit()
     if claimed is None:
-        raise _refuse(db, store, link, recipient=recipient, address=address, now=now)
+        raise _refuse(db, store, link, recipient=recipient, address=address, client=client, now=now)
     remaining = int(claimed[0])
     with hashing.slot():
         ok = crypto.verify_secret(link.passcode_hash, passcode.encode("utf-8"))
@@ -556,6 +574,7 @@ def _check_passcode(
         "link.passcode_failed",
         link=link,
         address=address,
+        client=client,
         now=now,
         recipient=recipient,
         remaining_attempts=remaining,
@@ -607,6 +626,7 @@ def open_manifest(
     request: ManifestRequest,
     base_url: str,
     address: str,
+    client: ClientInfo | None = None,
     policy: LinkPolicy,
     hashing: HashLimiter,
     now: Clock = utcnow,
@@ -615,7 +635,7 @@ def open_manifest(
     link = _by_token(db, token)
     recipient = _clean_recipient(request.recipient)
     if not _active(link, now()):
-        raise _refuse(db, store, link, recipient=recipient, address=address, now=now)
+        raise _refuse(db, store, link, recipient=recipient, address=address, client=client, now=now)
     _check_passcode(
         db,
         store,
@@ -623,11 +643,12 @@ def open_manifest(
         request.passcode,
         recipient=recipient,
         address=address,
+        client=client,
         hashing=hashing,
         now=now,
     )
     if not _claim_open(db, link, now=now):
-        raise _refuse(db, store, link, recipient=recipient, address=address, now=now)
+        raise _refuse(db, store, link, recipient=recipient, address=address, client=client, now=now)
     files = files_of(db, link)
     secret = accounts.server_secret(db, "shl-location")
     expires = int((now() + timedelta(seconds=policy.location_seconds)).timestamp())
@@ -645,7 +666,9 @@ def open_manifest(
         else:
             entry["location"] = base_url.rstrip("/") + LOCATION_PATH + _ticket(secret, f, expires)
         out.append(entry)
-    _event(db, "link.opened", link=link, address=address, now=now, recipient=recipient)
+    _event(
+        db, "link.opened", link=link, address=address, client=client, now=now, recipient=recipient
+    )
     db.commit()
     return {"status": "finalized", "files": out}
 
@@ -665,18 +688,19 @@ def open_direct(
     token: str,
     recipient: str,
     address: str,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> tuple[ShareLinkFile, Iterator[bytes]]:
     """A ``U`` link's one file (``GET url?recipient=``); counts as an open."""
     link = _by_token(db, token)
     who = _clean_recipient(recipient)
     if link.flag != "U" or not _active(link, now()):
-        raise _refuse(db, store, link, recipient=who, address=address, now=now)
+        raise _refuse(db, store, link, recipient=who, address=address, client=client, now=now)
     if not _claim_open(db, link, now=now):
-        raise _refuse(db, store, link, recipient=who, address=address, now=now)
+        raise _refuse(db, store, link, recipient=who, address=address, client=client, now=now)
     (f,) = files_of(db, link)
     stream = _content(store, f)
-    _event(db, "link.opened", link=link, address=address, now=now, recipient=who)
+    _event(db, "link.opened", link=link, address=address, client=client, now=now, recipient=who)
     db.commit()
     return f, stream
 
@@ -701,6 +725,7 @@ def open_location(
     *,
     ticket: str,
     address: str,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> tuple[ShareLinkFile, Iterator[bytes]]:
     """A file by a ``location`` URL a manifest handed out: valid until its expiry (≤ 1 h)
@@ -724,6 +749,6 @@ def open_location(
     if link is None or link.expires_at <= at or link.end_reason not in (None, "exhausted"):
         raise NotFound("file not found")
     stream = _content(store, f)
-    _event(db, "link.file_read", link=link, address=address, now=now)
+    _event(db, "link.file_read", link=link, address=address, client=client, now=now)
     db.commit()
     return f, stream

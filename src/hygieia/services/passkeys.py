@@ -81,6 +81,7 @@ from hygieia.errors import (
 )
 from hygieia.services import factors
 from hygieia.services.accounts import MAX_FACTOR_ATTEMPTS
+from hygieia.services.audit import ClientInfo
 from hygieia.services.common import Clock, rowcount, token_hash, utcnow
 
 RP_NAME = "Hygieia"
@@ -462,6 +463,7 @@ def finish_registration(
     label: str,
     credential: Mapping[str, Any],
     address: str | None = None,
+    client: ClientInfo | None = None,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     now: Clock = utcnow,
 ) -> factors.Confirmed:
@@ -491,7 +493,9 @@ def finish_registration(
     except IntegrityError as exc:  # the same credential enrolled by a racing request
         db.rollback()
         raise PasskeyTaken() from exc
-    return factors.confirm_factor(db, user=user, factor=factor, address=address, now=now)
+    return factors.confirm_factor(
+        db, user=user, factor=factor, address=address, client=client, now=now
+    )
 
 
 def _pending_login(db: Session, pending_token: str, now: Clock) -> AuthSession:

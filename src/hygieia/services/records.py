@@ -50,7 +50,7 @@ from hygieia.errors import (
     ValidationFailed,
 )
 from hygieia.services import copies
-from hygieia.services.audit import record_event
+from hygieia.services.audit import ClientInfo, record_event
 from hygieia.services.common import Clock, utcnow
 from hygieia.storage import BlobStore, StoreSet, SupportsGarbageCollection, as_store_set
 
@@ -154,7 +154,14 @@ class Upload:
             raise InvalidRecord("ciphertext is not a sequence of record segments") from exc
         self._writer.write(chunk)
 
-    def commit(self, db: Session, *, address: str | None = None, now: Clock = utcnow) -> Record:
+    def commit(
+        self,
+        db: Session,
+        *,
+        address: str | None = None,
+        client: ClientInfo | None = None,
+        now: Clock = utcnow,
+    ) -> Record:
         """The content is complete: check it, pin it, then index the record."""
         meta = self._meta
         try:
@@ -174,7 +181,7 @@ class Upload:
             pinned = self._store.pin_copies(cid, getattr(self._writer, "holders", None))
             if len(pinned) < self._store.min_copies:
                 raise StorageUnavailable(f"fewer than {self._store.min_copies} store(s) pinned it")
-            return self._index(db, cid, pending, pinned, address=address, now=now)
+            return self._index(db, cid, pending, pinned, address=address, client=client, now=now)
         except BaseException:
             db.rollback()
             try:
@@ -191,6 +198,7 @@ class Upload:
         pinned: list[str],
         *,
         address: str | None,
+        client: ClientInfo | None = None,
         now: Clock,
     ) -> Record:
         meta, owner = self._meta, self._owner
@@ -223,7 +231,15 @@ class Upload:
                 if _stored_bytes(db, owner.id) > self._quota_bytes:
                     raise QuotaExceeded()
             db.delete(pending)
-            record_event(db, event="record.created", user_id=owner.id, address=address, now=now)
+            record_event(
+                db,
+                event="record.created",
+                user_id=owner.id,
+                address=address,
+                client=client,
+                detail={"record_id": row.id},
+                now=now,
+            )
             db.commit()
         except IntegrityError:
             # Another upload took the id since start_upload looked (commit() then
@@ -271,6 +287,7 @@ def create(
     meta: RecordMeta,
     content: Iterable[bytes],
     address: str | None = None,
+    client: ClientInfo | None = None,
     quota_bytes: int = 0,
     now: Clock = utcnow,
 ) -> Record:
@@ -280,7 +297,7 @@ def create(
     try:
         for chunk in content:
             upload.write(chunk)
-        return upload.commit(db, address=address, now=now)
+        return upload.commit(db, address=address, client=client, now=now)
     except BaseException:
         upload.abort()
         raise
@@ -299,6 +316,57 @@ def get(db: Session, *, owner: User, record_id: str) -> Record:
     if row is None or row.owner_id != owner.id:
         raise NotFound("record not found")
     return row
+
+
+def viewed(
+    db: Session,
+    *,
+    owner: User,
+    record_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
+) -> Record:
+    """:func:`get`, and a ``record.viewed`` event in the owner's trail (committed)."""
+    record = get(db, owner=owner, record_id=record_id)
+    record_event(
+        db,
+        event="record.viewed",
+        user_id=owner.id,
+        address=address,
+        client=client,
+        detail={"record_id": record.id},
+        now=now,
+    )
+    db.commit()
+    return record
+
+
+def read(
+    db: Session,
+    store: BlobStore,
+    *,
+    owner: User,
+    record_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
+) -> tuple[Record, Iterator[bytes]]:
+    """The record and its ciphertext, and a ``record.read`` event in the owner's trail
+    (committed once the content is found, before it is served)."""
+    record = get(db, owner=owner, record_id=record_id)
+    stream = open_content(store, record)
+    record_event(
+        db,
+        event="record.read",
+        user_id=owner.id,
+        address=address,
+        client=client,
+        detail={"record_id": record.id},
+        now=now,
+    )
+    db.commit()
+    return record, stream
 
 
 def _cursor(created_at: datetime, record_id: str) -> str:
@@ -438,6 +506,7 @@ def remove(
     owner: User,
     record_id: str,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> None:
     record = get(db, owner=owner, record_id=record_id)
@@ -447,7 +516,15 @@ def remove(
     db.delete(record)
     pending = PendingPin(cid=cid, created_at=now() - timedelta(days=3650))
     db.add(pending)  # if we crash before the unpin, reconcile finishes it
-    record_event(db, event="record.deleted", user_id=owner.id, address=address, now=now)
+    record_event(
+        db,
+        event="record.deleted",
+        user_id=owner.id,
+        address=address,
+        client=client,
+        detail={"record_id": record.id},
+        now=now,
+    )
     db.commit()
     try:
         _release(db, store, pending)

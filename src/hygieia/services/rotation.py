@@ -40,7 +40,7 @@ from hygieia.errors import (
     ValidationFailed,
 )
 from hygieia.services import accounts, records
-from hygieia.services.audit import record_event
+from hygieia.services.audit import UNKNOWN_CLIENT, ClientInfo, record_event
 from hygieia.services.common import Clock, utcnow
 
 #: ``GET /auth/keys/rotation`` names at most this many records still on the old key.
@@ -90,6 +90,7 @@ def start(
     recovery_wrapped_vault_key: bytes,
     address: str,
     limits: accounts.Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> KeyRotation:
     """Store the client's new identity as the account's pending one (after the proof)."""
@@ -100,6 +101,7 @@ def start(
         address=address,
         limits=limits,
         failed_event="auth.key_rotation_failed",
+        client=client,
         now=now,
     )
     if pending_of(db, user.id) is not None:
@@ -131,7 +133,14 @@ def start(
         if pending_of(db, user.id) is not None:
             raise RotationPending() from exc
         raise EmailTaken() from exc
-    record_event(db, event="auth.key_rotation_started", user_id=user.id, address=address, now=now)
+    record_event(
+        db,
+        event="auth.key_rotation_started",
+        user_id=user.id,
+        address=address,
+        client=client,
+        now=now,
+    )
     db.commit()
     return row
 
@@ -267,6 +276,7 @@ def commit(
     emergency_keys: Mapping[str, bytes],
     link_labels: Mapping[str, bytes],
     address: str | None = None,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> User:
     """Make the pending identity the account's; refused while anything is on the old key.
@@ -340,8 +350,10 @@ def commit(
     user.recovery_wrapped_vault_key = pending.recovery_wrapped_vault_key
     db.delete(pending)
     db.flush()  # the pending row (and its unique fingerprint) before the user's
-    accounts.revoke_other_sessions(db, user_id=user.id, except_id=session_id, now=now)
-    record_event(db, event="auth.key_rotated", user_id=user.id, address=address, now=now)
+    accounts.revoke_others_uncommitted(db, user_id=user.id, except_id=session_id, now=now)
+    record_event(
+        db, event="auth.key_rotated", user_id=user.id, address=address, client=client, now=now
+    )
     db.commit()
     return user
 
@@ -356,6 +368,7 @@ def rotate_recovery(
     recovery_wrapped_vault_key: bytes,
     address: str,
     limits: accounts.Limits,
+    client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> None:
     """Install a new recovery code (its salt, verifier and wrapped vault key); the old
@@ -368,6 +381,7 @@ def rotate_recovery(
         address=address,
         limits=limits,
         failed_event="auth.recovery_rotation_failed",
+        client=client,
         now=now,
     )
     if pending_of(db, user.id) is not None:
@@ -379,5 +393,7 @@ def rotate_recovery(
     user.recovery_salt = recovery_salt
     user.recovery_hash = recovery_hash
     user.recovery_wrapped_vault_key = recovery_wrapped_vault_key
-    record_event(db, event="auth.recovery_rotated", user_id=user.id, address=address, now=now)
+    record_event(
+        db, event="auth.recovery_rotated", user_id=user.id, address=address, client=client, now=now
+    )
     db.commit()

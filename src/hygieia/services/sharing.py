@@ -41,7 +41,7 @@ from hygieia.errors import (
     ValidationFailed,
 )
 from hygieia.services import accounts, records
-from hygieia.services.audit import record_event
+from hygieia.services.audit import ClientInfo, record_event
 from hygieia.services.common import Clock, rowcount, utcnow
 from hygieia.storage import BlobStore
 
@@ -95,6 +95,7 @@ def create_grants(
     owner: User,
     grants: Sequence[GrantIn],
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock = utcnow,
 ) -> list[RecordGrant]:
     """Store ``grants`` (all or none); a grant for a (record, email) that has one
@@ -132,7 +133,15 @@ def create_grants(
         row.created_at = at
         row.metadata_read_at = None
         rows.append(row)
-        _event(db, "share.granted", owner_id=owner.id, grant=row, address=address, now=now)
+        _event(
+            db,
+            "share.granted",
+            owner_id=owner.id,
+            grant=row,
+            address=address,
+            client=client,
+            now=now,
+        )
     try:
         db.flush()
         for record_id in {g.record_id for g in grants}:
@@ -161,10 +170,13 @@ def _event(
     owner_id: str,
     grant: RecordGrant,
     address: str | None = None,
+    client: ClientInfo | None = None,
     now: Clock,
 ) -> None:
     detail = {"record_id": grant.record_id, "grant_id": grant.id, "recipient": grant.email}
-    record_event(db, event=event, user_id=owner_id, address=address, detail=detail, now=now)
+    record_event(
+        db, event=event, user_id=owner_id, address=address, client=client, detail=detail, now=now
+    )
 
 
 def grants_of_record(db: Session, *, owner: User, record_id: str) -> list[RecordGrant]:
@@ -213,13 +225,21 @@ def grants_page(
 
 
 def revoke(
-    db: Session, *, owner: User, grant_id: str, address: str | None = None, now: Clock = utcnow
+    db: Session,
+    *,
+    owner: User,
+    grant_id: str,
+    address: str | None = None,
+    client: ClientInfo | None = None,
+    now: Clock = utcnow,
 ) -> None:
     """The owner deletes a grant: the recipient's next request is a 404."""
     row = db.get(RecordGrant, _parse_id(grant_id))
     if row is None or row.owner_id != owner.id:
         raise NotFound("grant not found")
-    _event(db, "share.revoked", owner_id=owner.id, grant=row, address=address, now=now)
+    _event(
+        db, "share.revoked", owner_id=owner.id, grant=row, address=address, client=client, now=now
+    )
     db.delete(row)
     db.commit()
 

@@ -40,15 +40,26 @@ class BuildError(RuntimeError):
 def _sha256_files(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for path in paths:
-        h.update(path.relative_to(WEB_DIR).as_posix().encode())
+        h.update(path.relative_to(WEB_DIR.parent).as_posix().encode())
         h.update(b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
+#: Files outside src/ that the bundle imports: the audit kinds' descriptions, one table
+#: shared with the CLI (hygieia/client/audit_kinds.json).
+SHARED_FILES = (WEB_DIR.parent / "client" / "audit_kinds.json",)
+
+
 def _sources() -> list[Path]:
     files = sorted(p for p in SRC_DIR.rglob("*") if p.is_file())
-    return [WEB_DIR / "package.json", WEB_DIR / "package-lock.json", Path(__file__), *files]
+    return [
+        WEB_DIR / "package.json",
+        WEB_DIR / "package-lock.json",
+        Path(__file__),
+        *SHARED_FILES,
+        *files,
+    ]
 
 
 def source_digest() -> str:

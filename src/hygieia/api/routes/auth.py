@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from hygieia.api.deps import AuthDep, CurrentUser, SessionDep, ThrottleDep
+from hygieia.api.deps import (
+    AddressDep,
+    AuthDep,
+    ClientDep,
+    CurrentUser,
+    SessionDep,
+    ThrottleDep,
+)
 from hygieia.api.schemas import (
     AccountPublic,
     AuditEventPublic,
+    AuditPage,
     Email,
     LoginCreate,
     LoginFactorCreate,
@@ -19,12 +29,15 @@ from hygieia.api.schemas import (
     RecoverComplete,
     RecoverCreate,
     RecoveryPublic,
+    SessionInfoPublic,
     SessionPublic,
+    SessionsRevoked,
     SignupCreate,
     SignupPublic,
     UserKeyLookup,
     UserKeyPublic,
 )
+from hygieia.errors import ValidationFailed
 from hygieia.services import accounts, audit
 
 router = APIRouter(tags=["accounts"])
@@ -78,9 +91,9 @@ def login_factor(body: LoginFactorCreate, db: SessionDep, throttle: ThrottleDep)
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(auth: AuthDep, db: SessionDep) -> Response:
+def logout(auth: AuthDep, db: SessionDep, address: AddressDep, client: ClientDep) -> Response:
     """Revoke the presented session token."""
-    accounts.logout(db, session=auth[1])
+    accounts.logout(db, session=auth[1], address=address, client=client)
     return Response(status_code=204)
 
 
@@ -124,15 +137,71 @@ def recover_complete(body: RecoverComplete, db: SessionDep, throttle: ThrottleDe
     return SessionPublic.model_validate(issued)
 
 
-@router.get("/audit", response_model=list[AuditEventPublic])
-def audit_trail(
-    user: CurrentUser, db: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[AuditEventPublic]:
-    """Your own audit trail (logins, failures, password changes, record events)."""
+@router.get("/auth/sessions", response_model=list[SessionInfoPublic])
+def list_sessions(auth: AuthDep, db: SessionDep) -> list[SessionInfoPublic]:
+    """Your live sessions: client, user agent, address, created and last used (§11)."""
+    user, session = auth
     return [
-        AuditEventPublic.model_validate(e)
-        for e in audit.events_for(db, user_id=user.id, limit=limit)
+        SessionInfoPublic.model_validate(v)
+        for v in accounts.list_sessions(db, user=user, current=session)
     ]
+
+
+@router.delete("/auth/sessions/{session_id}", status_code=204)
+def revoke_session(
+    session_id: Annotated[str, Path(max_length=64)],
+    user: CurrentUser,
+    db: SessionDep,
+    address: AddressDep,
+    client: ClientDep,
+) -> Response:
+    """Revoke one of your sessions; its next request answers 401. Not yours: 404."""
+    accounts.revoke_session(db, user=user, session_id=session_id, address=address, client=client)
+    return Response(status_code=204)
+
+
+@router.post("/auth/sessions/revoke-others", response_model=SessionsRevoked)
+def revoke_other_sessions(
+    auth: AuthDep, db: SessionDep, address: AddressDep, client: ClientDep
+) -> SessionsRevoked:
+    """Revoke every session of yours but the one asking."""
+    user, session = auth
+    n = accounts.revoke_other_sessions(
+        db, user=user, current=session, address=address, client=client
+    )
+    return SessionsRevoked(revoked=n)
+
+
+#: An event kind or a family of kinds (a dot-separated prefix: ``record`` → ``record.*``).
+KIND_PATTERN = r"^[a-z][a-z_]*(\.[a-z][a-z_]*)?$"
+
+
+@router.get("/audit", response_model=AuditPage)
+def audit_trail(
+    user: CurrentUser,
+    db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    kind: Annotated[list[str] | None, Query(max_length=16)] = None,
+) -> AuditPage:
+    """Your own audit trail, newest first, a page at a time (protocol §11).
+
+    ``kind`` (repeatable) is an event (``record.read``) or a family (``record`` matches
+    every ``record.*``); ``since`` is inclusive, ``until`` exclusive (ISO 8601 with an
+    offset); ``before`` is the ``next`` of the previous page.
+    """
+    for k in kind or []:
+        if len(k) > 64 or not re.match(KIND_PATTERN, k):
+            raise ValidationFailed("kind: an event kind or a family (e.g. record, auth.login)")
+    for name, at in (("since", since), ("until", until)):
+        if at is not None and at.tzinfo is None:
+            raise ValidationFailed(f"{name}: a time with a UTC offset")
+    rows, nxt = audit.events_page(
+        db, user_id=user.id, limit=limit, before=before, since=since, until=until, kinds=kind
+    )
+    return AuditPage(events=[AuditEventPublic.model_validate(e) for e in rows], next=nxt)
 
 
 @router.post("/users/key", response_model=UserKeyPublic)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from hygieia.api.deps import AddressDep, ClockDep, CurrentUser, SessionDep, StoreDep
+from hygieia.api.deps import AddressDep, ClientDep, ClockDep, CurrentUser, SessionDep, StoreDep
 from hygieia.api.schemas import (
     EmergencyAccessList,
     EmergencyAccessPublic,
@@ -32,6 +32,7 @@ def add_contact(
     user: CurrentUser,
     db: SessionDep,
     address: AddressDep,
+    client: ClientDep,
     clock: ClockDep,
 ) -> EmergencyContactPublic:
     """Name a trusted contact (or replace one): your vault key sealed to their key."""
@@ -42,6 +43,7 @@ def add_contact(
         wait_days=body.wait_days,
         sealed_vault_key=body.sealed_vault_key,
         address=address,
+        client=client,
         now=clock,
     )
     return EmergencyContactPublic.model_validate(view)
@@ -56,28 +58,49 @@ def list_contacts(user: CurrentUser, db: SessionDep, clock: ClockDep) -> Emergen
 
 @router.delete("/contacts/{contact_id}", status_code=204)
 def remove_contact(
-    contact_id: str, user: CurrentUser, db: SessionDep, address: AddressDep, clock: ClockDep
+    contact_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    address: AddressDep,
+    client: ClientDep,
+    clock: ClockDep,
 ) -> Response:
     """Remove a contact: its sealed vault key goes, any access ends at once."""
-    emergency.remove_contact(db, owner=user, contact_id=contact_id, address=address, now=clock)
+    emergency.remove_contact(
+        db, owner=user, contact_id=contact_id, address=address, client=client, now=clock
+    )
     return Response(status_code=204)
 
 
 @router.post("/contacts/{contact_id}/approve", response_model=EmergencyContactPublic)
 def approve(
-    contact_id: str, user: CurrentUser, db: SessionDep, address: AddressDep, clock: ClockDep
+    contact_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    address: AddressDep,
+    client: ClientDep,
+    clock: ClockDep,
 ) -> EmergencyContactPublic:
     """Grant a waiting request now, without the rest of the wait."""
-    view = emergency.approve(db, owner=user, contact_id=contact_id, address=address, now=clock)
+    view = emergency.approve(
+        db, owner=user, contact_id=contact_id, address=address, client=client, now=clock
+    )
     return EmergencyContactPublic.model_validate(view)
 
 
 @router.post("/contacts/{contact_id}/deny", response_model=EmergencyContactPublic)
 def deny(
-    contact_id: str, user: CurrentUser, db: SessionDep, address: AddressDep, clock: ClockDep
+    contact_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    address: AddressDep,
+    client: ClientDep,
+    clock: ClockDep,
 ) -> EmergencyContactPublic:
     """Refuse a waiting request, or end a granted access."""
-    view = emergency.deny(db, owner=user, contact_id=contact_id, address=address, now=clock)
+    view = emergency.deny(
+        db, owner=user, contact_id=contact_id, address=address, client=client, now=clock
+    )
     return EmergencyContactPublic.model_validate(view)
 
 

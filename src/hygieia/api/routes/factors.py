@@ -44,7 +44,12 @@ def confirm_totp(
 ) -> FactorConfirmedPublic:
     """Confirm a TOTP enrolment; the account's first factor brings ten backup codes."""
     done = factors.confirm_totp(
-        db, user=user, factor_id=factor_id, code=body.code, address=throttle["address"]
+        db,
+        user=user,
+        factor_id=factor_id,
+        code=body.code,
+        address=throttle["address"],
+        client=throttle["client"],
     )
     return FactorConfirmedPublic.model_validate(done)
 
@@ -67,7 +72,9 @@ def remove_factor(
         session=session,
         **throttle,
     )
-    factors.remove_factor(db, user=user, factor_id=factor_id, address=throttle["address"])
+    factors.remove_factor(
+        db, user=user, factor_id=factor_id, address=throttle["address"], client=throttle["client"]
+    )
     return Response(status_code=204)
 
 
@@ -85,5 +92,7 @@ def renew_backup_codes(
         session=session,
         **throttle,
     )
-    codes = factors.renew_backup_codes(db, user=user, address=throttle["address"])
+    codes = factors.renew_backup_codes(
+        db, user=user, address=throttle["address"], client=throttle["client"]
+    )
     return BackupCodesPublic(backup_codes=codes)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from hygieia.api.deps import (
     AddressDep,
+    ClientDep,
     ClockDep,
     CurrentUser,
     SessionDep,
@@ -39,6 +40,7 @@ from hygieia.config import Settings
 from hygieia.db.models import ShareLink, User
 from hygieia.errors import ValidationFailed
 from hygieia.services import links, ratelimit
+from hygieia.services.audit import ClientInfo
 from hygieia.services.common import Clock
 from hygieia.services.hashing import HashLimiter
 from hygieia.storage import BlobStore
@@ -114,6 +116,7 @@ async def create_link(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    client: ClientDep,
     clock: ClockDep,
 ) -> LinkCreated:
     """Make a SMART Health Link: parts ``meta`` (JSON) then one ``file`` per JWE."""
@@ -129,7 +132,7 @@ async def create_link(
                 async for batch in pump.batches():
                     await anyio.to_thread.run_sync(_feed, reader, batch)
             link, token = await anyio.to_thread.run_sync(
-                partial(form.commit, reader, address=address)
+                partial(form.commit, reader, address=address, client=client)
             )
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -208,13 +211,15 @@ class _LinkForm:
             self._upload.end_file()
             self._state = "files"
 
-    def commit(self, reader: MultipartReader, *, address: str) -> tuple[ShareLink, str]:
+    def commit(
+        self, reader: MultipartReader, *, address: str, client: ClientInfo
+    ) -> tuple[ShareLink, str]:
         reader.close()
         if self._upload is None:
             raise ValidationFailed("the first part must be 'meta'")
         if self._state != "files":
             raise ValidationFailed("the body ended inside a part")
-        return self._upload.commit(self._db, address=address, now=self._clock)
+        return self._upload.commit(self._db, address=address, client=client, now=self._clock)
 
     def abort(self) -> None:
         if self._upload is not None:
@@ -244,10 +249,11 @@ def revoke_link(
     db: SessionDep,
     store: StoreDep,
     address: AddressDep,
+    client: ClientDep,
     clock: ClockDep,
 ) -> Response:
     """Revoke a link: it answers 404 from now on, and its files are unpinned."""
-    links.revoke(db, store, owner=user, link_id=link_id, address=address, now=clock)
+    links.revoke(db, store, owner=user, link_id=link_id, address=address, client=client, now=clock)
     return Response(status_code=204)
 
 
@@ -269,6 +275,7 @@ def manifest(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    client: ClientDep,
     clock: ClockDep,
 ) -> JSONResponse:
     """SHL manifest request: ``{recipient, passcode?, embeddedLengthMax?}`` → ``files``."""
@@ -284,6 +291,7 @@ def manifest(
         ),
         base_url=settings.public_url or str(request.base_url),
         address=address,
+        client=client,
         policy=policy_of(settings),
         hashing=request.app.state.hash_limiter,
         now=clock,
@@ -310,13 +318,14 @@ def direct_file(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    client: ClientDep,
     clock: ClockDep,
     recipient: Annotated[str, Query(max_length=1024)] = "",
 ) -> StreamingResponse:
     """A ``U`` link's one encrypted file (``GET url?recipient=``)."""
     _throttle(db, settings, address, clock)
     f, stream = links.open_direct(
-        db, store, token=token, recipient=recipient, address=address, now=clock
+        db, store, token=token, recipient=recipient, address=address, client=client, now=clock
     )
     return _jose(f.size, stream)
 
@@ -332,9 +341,12 @@ def location_file(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    client: ClientDep,
     clock: ClockDep,
 ) -> StreamingResponse:
     """A file by a manifest's ``location`` URL (valid for minutes, at most an hour)."""
     _throttle(db, settings, address, clock)
-    f, stream = links.open_location(db, store, ticket=ticket, address=address, now=clock)
+    f, stream = links.open_location(
+        db, store, ticket=ticket, address=address, client=client, now=clock
+    )
     return _jose(f.size, stream)

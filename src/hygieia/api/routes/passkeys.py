@@ -61,6 +61,7 @@ def add_passkey(
         label=body.label,
         credential=body.credential,
         address=throttle["address"],
+        client=throttle["client"],
     )
     return FactorConfirmedPublic.model_validate(done)
 

@@ -14,10 +14,13 @@ from sqlalchemy.orm import Session
 from hygieia.api.deps import (
     AddressDep,
     BearerDep,
+    ClientDep,
     CurrentUser,
     SessionDep,
     SettingsDep,
     StoreDep,
+    client_address,
+    client_info,
 )
 from hygieia.api.multipart import Batch, BodyPump, MultipartReader, Part, boundary_of
 from hygieia.api.schemas import (
@@ -31,7 +34,8 @@ from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
 from hygieia.db.models import Record, User
 from hygieia.errors import ValidationFailed
-from hygieia.services import accounts, records
+from hygieia.services import accounts, audit, records
+from hygieia.services.audit import ClientInfo
 from hygieia.storage import BlobStore, StoreSet
 
 router = APIRouter(tags=["records"])
@@ -83,6 +87,7 @@ async def upload(
     store: StoreDep,
     settings: SettingsDep,
     address: AddressDep,
+    client: ClientDep,
 ) -> Response:
     """Upload a sealed record: parts ``meta`` (JSON) then ``content`` (ciphertext)."""
     boundary = boundary_of(request.headers.get("content-type"))
@@ -101,7 +106,9 @@ async def upload(
             async with BodyPump(request.receive) as pump:
                 async for batch in pump.batches():
                     await anyio.to_thread.run_sync(_feed, reader, batch)
-            record = await anyio.to_thread.run_sync(partial(form.commit, reader, address=address))
+            record = await anyio.to_thread.run_sync(
+                partial(form.commit, reader, address=address, client=client)
+            )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(form.abort)
@@ -170,14 +177,14 @@ class _RecordForm:
         elif self._state == "content":
             self._state = "done"
 
-    def commit(self, reader: MultipartReader, *, address: str) -> Record:
+    def commit(self, reader: MultipartReader, *, address: str, client: ClientInfo) -> Record:
         """The body has been read: if it was exactly meta + content, index the record."""
         reader.close()
         if self._state == "after meta":
             raise ValidationFailed("the second part must be 'content'")
         if self._state != "done" or self._upload is None:
             raise ValidationFailed("the first part must be 'meta'")
-        return self._upload.commit(self._db, address=address)
+        return self._upload.commit(self._db, address=address, client=client)
 
     def abort(self) -> None:
         if self._upload is not None:
@@ -191,17 +198,25 @@ async def list_records(
     limit: Annotated[int, Query(ge=1, le=records.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The caller's records, newest first (cursor pagination)."""
+    """The caller's records, newest first (cursor pagination). The first page of a
+    listing is one ``records.listed`` event in the trail (not one per record or page)."""
 
     store_ids = _store_ids(request.app.state.store)
+    address = await client_address(request)
+    client = await client_info(request)
 
     def page() -> bytes:
-        # Core connection, no ORM session, no transaction: two small reads.
+        # Core connection, no ORM session, autocommit: two small reads (and, at most once
+        # a minute, the session's last use; on a first page, the audit event).
         with request.app.state.read_engine.connect() as conn:
-            user_id = accounts.authenticated_user_id(conn, token=token)
+            user_id, _ = accounts.authenticated_ids(conn, token=token)
             items, next_cursor = records.list_page(
                 conn, owner_id=user_id, limit=limit, cursor=cursor, stores=store_ids
             )
+            if cursor is None:
+                audit.record_event_now(
+                    conn, event="records.listed", user_id=user_id, address=address, client=client
+                )
         return render_record_list(items, next_cursor)
 
     # The hot path: authentication, query and rendering in one worker-thread hop, on
@@ -211,9 +226,17 @@ async def list_records(
 
 
 @router.get("/records/{record_id}", response_model=RecordPublic)
-def get_record(record_id: str, user: CurrentUser, db: SessionDep, store: StoreDep) -> Response:
-    """One record's sealed metadata, CID, key packets and copies."""
-    return _record_json(db, store, records.get(db, owner=user, record_id=record_id))
+def get_record(
+    record_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    store: StoreDep,
+    address: AddressDep,
+    client: ClientDep,
+) -> Response:
+    """One record's sealed metadata, CID, key packets and copies (``record.viewed``)."""
+    record = records.viewed(db, owner=user, record_id=record_id, address=address, client=client)
+    return _record_json(db, store, record)
 
 
 @router.get(
@@ -222,11 +245,17 @@ def get_record(record_id: str, user: CurrentUser, db: SessionDep, store: StoreDe
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download(
-    record_id: str, user: CurrentUser, db: SessionDep, store: StoreDep
+    record_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    store: StoreDep,
+    address: AddressDep,
+    client: ClientDep,
 ) -> StreamingResponse:
-    """The record's ciphertext, streamed exactly as stored."""
-    row = records.get(db, owner=user, record_id=record_id)
-    stream = records.open_content(store, row)
+    """The record's ciphertext, streamed exactly as stored (``record.read``)."""
+    row, stream = records.read(
+        db, store, owner=user, record_id=record_id, address=address, client=client
+    )
     return StreamingResponse(
         stream,
         media_type="application/octet-stream",
@@ -240,8 +269,13 @@ def download(
 
 @router.delete("/records/{record_id}", status_code=204)
 def delete_record(
-    record_id: str, user: CurrentUser, db: SessionDep, store: StoreDep, address: AddressDep
+    record_id: str,
+    user: CurrentUser,
+    db: SessionDep,
+    store: StoreDep,
+    address: AddressDep,
+    client: ClientDep,
 ) -> Response:
     """Delete a record and release its pin."""
-    records.remove(db, store, owner=user, record_id=record_id, address=address)
+    records.remove(db, store, owner=user, record_id=record_id, address=address, client=client)
     return Response(status_code=204)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from hygieia.api.deps import AddressDep, AuthDep, ClockDep, CurrentUser, SessionDep, ThrottleDep
+from hygieia.api.deps import (
+    AddressDep,
+    AuthDep,
+    ClientDep,
+    ClockDep,
+    CurrentUser,
+    SessionDep,
+    ThrottleDep,
+)
 from hygieia.api.schemas import (
     KeyRotationCommit,
     KeyRotationCreate,
@@ -57,7 +65,12 @@ def rotation_state(user: CurrentUser, db: SessionDep) -> KeyRotationPublic:
 
 @router.post("/auth/keys/rotation/commit", status_code=204)
 def commit_rotation(
-    body: KeyRotationCommit, auth: AuthDep, db: SessionDep, address: AddressDep, clock: ClockDep
+    body: KeyRotationCommit,
+    auth: AuthDep,
+    db: SessionDep,
+    address: AddressDep,
+    client: ClientDep,
+    clock: ClockDep,
 ) -> Response:
     """Make the pending identity the account's; revokes every other session."""
     user, session = auth
@@ -68,6 +81,7 @@ def commit_rotation(
         emergency_keys={e.id: e.sealed_vault_key for e in body.emergency_keys},
         link_labels={lbl.id: lbl.sealed_label for lbl in body.link_labels},
         address=address,
+        client=client,
         now=clock,
     )
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from hygieia.api.deps import AddressDep, CurrentUser, SessionDep, StoreDep
+from hygieia.api.deps import AddressDep, ClientDep, CurrentUser, SessionDep, StoreDep
 from hygieia.api.schemas import (
     GrantList,
     GrantPage,
@@ -26,10 +26,10 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 
 @router.post("/grants", response_model=GrantList, status_code=201)
 def create_grants(
-    body: GrantsCreate, user: CurrentUser, db: SessionDep, address: AddressDep
+    body: GrantsCreate, user: CurrentUser, db: SessionDep, address: AddressDep, client: ClientDep
 ) -> GrantList:
     """Share records: one grant per (record, recipient email), all or none."""
-    rows = sharing.create_grants(db, owner=user, grants=body.grants, address=address)
+    rows = sharing.create_grants(db, owner=user, grants=body.grants, address=address, client=client)
     return GrantList(items=[GrantPublic.model_validate(r) for r in rows])
 
 
@@ -50,9 +50,11 @@ def record_grants(record_id: str, user: CurrentUser, db: SessionDep) -> GrantLis
 
 
 @router.delete("/grants/{grant_id}", status_code=204)
-def revoke_grant(grant_id: str, user: CurrentUser, db: SessionDep, address: AddressDep) -> Response:
+def revoke_grant(
+    grant_id: str, user: CurrentUser, db: SessionDep, address: AddressDep, client: ClientDep
+) -> Response:
     """Revoke a grant: the recipient gets 404 from now on."""
-    sharing.revoke(db, owner=user, grant_id=grant_id, address=address)
+    sharing.revoke(db, owner=user, grant_id=grant_id, address=address, client=client)
     return Response(status_code=204)
 
 

@@ -184,7 +184,7 @@ export async function passwordProof(password) {
 }
 
 /**
- * During a key rotation (protocol §11), the pending identity's key too, so that records
+ * During a key rotation (protocol §12), the pending identity's key too, so that records
  * already sealed to it open: accepted only if its vault key unwraps with the password's
  * key and unlocks a key of the fingerprint named. Best effort: without it those records
  * show as unreadable until the rotation is finished (Settings).

@@ -44,7 +44,8 @@ export class Api {
   }
 
   headers(extra = {}) {
-    const h = { ...extra };
+    // Which client this is, for the account's list of sessions and its activity trail.
+    const h = { 'X-Hygieia-Client': 'web', ...extra };
     if (this.token) h.Authorization = `Bearer ${this.token}`;
     return h;
   }

@@ -1,5 +1,6 @@
 // Entry point of the browser client: wires the views to the account and record flows.
 import * as accounts from './accounts.js';
+import { initActivity, renderActivity, renderSessions } from './activity-ui.js';
 import { Api, ApiError } from './api.js';
 import { DecryptionError } from './crypto/errors.js';
 import { checkEmergencyRequests, initEmergency, renderEmergencySettings } from './emergency-ui.js';
@@ -177,7 +178,15 @@ async function go(view) {
         renderFactors().catch((err) => {
           if (isUnlocked()) flash(`Second factors could not be loaded: ${message(err)}`);
         });
+        renderSessions().catch((err) => {
+          if (isUnlocked()) flash(`Sessions could not be loaded: ${message(err)}`);
+        });
       }
+    }
+    if (view === 'activity') {
+      renderActivity().catch((err) => {
+        if (isUnlocked()) flash(`Activity could not be loaded: ${message(err)}`);
+      });
     }
     showView(view);
     if (view === 'settings') {
@@ -610,6 +619,7 @@ async function start() {
   initEmergency({ api, go, message, onSubmit });
   initLinks({ api, message });
   initFactors({ api, message, onSubmit });
+  initActivity({ api, message });
   registerWorker();
   await sweepScratch(); // plaintext a closed or crashed tab left behind, before "ready"
   let offline = false;

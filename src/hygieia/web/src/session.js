@@ -6,7 +6,7 @@ export const session = {
   account: null, // AccountPublic from the server (public and locked values only)
   privateKey: null, // unlocked OpenPGP key; cleared on lock and logout
   publicKey: null, // derived from privateKey, not taken from the server
-  // During a key rotation (protocol §11): the pending identity's unlocked key, for the
+  // During a key rotation (protocol §12): the pending identity's unlocked key, for the
   // records already sealed to it; cleared on lock and logout like privateKey.
   pendingKey: null,
   records: [], // [{id, ..., meta}] with decrypted metadata; cleared on lock

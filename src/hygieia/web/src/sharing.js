@@ -368,7 +368,7 @@ export async function removeShared(api, record) {
 
 /** The sharing events of my audit trail, newest first (optionally of one record). */
 export async function sharingActivity(api, { recordId = null, limit = 200 } = {}) {
-  const events = await api.json('GET', `/audit?limit=${limit}`);
+  const { events } = await api.json('GET', `/audit?kind=share&limit=${limit}`);
   return events.filter(
     (e) =>
       typeof e.event === 'string' &&

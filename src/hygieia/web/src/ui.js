@@ -14,6 +14,7 @@ const VIEWS = [
   'shared',
   'emergency',
   'link',
+  'activity',
 ];
 
 export function showView(name, { focus = true } = {}) {
