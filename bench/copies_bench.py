@@ -3,8 +3,9 @@
 * ``ingest_two_copies_vs_one``: HTTP upload of the same-sized sealed record (a fresh one
   per repeat, so every put is cold) to a ``hygieia serve`` pinning on two js-ipfs nodes
   with ``HYGIEIA_MIN_COPIES=2`` (the 201 waits for both), against one pinning on a
-  single js-ipfs node (min 1). The put streams into both nodes at once, so the ratio
-  is what the second stream costs (twice the CAR building and hashing, two daemons).
+  single js-ipfs node (min 1). The put builds the DAG once and streams the same
+  blocks into both nodes at once, so the ratio is what the second node's import
+  costs (on this machine both daemons share the server's cores).
 * ``scrub_mb_s``: ``copies.check_copy`` (read every block of a record from the embedded
   store, hash it against its CID, walk the DAG) against ``sha256sum`` of the same
   block files; both read from the page cache after a first pass.

@@ -1,7 +1,7 @@
 """DESIGN §1.1: the server never receives the password, a derived key, the vault key,
 an unlocked private key, record metadata (title, file name, provider, tags) or content,
 whether a record is read by its owner, shared (§7) or opened through emergency access
-(§8).
+(§8), nor when an account is deleted (§4).
 
 A real ``hygieia serve`` (subprocess, fresh data dir) is driven through the SDK; every
 request body and URL, every DB row, every file in the data dir (blobs included) and the
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+import pytest
 
 from hygieia import crypto
 from hygieia.client import account as acct
@@ -28,6 +29,7 @@ from hygieia.client import records as recs
 from hygieia.client import rotation as rot
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
+from hygieia.client.passwords import WeakPassword
 from hygieia.client.sdk import HygieiaClient
 from hygieia.client.shlink import decode_link
 from hygieia.encoding import to_b64
@@ -46,6 +48,7 @@ CONTENT_MARKER = b"Zq7 PLAINTEXT MEDICAL CONTENT MARKER 0123456789"
 LINK_LABEL = "Zq7 link label for the ER"
 RECIPIENT = "zk-recipient@example.org"
 RECIPIENT_PASSWORD = "Zq7-recipient-distinctive-password-#4"
+EXPORT_PASSPHRASE = "Zq7 distinctive export passphrase of its own #5"
 
 PASSWORDS = [
     "Zq7-distinctive-Pässwörd-#1-\u212b",
@@ -147,7 +150,13 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         session_key = crypto.open_session_key_envelope(
             api.get_record(rec.id).envelope, key=owner_key, signer_public_key=owner_key.public_key
         )
-        rapi.logout()
+        # The recipient leaves: deleting an account sends its auth_key and nothing more.
+        rpre = rapi.prelogin(RECIPIENT)
+        rkeys_pw = crypto.derive_keys(
+            RECIPIENT_PASSWORD, rpre.salt, crypto.KdfParams.from_dict(rpre.kdf)
+        )
+        acct.delete_account(rapi, RECIPIENT_PASSWORD)
+        assert not api.list_grants().items  # the grant to the recipient went with it
 
         # A share link (SMART Health Link): made from the record and opened by a
         # reader without an account, through the recorder. The link key and the label
@@ -184,7 +193,10 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         assert (tmp_path / "rotated.bin").read_bytes() == content
 
         # Exporting the key is purely local: no request may carry it.
-        exported = acct.export_key(after, PASSWORDS[2])
+        # It takes a passphrase of its own: the account password is refused.
+        with pytest.raises(WeakPassword, match="account password"):
+            acct.export_key(after, PASSWORDS[2], account_password=PASSWORDS[2])
+        exported = acct.export_key(after, EXPORT_PASSPHRASE, account_password=PASSWORDS[2])
         assert "PRIVATE KEY" in exported
 
         # Second factors (protocol §10): enrol TOTP, log in with a code, renew the backup
@@ -237,7 +249,10 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     secrets.add("link_key", link_key)
     secrets.add("link_label", LINK_LABEL)
     secrets.add("recipient_password", RECIPIENT_PASSWORD)
+    secrets.add("export_passphrase", EXPORT_PASSPHRASE)
     secrets.add("recipient_vault_key", rsession.vault_key)
+    secrets.add("recipient_master", rkeys_pw.master)
+    secrets.add("recipient_wrap_key", rkeys_pw.wrap_key)
     rmaterial = secret_material(
         rsession.account.locked_secret_key, crypto.vault_passphrase(rsession.vault_key)
     )
@@ -297,6 +312,8 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     )
     # The e-mail address is personal data: the log shows paths, not query strings.
     assert b"zk@example.org" not in log
+    assert RECIPIENT.encode() not in log  # nor does the deletion's line name the account
+    assert b"account deleted: " in log  # ... which is there
     # Sanity: the scanner does find what was sent (auth_key is meant to be sent).
     sent = Secrets()
     sent.add(

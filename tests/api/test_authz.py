@@ -63,6 +63,8 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
             "recovery_verifier": base64.b64encode(b"\x03" * 32).decode(),
             "recovery_wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
         }
+    if route == "/auth/account/delete":
+        return {"auth_key": base64.b64encode(auth_key).decode(), "factor": None}
     if route == "/auth/factors/totp":
         return {"label": "Phone"}
     if route.endswith("/confirm"):
@@ -99,6 +101,7 @@ ROUTES = [
     ("GET", "/me"),
     ("POST", "/auth/logout"),
     ("POST", "/auth/password"),
+    ("POST", "/auth/account/delete"),
     ("POST", "/users/key"),
     ("GET", "/audit"),
     # Key and recovery-code rotation (protocol "Key rotation").
@@ -214,6 +217,12 @@ def test_other_users_token_cannot_act_for_alice(live: LiveApp, accounts: dict[st
     assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
     acct.login(live.client(), "alice@example.org", PASSWORD)
     acct.login(live.client(), "mallory@example.org", PASSWORD)
+    # Nor does it delete anybody's account.
+    body = _body_for("/auth/account/delete", accounts["alice_auth"])  # type: ignore[arg-type]
+    r = httpx.post(f"{live.url}/api/v1/auth/account/delete", headers=headers, json=body)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    for email in ("alice@example.org", "mallory@example.org"):
+        assert acct.login(live.client(), email, PASSWORD).account.email == email
     # Nor start a key rotation or change the recovery code, for either of them (the
     # failed proofs count on Mallory's own password counter: refused, then throttled).
     for route in ("/auth/keys/rotation", "/auth/recovery/rotate"):

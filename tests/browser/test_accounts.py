@@ -98,15 +98,15 @@ def test_signup_login_password_change_recover_export(web, tmp_path):
     assert changed_vault_key == vault_key
 
     # Key export: gpg-importable, locked with the chosen passphrase.
-    page.locator("#ex-pass").fill("export passphrase")
-    page.locator("#ex-pass2").fill("export passphrase")
+    page.locator("#ex-pass").fill("quiet harbour lamps 4 export")
+    page.locator("#ex-pass2").fill("quiet harbour lamps 4 export")
     with page.expect_download() as dl:
         page.get_by_role("button", name="Export secret key").click()
     exported = tmp_path / "secret.asc"
     dl.value.save_as(exported)
     armored = exported.read_text()
     assert armored.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
-    assert crypto.unlock_with_passphrase(armored, "export passphrase") is not None
+    assert crypto.unlock_with_passphrase(armored, "quiet harbour lamps 4 export") is not None
 
     flows.logout(web)
     # The old password no longer works; the new one does.
@@ -137,7 +137,7 @@ def test_signup_login_password_change_recover_export(web, tmp_path):
             "password": PASSWORD,
             "new password": NEW_PASSWORD,
             "recovered password": RECOVERED_PASSWORD,
-            "export passphrase": "export passphrase",
+            "quiet harbour lamps 4 export": "quiet harbour lamps 4 export",
             "recovery code": code,
             "recovery code (compact)": code.replace("-", ""),
             "recovery code bytes": code_bytes,

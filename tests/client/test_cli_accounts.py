@@ -50,10 +50,16 @@ def test_no_password_without_terminal_is_a_clear_error(cli: Cli) -> None:
     assert "HYGIEIA_PASSWORD" in proc.stderr
 
 
+EXPORT_PP = "amber lantern drifts over quiet fjords 41"
+
+
 def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
     cli.new_account("gpg@example.org", PW)
     key_file = tmp_path / "secret.asc"
-    cli.run("key", "export", "-o", str(key_file), password=PW)
+    proc = cli.run(
+        "key", "export", "-o", str(key_file), password=PW, HYGIEIA_EXPORT_PASSPHRASE=EXPORT_PP
+    )
+    assert "not with your account password" in proc.stderr
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     armored = key_file.read_text()
     assert armored.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
@@ -74,33 +80,62 @@ def test_key_export_opens_in_gpg(cli: Cli, tmp_path: Path) -> None:
     msg_file = tmp_path / "msg.gpg"
     msg_file.write_bytes(message)
     assert gpg.run("--import", input=signer.public_key.encode()).returncode == 0
-    # ...opens in stock gpg with the account password as passphrase...
-    dec = gpg.run("--decrypt", str(msg_file), passphrase=PW)
+    # ...opens in stock gpg with the export passphrase...
+    dec = gpg.run("--decrypt", str(msg_file), passphrase=EXPORT_PP)
     assert dec.returncode == 0, dec.stderr
     assert dec.stdout == b"lab result: all fine"
     assert b"Good signature" in dec.stderr
-    # ...and not with a wrong one.
-    gpg2 = Gpg(tmp_path / "gnupg2")
-    gpg2.run("--import", str(key_file))
-    assert gpg2.run("--decrypt", str(msg_file), passphrase="wrong").returncode != 0
+    # ...and not with a wrong one, nor with the account password.
+    for n, wrong in enumerate(("wrong", PW)):
+        gpg2 = Gpg(tmp_path / f"gnupg-wrong{n}")
+        gpg2.run("--import", str(key_file))
+        assert gpg2.run("--decrypt", str(msg_file), passphrase=wrong).returncode != 0
 
 
 def test_key_export_with_chosen_passphrase(cli: Cli, tmp_path: Path) -> None:
     cli.new_account("pp@example.org", PW)
-    proc = cli.run("key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE="chosen export phrase")
+    proc = cli.run("key", "export", password=PW, HYGIEIA_EXPORT_PASSPHRASE=EXPORT_PP)
     out = proc.stdout
-    # It says which passphrase locks the file, and it is not the account password.
-    assert "passphrase: HYGIEIA_EXPORT_PASSPHRASE" in proc.stderr
-    assert "account password" not in proc.stderr
+    # It says which passphrase locks the file, and that it is not the account password.
+    assert "locked with the export passphrase from HYGIEIA_EXPORT_PASSPHRASE" in proc.stderr
+    assert "not with your account password" in proc.stderr
     gpg = Gpg(tmp_path / "gnupg")
     key_file = tmp_path / "k.asc"
     key_file.write_text(out)
     assert gpg.run("--import", str(key_file)).returncode == 0
     # gpg can use the secret key with the chosen passphrase (sign proves the unlock).
-    signed = gpg.run(
-        "--local-user", "pp@example.org", "--sign", input=b"x", passphrase="chosen export phrase"
-    )
+    signed = gpg.run("--local-user", "pp@example.org", "--sign", input=b"x", passphrase=EXPORT_PP)
     assert signed.returncode == 0, signed.stderr
+
+
+def test_key_export_refuses_the_account_password_and_weak_ones(cli: Cli, tmp_path: Path) -> None:
+    cli.new_account("refuse@example.org", PW)
+    key_file = tmp_path / "k.asc"
+    refusals = {
+        PW: "account password",
+        f"  {PW}\t": "account password",  # surrounding whitespace
+        PW.upper(): "account password",  # case
+        PW + "!": "account password",  # a character added
+        "password123456789": "too easy to guess",
+        "short one": "at least 15 characters",
+        "refuse@example.org 2026": "too easy to guess",  # the email
+    }
+    for phrase, why in refusals.items():
+        proc = cli.run(
+            "key",
+            "export",
+            "-o",
+            str(key_file),
+            password=PW,
+            check=False,
+            HYGIEIA_EXPORT_PASSPHRASE=phrase,
+        )
+        assert proc.returncode == 1 and why in proc.stderr, (phrase, proc.stderr)
+        assert not key_file.exists()
+    # No passphrase and no terminal: a clear error, never a fallback to the password.
+    proc = cli.run("key", "export", "-o", str(key_file), password=PW, check=False)
+    assert proc.returncode == 1 and "HYGIEIA_EXPORT_PASSPHRASE" in proc.stderr
+    assert not key_file.exists()
 
 
 def test_bad_input_is_refused_where_it_enters(cli: Cli) -> None:

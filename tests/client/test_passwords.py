@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 
 from hygieia.client import account as acct
-from hygieia.client.passwords import MIN_PASSWORD_LENGTH, WeakPassword, check_new_password
+from hygieia.client.passwords import (
+    MIN_PASSWORD_LENGTH,
+    WeakPassword,
+    check_export_passphrase,
+    check_new_password,
+)
 from hygieia.client.sdk import HygieiaClient
 from tests.support.cli import Cli
 from tests.support.hostile import hostile_server
@@ -78,3 +83,37 @@ def test_cli_refuses_short_and_guessable_passwords(cli: Cli) -> None:
     )
     assert refused.returncode == 1 and "too easy to guess" in refused.stderr
     cli.run("login", "weak@example.org", password=GOOD)  # unchanged
+
+
+ACCOUNT_PW = "Plenty of Quiet Otters 1987"
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "why"),
+    [
+        (ACCOUNT_PW, "account password"),
+        (f"  {ACCOUNT_PW}\n", "account password"),  # surrounding whitespace
+        (ACCOUNT_PW.lower(), "account password"),  # case
+        ("plentyofquietotters1987", "account password"),  # spaces taken out
+        ("\uff30lenty of Quiet Otters 1987", "account password"),  # NFKC, as the KDF sees it
+        (ACCOUNT_PW + "!!", "account password"),  # characters added
+        ("1" + ACCOUNT_PW, "account password"),
+        (ACCOUNT_PW[:-2], "account password"),  # characters taken away
+        ("", "passphrase of its own"),
+        ("   ", "passphrase of its own"),
+        ("short", "at least 15 characters"),
+        ("passwordpassword", "too easy to guess"),
+        ("alice.smith@example.org", "too easy to guess"),
+    ],
+)
+def test_export_passphrase_refusals(passphrase: str, why: str) -> None:
+    with pytest.raises(WeakPassword, match=why):
+        check_export_passphrase(
+            passphrase, account_password=ACCOUNT_PW, user_inputs=["alice.smith@example.org"]
+        )
+
+
+def test_export_passphrase_of_its_own_is_taken() -> None:
+    check_export_passphrase(
+        "amber lantern drifts over quiet fjords 41", account_password=ACCOUNT_PW
+    )

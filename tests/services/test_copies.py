@@ -9,6 +9,7 @@ spec-following fake that really pins into the second node over bitswap, from the
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,10 +31,12 @@ from hygieia.client.account import LoggedIn
 from hygieia.client.sdk import ApiError, HygieiaClient, RecordCopies, RecordItem
 from hygieia.config import Settings
 from hygieia.db.models import AuditEvent, PendingPin, Record, RecordCopy
-from hygieia.ipfs import RAW, decode_dag_pb, parse_cid
+from hygieia.errors import StorageUnavailable
+from hygieia.ipfs import CID, RAW, FileImporter, decode_dag_pb, parse_cid
 from hygieia.services import copies
 from hygieia.services.common import Clock, utcnow
 from hygieia.storage import KuboBlobStore, LocalBlobStore, StoreSet
+from hygieia.storage.kubo import ADD_PARAMS
 from hygieia.storage.pinning import PinningService
 from tests.support.accounts import new_account
 from tests.support.ipfs_nodes import IpfsNode, ipfs_nodes
@@ -238,6 +242,193 @@ def test_min_copies_refused_when_fewer_stores_reachable(
     assert v.db.scalar(select(func.count()).select_from(Record)) == 0
     v.db.commit()
     assert set(kubo(a).pins()) == before
+
+
+# -- the put's fan-out: one DAG, every node -----------------------------------------
+class _SwallowsImports(httpx.BaseTransport):
+    """A node that lies: it answers 200 to ``dag/import`` but keeps nothing (the body
+    is read and dropped); every other call reaches the real node."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/dag/import"):
+            for _ in request.stream:  # type: ignore[union-attr]
+                pass
+            return httpx.Response(200, text="")
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _FlipsABlock(httpx.BaseTransport):
+    """A path that corrupts: one byte of the first leaf in the ``dag/import`` body is
+    flipped on its way to the real node."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/dag/import"):
+            request.stream = _Flipped(request.stream)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Flipped(httpx.SyncByteStream):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        flipped = False
+        for piece in self.inner:
+            if not flipped and len(piece) >= 1 << 20:  # a whole 1 MiB leaf
+                piece = bytes([piece[0] ^ 0xFF]) + piece[1:]
+                flipped = True
+            yield piece
+
+
+def _put(stores: StoreSet, data: bytes, *, midway: Callable[[], None] | None = None) -> str:
+    """A put in pieces of 256 KiB; ``midway`` runs once half the data is written."""
+    writer = stores.writer()
+    try:
+        step = 256 * 1024
+        for i in range(0, len(data), step):
+            if midway is not None and i >= len(data) // 2:
+                midway()
+                midway = None
+            writer.write(data[i : i + step])
+        cid = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    assert getattr(writer, "holders", None) is not None
+    return cid
+
+
+def _car(store: KuboBlobStore | LocalBlobStore, cid: str) -> bytes:
+    out = io.BytesIO()
+    store.export_car(cid, out)
+    return out.getvalue()
+
+
+def test_put_builds_the_dag_once_and_every_store_holds_it(
+    nodes: list[IpfsNode], tmp_path: Path
+) -> None:
+    a, b = nodes
+    local = LocalBlobStore(tmp_path / "blocks")
+    stores = StoreSet(
+        [("local", local), (node_id(a), kubo(a)), (node_id(b), kubo(b))], min_copies=3
+    )
+    data = payload(3 * (1 << 20) + 12_345, seed=21)
+    writer = stores.writer()
+    for i in range(0, len(data), 100_000):
+        writer.write(data[i : i + 100_000])
+    cid = writer.finish()
+    assert getattr(writer, "holders", None) == ["local", node_id(a), node_id(b)]
+    # The CID a node computes itself (`add` with the same parameters) is ours.
+    added = httpx.post(
+        f"{a.api}/api/v0/add",
+        params={**ADD_PARAMS, "only-hash": "true"},
+        files={"file": ("blob", data)},
+        timeout=60,
+    )
+    assert parse_cid(added.json()["Hash"]) == parse_cid(cid)
+    # Every store holds the same DAG, block for block; nothing is pinned by the put.
+    assert _car(kubo(a), cid) == _car(kubo(b), cid) == _car(local, cid)
+    assert b"".join(kubo(b).get(cid)) == data
+    assert not kubo(a).is_pinned(cid) and not kubo(b).is_pinned(cid)
+    assert stores.pin_copies(cid) == ["local", node_id(a), node_id(b)]
+    assert kubo(a).is_pinned(cid) and kubo(b).is_pinned(cid) and local.is_pinned(cid)
+    stores.unpin(cid)
+
+
+def test_node_dying_mid_put_is_dropped_while_enough_remain(nodes: list[IpfsNode]) -> None:
+    a, b = nodes
+    stores = StoreSet([(node_id(a), kubo(a)), (node_id(b), kubo(b))], min_copies=1)
+    data = payload(4 * (1 << 20), seed=22)
+    writer = stores.writer()
+    step = 256 * 1024
+    for i in range(0, len(data), step):
+        if i == len(data) // 2:
+            b.stop()
+        writer.write(data[i : i + step])
+    cid = writer.finish()
+    assert getattr(writer, "holders", None) == [node_id(a)]
+    assert b"".join(kubo(a).get(cid)) == data
+    b.start()
+    assert not kubo(b).has(cid)  # the root never reached it
+    kubo(a).unpin(cid)
+    writer.abort()  # the caller's refusal still removes what the put added
+    assert not kubo(a).has(cid)
+
+
+def test_node_dying_mid_put_below_min_copies_leaves_nothing(nodes: list[IpfsNode]) -> None:
+    a, b = nodes
+    stores = StoreSet([(node_id(a), kubo(a)), (node_id(b), kubo(b))], min_copies=2)
+    before = {n.api: set(kubo(n).pins()) for n in nodes}
+    data = payload(4 * (1 << 20), seed=23)
+    with pytest.raises(StorageUnavailable):
+        _put(stores, data, midway=b.stop)
+    b.start()
+    cid = str(_cid_of(data))
+    assert not kubo(a).has(cid) and not kubo(b).has(cid)
+    assert {n.api: set(kubo(n).pins()) for n in nodes} == before
+
+
+def test_node_that_keeps_nothing_is_not_counted(nodes: list[IpfsNode]) -> None:
+    a, b = nodes
+    liar = KuboBlobStore(b.api, timeout=20, lookup_timeout=0.5, transport=_SwallowsImports())
+    data = payload(2 * (1 << 20) + 7, seed=24)
+    cid = str(_cid_of(data))
+    # min 2: the liar's copy is missing when checked, so the put fails, leaving nothing.
+    two = StoreSet([(node_id(a), kubo(a)), ("liar", liar)], min_copies=2)
+    with pytest.raises(StorageUnavailable):
+        _put(two, data)
+    assert not kubo(a).has(cid)
+    # min 1: acknowledged on the honest node only, and only it is pinned.
+    one = StoreSet([(node_id(a), kubo(a)), ("liar", liar)], min_copies=1)
+    writer = one.writer()
+    writer.write(data)
+    assert writer.finish() == cid
+    assert getattr(writer, "holders", None) == [node_id(a)]
+    assert one.pin_copies(cid, getattr(writer, "holders", None)) == [node_id(a)]
+    assert kubo(a).is_pinned(cid) and not kubo(b).has(cid)
+    kubo(a).unpin(cid)
+
+
+def test_a_block_corrupted_on_its_way_to_a_node_is_found_by_scrub(
+    nodes: list[IpfsNode], tmp_path: Path
+) -> None:
+    """The node does not re-hash what ``dag/import`` brings (neither js-ipfs nor Kubo
+    does), so the put can't see it; the scrub's re-hash does."""
+    a, b = nodes
+    flipping = KuboBlobStore(b.api, timeout=20, lookup_timeout=0.5, transport=_FlipsABlock())
+    stores = StoreSet([(node_id(a), kubo(a)), (node_id(b), flipping)], min_copies=2)
+    data = payload(2 * (1 << 20) + 99, seed=25)
+    cid = _put(stores, data)
+    assert copies.check_copy(kubo(a), cid).whole
+    assert not copies.check_copy(kubo(b), cid).whole
+    kubo(b).drop_blocks(cid, list(_blocks_of(data)))
+    assert not kubo(b).has(cid)
+
+
+def _cid_of(data: bytes) -> CID:
+    importer = FileImporter(lambda _cid, _block: None)
+    importer.write(data)
+    return importer.finish()
+
+
+def _blocks_of(data: bytes) -> Iterator[CID]:
+    found: list[CID] = []
+    importer = FileImporter(lambda cid, _block: found.append(cid))
+    importer.write(data)
+    importer.finish()
+    yield from found
 
 
 # -- scrub and repair ----------------------------------------------------------------

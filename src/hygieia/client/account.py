@@ -19,7 +19,7 @@ from typing import Any
 
 from hygieia import crypto
 from hygieia.client.kdf_policy import KdfRefused, KnownKdf, Remembered, kdf_floor, vet_kdf
-from hygieia.client.passwords import check_new_password
+from hygieia.client.passwords import check_export_passphrase, check_new_password
 from hygieia.client.sdk import (
     FactorChallenge,
     HygieiaClient,
@@ -376,7 +376,31 @@ def recover(
     return _use_session(api, answer, vault_key, new_keys.wrap_key)
 
 
-def export_key(session: LoggedIn, passphrase: str) -> str:
+def delete_account(
+    api: HygieiaClient,
+    password: str,
+    *,
+    factor: dict[str, Any] | None = None,
+    floor: crypto.KdfParams | None = None,
+    known: KnownKdf | None = None,
+) -> None:
+    """Delete the logged-in account on the server (records, grants, links, sessions:
+    everything). The password is checked here first (the vault key must unwrap), so a
+    typo fails before anything is sent; ``known`` then forgets the account."""
+    email = api.me().email
+    api.delete_account(password_proof(api, password, floor=floor, known=known), factor)
+    api.token = None
+    if known is not None:
+        known.forget(api.server, email)
+
+
+def export_key(session: LoggedIn, passphrase: str, *, account_password: str) -> str:
+    """The secret key, armored and re-locked with ``passphrase`` for stock gpg: refused
+    (:class:`~hygieia.client.passwords.WeakPassword`) if that is weak, or the account
+    password or a near variant of it (:func:`check_export_passphrase`)."""
+    check_export_passphrase(
+        passphrase, account_password=account_password, user_inputs=[session.account.email]
+    )
     return crypto.export_secret_key(
         session.account.locked_secret_key, session.vault_key, passphrase
     )

@@ -98,6 +98,8 @@ app = typer.Typer(
     epilog="Server commands: hygieia serve | db upgrade | admin reconcile (each with --help).",
 )
 key_app = typer.Typer(no_args_is_help=True, help="Your OpenPGP key")
+account_app = typer.Typer(no_args_is_help=True, help="Your account (deleting it)")
+app.add_typer(account_app, name="account")
 app.add_typer(key_app, name="key")
 recovery_app = typer.Typer(no_args_is_help=True, help="Your recovery code")
 app.add_typer(recovery_app, name="recovery")
@@ -411,24 +413,86 @@ def key_export(
     ] = None,
     server: ServerOpt = None,
 ) -> None:
-    """Export your secret key (armored, for gpg), locked with a passphrase you choose."""
+    """Export your secret key (armored, for gpg), locked with a passphrase of its own.
+
+    The passphrase is asked twice (HYGIEIA_EXPORT_PASSPHRASE for scripts); your account
+    password, or a near variant of it, is refused, and so is a weak one: the file is
+    locked with OpenPGP's fast iterated SHA-256, which gpg needs.
+    """
     api, _ = authed_client(server)
     with friendly_errors(), api:
         pw = password()
         session = acct.unlock_vault(api, pw, known=known_kdf())
-        chosen = os.environ.get("HYGIEIA_EXPORT_PASSPHRASE")
-        armored = acct.export_key(session, chosen or pw)
-    # Say which passphrase really locks it (it used to claim the account password even
-    # when HYGIEIA_EXPORT_PASSPHRASE had set another).
-    which = "HYGIEIA_EXPORT_PASSPHRASE" if chosen else "your account password"
+        chosen = _secret(
+            "HYGIEIA_EXPORT_PASSPHRASE",
+            "Passphrase for the exported key (not your account password)",
+            confirm=True,
+        )
+        armored = acct.export_key(session, chosen, account_password=pw)
+    which = (
+        "the export passphrase from HYGIEIA_EXPORT_PASSPHRASE"
+        if os.environ.get("HYGIEIA_EXPORT_PASSPHRASE")
+        else "the export passphrase you just chose"
+    )
+    truth = f"locked with {which}, not with your account password; gpg asks for it"
     if output is None:
         sys.stdout.write(armored)
-        err.print(f"Secret key written to standard output (passphrase: {which})")
+        err.print(f"Secret key written to standard output ({truth})")
         return
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(armored)
-    err.print(f"Secret key written to {output} (passphrase: {which})")
+    err.print(f"Secret key written to {output} ({truth})")
+
+
+# --- leaving ----------------------------------------------------------------------------
+@account_app.command("delete")
+def account_delete(
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Do not ask to type the email (for scripts: HYGIEIA_PASSWORD, and "
+            "HYGIEIA_TOTP for an account with a second factor)",
+        ),
+    ] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Delete your account for good: every record, share, emergency contact, link and
+    session. Export your recovery kit and records first (the command says how)."""
+    api, _ = authed_client(server)
+    with friendly_errors(), api:
+        me = api.me()
+        if not yes:
+            err.print(
+                Text.assemble(
+                    "This deletes the account ",
+                    (me.email, "bold"),
+                    f" on {api.server} for good: every record (unpinned from the "
+                    "server's stores), every share both ways, emergency contacts, "
+                    "share links and sessions. The server keeps nothing to restore.",
+                )
+            )
+            err.print("Keep your records first, if you want them:")
+            err.print("  hygieia kit export -o hygieia-kit.json   (keys and index, offline)")
+            err.print("  hygieia export car -o hygieia-vault.car  (every record's ciphertext)")
+            if not sys.stdin.isatty():
+                raise fail("no terminal to confirm on: pass --yes to delete from a script")
+            typed = str(typer.prompt("Type the account's email to delete it"))
+            if typed.strip().lower() != me.email.lower():
+                raise fail("that is not the account's email; nothing was deleted")
+        pw = password()
+        # An account with a second factor proves one too (HYGIEIA_TOTP, or asked).
+        code = None
+        if api.factors().factors:
+            code = factor_code()
+        acct.delete_account(api, pw, factor=acct.factor_proof(code), known=known_kdf())
+    session_store.clear()
+    out.print(
+        Text.assemble(
+            "Account ", (me.email, "bold"), " deleted; this computer's session is forgotten"
+        )
+    )
 
 
 @key_app.command("rotate")

@@ -144,3 +144,7 @@ class KnownKdf(RememberedJson):
 
     def put(self, server: str, email: str, known: Remembered) -> None:
         self._store(server, email, {"kdf": known.kdf.to_dict(), "salt": to_b64(known.salt)})
+
+    def forget(self, server: str, email: str) -> None:
+        """The account is gone (deleted): a new one under the email has its own salt."""
+        self._store(server, email, None)

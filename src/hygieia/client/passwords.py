@@ -15,7 +15,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["MIN_PASSWORD_LENGTH", "MIN_SCORE", "WeakPassword", "check_new_password"]
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "MIN_SCORE",
+    "WeakPassword",
+    "check_export_passphrase",
+    "check_new_password",
+]
 
 MIN_PASSWORD_LENGTH = 15
 MIN_SCORE = 3
@@ -56,3 +62,43 @@ def check_new_password(password: str, *, user_inputs: Iterable[str] = ()) -> Non
             "this password is too easy to guess"
             + (f": {detail}" if detail else "; add a few unrelated words")
         )
+
+
+#: How many characters added to the account password still count as "the same".
+_NEAR = 3
+
+
+def _skeleton(text: str) -> str:
+    """What is left of a passphrase once case, compatibility forms and spaces are
+    gone: the variants a cracker tries first."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def check_export_passphrase(
+    passphrase: str, *, account_password: str, user_inputs: Iterable[str] = ()
+) -> None:
+    """Refuse a key-export passphrase that is empty, weak, or the account password.
+
+    An exported key is locked with OpenPGP's iterated-and-salted SHA-256 (so stock gpg
+    can open it): fast on GPUs. Locked with the account password, the file would hand
+    whoever finds it a cheap way to test guesses of that password, which also guards
+    the vault behind Argon2id. So it must be another one, and not a trivial variant:
+    the same once case, spaces and Unicode compatibility forms are set aside (the KDF
+    itself normalises with NFKC, so this also covers every string that derives the
+    same ``auth_key``), nor the password with a few characters added or taken away.
+    """
+    if not passphrase.strip():
+        raise WeakPassword("the exported key needs a passphrase of its own")
+    mine, theirs = _skeleton(passphrase), _skeleton(account_password)
+    short, long = sorted((mine, theirs), key=len)
+    if (
+        short
+        and len(long) - len(short) <= _NEAR
+        and (long.startswith(short) or long.endswith(short))
+    ):
+        raise WeakPassword(
+            "that is your account password, or nearly: the exported file is locked with "
+            "a fast hash, so it would let whoever finds it test guesses of your account "
+            "password cheaply. Choose another passphrase"
+        )
+    check_new_password(passphrase, user_inputs=[*user_inputs, account_password])

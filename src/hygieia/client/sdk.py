@@ -642,6 +642,11 @@ class HygieiaClient:
     def change_password(self, body: Mapping[str, Any]) -> None:
         self.request("POST", "/auth/password", json=body)
 
+    def delete_account(self, auth_key_b64: str, factor: Mapping[str, Any] | None = None) -> None:
+        """Delete the account and everything of it (``POST /auth/account/delete``)."""
+        body = {"auth_key": auth_key_b64, "factor": factor}
+        self.request("POST", "/auth/account/delete", json=body)
+
     def recover(self, email: str, recovery_auth_b64: str) -> RecoveryGrant:
         body = {"email": email, "recovery_auth": recovery_auth_b64}
         return self._typed(RecoveryGrant, "POST", "/auth/recover", json=body)

@@ -47,6 +47,7 @@ from hygieia.errors import (
     RecordIdTaken,
     SizeMismatch,
     StorageUnavailable,
+    TokenRevoked,
     ValidationFailed,
 )
 from hygieia.services import copies
@@ -202,6 +203,7 @@ class Upload:
         now: Clock,
     ) -> Record:
         meta, owner = self._meta, self._owner
+        owner_id = owner.id
         row = RecordRow(
             id=meta.id or str(uuid.uuid4()),
             cid=cid,
@@ -247,6 +249,10 @@ class Upload:
             db.rollback()
             if _id_taken(db, row.id):
                 raise RecordIdTaken() from None
+            if db.get(User, owner_id) is None:
+                # The account was deleted while this upload was on its way: its session
+                # is gone with it (commit() then releases this upload's pin).
+                raise TokenRevoked() from None
             raise
         return record
 

@@ -1,6 +1,7 @@
-"""What the embedded stores share: put through the importer, get and CAR export by
-walking the DAG block by block, pins that need the whole DAG, and the removal of a
-failed put's blocks. A subclass only says how blocks and pins are kept and locked."""
+"""What the embedded stores share: put (each block from :class:`DagWriter` written as it
+comes), get and CAR export by walking the DAG block by block, pins that need the whole
+DAG, and the removal of a failed put's blocks. A subclass only says how blocks and
+pins are kept and locked."""
 
 from __future__ import annotations
 
@@ -14,29 +15,28 @@ from hygieia.errors import StorageUnavailable
 from hygieia.ipfs import (
     CID,
     RAW,
-    FileImporter,
     car_block_prefix,
     car_header,
     decode_dag_pb,
     parse_cid,
 )
-from hygieia.storage.base import BlobNotFound, BlobStore, BlobWriter
+from hygieia.storage._put import DagWriter
+from hygieia.storage.base import BlobNotFound, BlobStore, BlobWriter, BlockSink
 
 #: Pins taken this long before a put began are still looked at when its blocks are
 #: removed (clock granularity of file times; see ``_pins_since``).
 _PIN_SLACK = 5.0
 
 
-class _BlockWriter(BlobWriter):
+class _BlockSink(BlockSink):
     """A put into a block store; remembers the blocks it added, for ``abort``."""
 
     def __init__(self, store: BlockBlobStore) -> None:
         self._store = store
         self._started = time.time()
         self._added: list[CID] = []
-        self._importer = FileImporter(self._emit)
 
-    def _emit(self, cid: CID, block: bytes) -> None:
+    def put(self, cid: CID, block: bytes) -> None:
         if self._store._write_block(cid, block):
             self._added.append(cid)
         self._note(cid)
@@ -44,13 +44,11 @@ class _BlockWriter(BlobWriter):
     def _note(self, cid: CID) -> None:
         """A block of this put is in the store (a hook for the local store's journal)."""
 
-    def write(self, data: bytes) -> None:
-        self._importer.write(data)
-
-    def finish(self) -> str:
+    def finish(self, root: CID) -> None:
         # Children are written before their parents and the root last, so a root
         # that is present means the whole DAG is.
-        return str(self._importer.finish())
+        if not self._store._has_block(root):
+            raise StorageUnavailable("the store lost the root block of a put")
 
     def abort(self) -> None:
         added, self._added = self._added, []
@@ -100,7 +98,10 @@ class BlockBlobStore(BlobStore):
 
     # -- BlobStore -----------------------------------------------------------------
     def writer(self) -> BlobWriter:
-        return _BlockWriter(self)
+        return DagWriter({"": self.block_sink()})
+
+    def block_sink(self) -> BlockSink:
+        return _BlockSink(self)
 
     def get(self, cid: str) -> Iterator[bytes]:
         root = parse_cid(cid)

@@ -13,6 +13,9 @@ Contract (checked for every backend by ``tests/storage/test_contract.py``):
   once their own state is committed, and reconcile with :meth:`BlobStore.pins`.
   ``writer()`` is the same put in push form (``write`` pieces, ``finish`` for the
   CID), for callers that must not hold a thread while their input trickles in.
+  ``block_sink()`` is the store's side of a put whose DAG is built by the caller
+  (:class:`~hygieia.storage._put.DagWriter`): every backend's ``writer()`` is a
+  ``DagWriter`` over its own sink, and a set of stores builds the DAG once for all.
 * A put that fails, or whose blob the caller rejects (``BlobWriter.abort``), removes
   the blocks it added that no pin reaches: a refused upload leaves nothing behind.
 * ``get`` returns an iterator of chunks; it raises :class:`BlobNotFound` at call
@@ -37,13 +40,14 @@ from types import TracebackType
 from typing import BinaryIO, Protocol, Self, runtime_checkable
 
 from hygieia.errors import BlobNotFound, StorageUnavailable
-from hygieia.ipfs import CID
+from hygieia.ipfs import CID, RAW
 
 __all__ = [
     "BlobNotFound",
     "BlobSource",
     "BlobStore",
     "BlobWriter",
+    "BlockSink",
     "StorageUnavailable",
     "SupportsBlocks",
     "SupportsCarExport",
@@ -79,6 +83,51 @@ class BlobWriter(abc.ABC):
         """Give the put up and remove the blocks it added that no pin reaches."""
 
 
+class BlockSink(abc.ABC):
+    """One store's side of a put whose UnixFS DAG is built elsewhere, once.
+
+    :meth:`put` takes the blocks in the importer's order (children before parents,
+    the root last); :meth:`end` says the root (a sink may start completing then, in
+    the background); :meth:`finish` waits until the store holds the whole DAG under
+    that root, or raises ``StorageUnavailable``. :meth:`abort` is ``BlobWriter.abort``:
+    it removes the blocks this sink added that no pin reaches, and never raises.
+    """
+
+    @abc.abstractmethod
+    def put(self, cid: CID, block: bytes) -> None:
+        """Store the next block (``block`` is not modified afterwards: keep it)."""
+
+    def end(self, root: CID) -> None:  # noqa: B027 - optional hook
+        """Every block is given; ``root`` is the DAG's root."""
+
+    @abc.abstractmethod
+    def finish(self, root: CID) -> None:
+        """Wait until the store holds the DAG under ``root``."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Give the put up and remove the blocks it added that no pin reaches."""
+
+
+class _WriterSink(BlockSink):
+    """A store known only by its ``writer()``: the raw leaves are the blob's bytes in
+    order, so they are written as data and the store's own CID is checked."""
+
+    def __init__(self, writer: BlobWriter) -> None:
+        self._writer = writer
+
+    def put(self, cid: CID, block: bytes) -> None:
+        if cid.codec == RAW:
+            self._writer.write(block)
+
+    def finish(self, root: CID) -> None:
+        if self._writer.finish() != str(root):
+            raise StorageUnavailable("the store computed another CID")
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
 class BlobStore(abc.ABC):
     """Content-addressed blob storage. See the module docstring for the contract."""
 
@@ -96,6 +145,10 @@ class BlobStore(abc.ABC):
         except BaseException:
             writer.abort()
             raise
+
+    def block_sink(self) -> BlockSink:
+        """Take part in a put whose DAG is built by the caller (see :class:`BlockSink`)."""
+        return _WriterSink(self.writer())
 
     @abc.abstractmethod
     def get(self, cid: str) -> Iterator[bytes]:

@@ -1,15 +1,16 @@
 """``KuboBlobStore``: blobs on an IPFS node through the Kubo RPC API, over httpx.
 
-The production backend. Everything streams: ``put`` builds the UnixFS DAG locally (the
-same importer as the embedded stores) and sends it as a CAR in a hand-framed multipart
-body, chunk by chunk (chunked transfer encoding, nothing buffered); ``get`` and
+The production backend. Everything streams: a put's UnixFS DAG is built locally, once
+for every store taking it (:class:`~hygieia.storage._put.DagWriter`, the same importer
+as the embedded stores), and its blocks are sent as a CAR in a hand-framed multipart
+body, block by block (chunked transfer encoding, nothing buffered); ``get`` and
 ``export_car`` stream the response. The node's own import defaults never matter
 (Kubo 0.22: CIDv0, 256 KiB chunks, dag-pb leaves, 174 links; js-ipfs: 174 links), so
 the CID is the same as the embedded stores' by construction.
 
-``writer()`` runs that upload on a thread of its own fed through a short queue, so the
-caller pushes pieces as they come without holding a worker thread; a put that fails or
-is aborted asks the node to delete the blocks it imported (``block/rm``, which spares
+``block_sink()`` runs that upload on a thread of its own fed through a short queue, so
+the caller pushes blocks as they come without holding a worker thread; a put that fails
+or is aborted asks the node to delete the blocks it imported (``block/rm``, which spares
 every block a pin reaches).
 
 Every call has a timeout; transport failures become ``StorageUnavailable`` and the
@@ -40,7 +41,8 @@ import httpx
 
 from hygieia.errors import HygieiaError, StorageUnavailable
 from hygieia.ipfs import CHUNK_SIZE, CID, RAW, FileImporter, car_block_prefix, car_header, parse_cid
-from hygieia.storage.base import BlobNotFound, BlobStore, BlobWriter
+from hygieia.storage._put import DagWriter
+from hygieia.storage.base import BlobNotFound, BlobStore, BlobWriter, BlockSink
 
 __all__ = ["KuboBlobStore"]
 
@@ -103,9 +105,12 @@ class KuboBlobStore(BlobStore):
 
     # -- BlobStore -----------------------------------------------------------------
     def writer(self) -> BlobWriter:
-        return _KuboWriter(self)
+        return DagWriter({"": self.block_sink()})
 
-    def _import(self, importer: _CarImporter, pieces: Iterator[bytes]) -> str:
+    def block_sink(self) -> BlockSink:
+        return _KuboSink(self)
+
+    def _import(self, car: Iterator[bytes]) -> None:
         # The DAG is built here and sent as a CAR (dag/import) rather than with `add`:
         # `add` can't make the layout explicit on every node (js-ipfs hard-codes 174
         # links per node, Kubo before 0.35 too), so above 174 chunks the node's CID
@@ -115,15 +120,13 @@ class KuboBlobStore(BlobStore):
         self._call(
             "dag/import",
             params={"pin-roots": "false", "stats": "false"},
-            content=_multipart(boundary, importer.car(pieces)),
+            content=_multipart(boundary, car),
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
-        if importer.root is None:
-            raise StorageUnavailable("the upload to the IPFS node did not complete")
-        root = str(importer.root)
-        if not self.has(root):
+
+    def _check_imported(self, root: CID) -> None:
+        if not self.has(str(root)):
             raise StorageUnavailable("the IPFS node did not keep the imported blocks")
-        return root
 
     def _remove_unpinned(self, cids: list[CID]) -> None:
         """Best effort: the node refuses to delete blocks a pin reaches, and says so
@@ -341,97 +344,85 @@ class _Last(enum.Enum):
     ABORT = "give the import up"
 
 
-class _KuboWriter(BlobWriter):
-    """Pieces go through a queue of two to a thread that streams the CAR to the node.
+class _KuboSink(BlockSink):
+    """Blocks go through a short queue to a thread that streams them, as a CAR, into
+    one ``dag/import`` request.
 
-    The queue is the backpressure: ``write`` waits while the node is behind, never
+    The queue is the backpressure: ``put`` waits while the node is behind, never
     while the caller's own input is. The thread is not one of the server's worker
-    threads, so a slow upload can't starve other requests of them.
+    threads, so a slow node can't starve other requests of them; with several nodes
+    each has its thread, and they take the same blocks side by side.
     """
 
     def __init__(self, store: KuboBlobStore) -> None:
         self._store = store
-        self._importer = _CarImporter()
-        self._queue: queue.Queue[bytes | _Last] = queue.Queue(maxsize=2)
-        self._cid: str | None = None
+        self._queue: queue.Queue[tuple[CID, bytes] | _Last] = queue.Queue(maxsize=2)
+        #: The blocks handed to the node, for ``abort`` (a CID per MiB).
+        self.emitted: list[CID] = []
+        self._root: CID | None = None
         self._error: BaseException | None = None
         self._closed = False
         self._heard_last = False
         self._thread = threading.Thread(target=self._run, name="hygieia-ipfs-put", daemon=True)
         self._thread.start()
 
-    def _pieces(self) -> Iterator[bytes]:
+    def _car(self) -> Iterator[bytes]:
+        yield car_header(_PLACEHOLDER_ROOT)
         while True:
-            piece = self._queue.get()
-            if isinstance(piece, _Last):
+            item = self._queue.get()
+            if isinstance(item, _Last):
                 # Aborted or not, the CAR is ended cleanly and the import completes:
                 # an import cut off mid-stream can leave the node holding its GC lock
                 # (js-ipfs does), and the block/rm that follows then waits forever.
                 self._heard_last = True
                 return
-            yield piece
+            cid, block = item
+            yield car_block_prefix(cid, block)
+            yield block
 
     def _run(self) -> None:
         try:
-            self._cid = self._store._import(self._importer, self._pieces())
+            self._store._import(self._car())
+            if self._root is not None:  # not aborted: the node must hold the root now
+                self._store._check_imported(self._root)
         except BaseException as exc:
             self._error = exc
-            # Keep taking pieces until the writer's last word, so it never waits on a
+            # Keep taking blocks until the writer's last word, so it never waits on a
             # queue nobody reads.
             while not self._heard_last:
                 self._heard_last = isinstance(self._queue.get(), _Last)
 
-    def write(self, data: bytes) -> None:
+    def put(self, cid: CID, block: bytes) -> None:
         if self._error is not None:
             raise self._error
-        if data:
-            self._queue.put(data)
+        self._queue.put((cid, block))
+        self.emitted.append(cid)
 
-    def finish(self) -> str:
-        self._close(_Last.END)
+    def end(self, root: CID) -> None:
+        self._root = root
+        self._close(_Last.END, wait=False)
+
+    def finish(self, root: CID) -> None:
+        if self._root is None:
+            self.end(root)
+        self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._cid is not None
-        return self._cid
 
     def abort(self) -> None:
-        self._close(_Last.ABORT)
+        self._close(_Last.ABORT, wait=True)
         if self._error is None:
             # Only after an import that completed: after a failed one the node is in
             # trouble, and `ipfs repo gc` will do.
-            self._store._remove_unpinned(self._importer.emitted)
-        self._importer.emitted.clear()
+            self._store._remove_unpinned(self.emitted)
+        self.emitted = []
 
-    def _close(self, last: _Last) -> None:
+    def _close(self, last: _Last, *, wait: bool) -> None:
         if not self._closed:
             self._closed = True
             self._queue.put(last)
-        self._thread.join()
-
-
-class _CarImporter:
-    """Turns a byte stream into a CARv1 stream of its UnixFS DAG, block by block."""
-
-    def __init__(self) -> None:
-        self.root: CID | None = None
-        self.emitted: list[CID] = []
-        self._pending: list[bytes] = []
-        self._importer = FileImporter(self._emit)
-
-    def _emit(self, cid: CID, block: bytes) -> None:
-        self.emitted.append(cid)
-        self._pending += (car_block_prefix(cid, block), block)
-
-    def car(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
-        yield car_header(_PLACEHOLDER_ROOT)
-        for piece in pieces:
-            self._importer.write(piece)
-            yield from self._pending
-            self._pending.clear()
-        root = self._importer.finish()
-        yield from self._pending
-        self._pending.clear()
-        self.root = root
+        if wait:
+            self._thread.join()
 
 
 def _multipart(boundary: str, pieces: Iterator[bytes]) -> Iterator[bytes]:

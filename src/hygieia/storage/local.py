@@ -35,8 +35,8 @@ from pathlib import Path
 
 from hygieia.errors import StorageUnavailable
 from hygieia.ipfs import CID, parse_cid
-from hygieia.storage._blocks import BlockBlobStore, _BlockWriter
-from hygieia.storage.base import BlobWriter
+from hygieia.storage._blocks import BlockBlobStore, _BlockSink
+from hygieia.storage.base import BlockSink
 
 __all__ = ["LocalBlobStore"]
 
@@ -65,12 +65,12 @@ class LocalBlobStore(BlockBlobStore):
         except OSError as exc:
             raise StorageUnavailable("cannot create the local blob store") from exc
 
-    def writer(self) -> BlobWriter:
+    def block_sink(self) -> BlockSink:
         try:
             fd, journal = tempfile.mkstemp(dir=self._tmp, suffix=_JOURNAL)
         except OSError as exc:
             raise StorageUnavailable("cannot write to the local blob store") from exc
-        return _LocalWriter(self, fd, Path(journal))
+        return _LocalSink(self, fd, Path(journal))
 
     def pin(self, cid: str) -> None:
         super().pin(cid)
@@ -216,7 +216,7 @@ class LocalBlobStore(BlockBlobStore):
 _JOURNAL = ".put"
 
 
-class _LocalWriter(_BlockWriter):
+class _LocalSink(_BlockSink):
     """A put that lists its blocks in a journal, so collection leaves them alone."""
 
     def __init__(self, store: LocalBlobStore, fd: int, journal: Path) -> None:
@@ -231,16 +231,15 @@ class _LocalWriter(_BlockWriter):
             except OSError as exc:
                 raise StorageUnavailable("cannot write to the local blob store") from exc
 
-    def finish(self) -> str:
-        cid = super().finish()
+    def finish(self, root: CID) -> None:
+        super().finish(root)
         self._close()
-        named = self._journal.with_name(f"{cid}{_JOURNAL}")
+        named = self._journal.with_name(f"{root}{_JOURNAL}")
         try:
             os.replace(self._journal, named)
         except OSError as exc:
             raise StorageUnavailable("cannot write to the local blob store") from exc
         self._journal = named
-        return cid
 
     def abort(self) -> None:
         super().abort()

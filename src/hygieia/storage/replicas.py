@@ -3,11 +3,13 @@
 The server talks to one ``BlobStore``; with several stores configured
 (``HYGIEIA_IPFS_API=local,http://node-a:5001,…``) that store is a ``StoreSet``:
 
-* a put streams the bytes into every member at once (``_TeeWriter``): a member that
+* a put builds the blob's UnixFS DAG once and streams its blocks into every member at
+  once (:class:`~hygieia.storage._put.DagWriter`: one hashing pass, the same blocks
+  sent to each Kubo node as a CAR and written to the embedded store): a member that
   fails is dropped and its blocks removed, and the put fails (nothing left anywhere)
   once fewer than ``min_copies`` members are still writing;
-* :meth:`StoreSet.pin_copies` pins on every member holding the blob and says which
-  (the upload records them, and refuses the record below ``min_copies``);
+* :meth:`StoreSet.pin_copies` pins on every member holding the blob, side by side, and
+  says which (the upload records them, and refuses the record below ``min_copies``);
 * reads go to the first member that holds the blob and answers;
 * unpins go to every member and every pinning service (a member that can't be reached
   raises after the others are done, so the caller keeps its intent for a retry).
@@ -27,12 +29,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from hygieia.errors import BlobNotFound, StorageUnavailable
-from hygieia.storage.base import BlobStore, BlobWriter, SupportsCarExport
+from hygieia.storage._put import DagWriter
+from hygieia.storage.base import BlobStore, BlobWriter, BlockSink, SupportsCarExport
 
 if TYPE_CHECKING:
     from hygieia.config import Settings
@@ -128,29 +132,37 @@ class StoreSet(BlobStore):
 
     # -- writing -----------------------------------------------------------------
     def writer(self) -> BlobWriter:
-        writers: dict[str, BlobWriter] = {}
+        sinks: dict[str, BlockSink] = {}
         for name, store in self.members.items():
             try:
-                writers[name] = store.writer()
+                sinks[name] = store.block_sink()
             except StorageUnavailable:
                 log.warning("store %s: unavailable for a put", name)
-        if len(writers) < self.min_copies:
-            for w in writers.values():
-                w.abort()
+        if not sinks or len(sinks) < self.min_copies:
+            for sink in sinks.values():
+                sink.abort()
             raise StorageUnavailable(f"fewer than {self.min_copies} store(s) reachable")
-        return _TeeWriter(writers, self.min_copies)
+        return DagWriter(sinks, need=self.min_copies)
 
     def pin_copies(self, cid: str, among: Sequence[str] | None = None) -> list[str]:
-        """Pin on every member (of ``among``) holding the blob; the ids pinned."""
-        pinned: list[str] = []
-        for name in among if among is not None else list(self.members):
+        """Pin on every member (of ``among``) holding the blob, side by side; the ids
+        pinned, in configured order."""
+        names = list(among if among is not None else self.members)
+
+        def pin(name: str) -> bool:
             try:
                 self.members[name].pin(cid)
             except (BlobNotFound, StorageUnavailable) as exc:
                 log.warning("store %s: pin failed (%s)", name, type(exc).__name__)
-                continue
-            pinned.append(name)
-        return pinned
+                return False
+            return True
+
+        if len(names) < 2:
+            return [name for name in names if pin(name)]
+        # A node's pin walks the whole DAG: one thread per store, not one after another.
+        with ThreadPoolExecutor(len(names), thread_name_prefix="hygieia-pin") as pool:
+            done = list(pool.map(pin, names))
+        return [name for name, ok in zip(names, done, strict=True) if ok]
 
     # -- BlobStore -----------------------------------------------------------------
     def get(self, cid: str) -> Iterator[bytes]:
@@ -235,44 +247,6 @@ class StoreSet(BlobStore):
             store.close()
         for service in self.services.values():
             service.close()
-
-
-class _TeeWriter(BlobWriter):
-    """One put into several stores; a member that fails is dropped while enough remain."""
-
-    def __init__(self, writers: dict[str, BlobWriter], need: int) -> None:
-        self._writers = writers
-        self._need = need
-        self.holders: list[str] = []
-
-    def _drop(self, name: str, exc: BaseException) -> None:
-        log.warning("store %s: put failed (%s)", name, type(exc).__name__)
-        self._writers.pop(name).abort()
-        if len(self._writers) < self._need:
-            raise StorageUnavailable(f"fewer than {self._need} store(s) reachable") from exc
-
-    def write(self, data: bytes) -> None:
-        for name, writer in list(self._writers.items()):
-            try:
-                writer.write(data)
-            except StorageUnavailable as exc:
-                self._drop(name, exc)
-
-    def finish(self) -> str:
-        cids: dict[str, str] = {}
-        for name, writer in list(self._writers.items()):
-            try:
-                cids[name] = writer.finish()
-            except StorageUnavailable as exc:
-                self._drop(name, exc)
-        if len(set(cids.values())) > 1:  # same importer everywhere: a store misbehaved
-            raise StorageUnavailable("the stores disagree about the blob's CID")
-        self.holders = list(cids)
-        return next(iter(cids.values()))
-
-    def abort(self) -> None:
-        for writer in self._writers.values():
-            writer.abort()
 
 
 def make_store_set(settings: Settings) -> StoreSet:

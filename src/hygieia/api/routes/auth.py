@@ -14,6 +14,7 @@ from hygieia.api.deps import (
     ClientDep,
     CurrentUser,
     SessionDep,
+    StoreDep,
     ThrottleDep,
 )
 from hygieia.api.schemas import (
@@ -29,6 +30,7 @@ from hygieia.api.schemas import (
     RecoverComplete,
     RecoverCreate,
     RecoveryPublic,
+    SensitiveProof,
     SessionInfoPublic,
     SessionPublic,
     SessionsRevoked,
@@ -38,7 +40,7 @@ from hygieia.api.schemas import (
     UserKeyPublic,
 )
 from hygieia.errors import ValidationFailed
-from hygieia.services import accounts, audit
+from hygieia.services import accounts, audit, leaving
 
 router = APIRouter(tags=["accounts"])
 
@@ -111,6 +113,28 @@ def change_password(
     user, session = auth
     accounts.change_password(
         db, user=user, session=session, auth_key=body.auth_key, new=body.new_password(), **throttle
+    )
+    return Response(status_code=204)
+
+
+@router.post("/auth/account/delete", status_code=204)
+def delete_account(
+    body: SensitiveProof,
+    auth: AuthDep,
+    db: SessionDep,
+    store: StoreDep,
+    throttle: ThrottleDep,
+) -> Response:
+    """Delete the account and everything of it (password proof, and factor if any)."""
+    user, session = auth
+    leaving.delete_account(
+        db,
+        store,
+        user=user,
+        session=session,
+        auth_key=body.auth_key,
+        proof=body.proof(),
+        **throttle,
     )
     return Response(status_code=204)
 

@@ -5,8 +5,8 @@
 // passwords.js.
 import * as passkeys from './passkeys.js';
 import * as c from './crypto/index.js';
-import { rememberKdf, vetKdf } from './kdf-trust.js';
-import { MIN_PASSWORD, requireStrongPassword } from './passwords.js';
+import { forgetKdf, rememberKdf, vetKdf } from './kdf-trust.js';
+import { MIN_PASSWORD, passwordProblem, requireStrongPassword } from './passwords.js';
 import { session } from './session.js';
 
 export { MIN_PASSWORD };
@@ -336,8 +336,63 @@ export async function recover(api, { email, code, password }) {
   }
 }
 
+/**
+ * Whether `candidate`, as typed or without surrounding spaces, is the account password:
+ * it derives the wrap key that opens the vault key (the page keeps no copy of the
+ * password to compare with). The KDF normalises with NFKC, so compatibility variants
+ * are caught too.
+ */
+async function isAccountPassword(candidate) {
+  const account = session.account;
+  const { kdf, salt } = await vetAccount(account);
+  for (const variant of new Set([candidate, candidate.trim()])) {
+    if (!variant) continue;
+    const { authKey, wrapKey } = await c.deriveKeys(variant, salt, kdf);
+    try {
+      c.wipe(await c.unwrapVaultKey(c.fromB64(account.wrapped_vault_key), wrapKey));
+      return true;
+    } catch {
+      /* another passphrase: good */
+    } finally {
+      c.wipe(authKey, wrapKey);
+    }
+  }
+  return false;
+}
+
+/**
+ * What is wrong with `passphrase` for a key export, or null: the file is locked with
+ * OpenPGP's iterated SHA-256 (what gpg reads), fast on GPUs, so it must be strong and
+ * must not be the account password (the file would let whoever finds it test guesses
+ * of the password cheaply). The rules of hygieia.client.passwords.
+ */
+export async function exportPassphraseProblem(passphrase) {
+  if (!passphrase.trim()) return 'Choose a passphrase for the exported key.';
+  if (await isAccountPassword(passphrase)) {
+    return 'That is your account password. The exported file is locked with a fast hash, so it would let whoever finds it test guesses of your password cheaply: choose another passphrase.';
+  }
+  return passwordProblem(passphrase, [session.account.email]);
+}
+
 export async function exportSecretKey(passphrase) {
   return c.exportSecretKey(session.privateKey, passphrase);
+}
+
+/**
+ * Delete the account on the server (protocol §4, "Deleting an account"): the password
+ * is checked here first (the vault key must unwrap), then its auth_key, and the second
+ * factor if the account has one, are sent (a wrong one's 401 does not end the page's
+ * session: api.js). `factor`: a FactorProof, null, or a function making one (a passkey
+ * assertion). The remembered KDF parameters and salt go with the account.
+ */
+export async function deleteAccount(api, { password, factor = null }) {
+  const { email } = session.account;
+  const authKey = await passwordProof(password);
+  // A passkey is asked for only once the password checked out.
+  const proof = typeof factor === 'function' ? await factor() : factor;
+  await api.deleteAccount({ auth_key: authKey, factor: proof });
+  api.token = null;
+  await forgetKdf(email);
 }
 
 export function exportPublicKey() {

@@ -134,6 +134,9 @@ export class Api {
   changePassword(body) {
     return this.json('POST', '/auth/password', { json: body });
   }
+  deleteAccount(body) {
+    return this.json('POST', '/auth/account/delete', { json: body });
+  }
   recover(email, recoveryAuth) {
     return this.json('POST', '/auth/recover', { json: { email, recovery_auth: recoveryAuth } });
   }

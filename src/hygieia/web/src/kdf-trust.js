@@ -121,3 +121,12 @@ export async function rememberKdf(email, kdf, saltB64) {
     /* storage switched off: the floor still holds */
   }
 }
+
+/** The account was deleted: a new one under the same email will have its own salt. */
+export async function forgetKdf(email) {
+  try {
+    localStorage.removeItem(await keyFor(email));
+  } catch {
+    /* storage switched off: nothing was remembered */
+  }
+}

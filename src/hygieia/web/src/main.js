@@ -14,7 +14,7 @@ import {
   leaveOffline,
   offerOffline,
 } from './offline-ui.js';
-import { PasskeyError } from './passkeys.js';
+import { PasskeyError, actionProof } from './passkeys.js';
 import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
@@ -81,6 +81,7 @@ async function enterVault() {
   $('set-fingerprint').textContent = session.account.fingerprint.replace(/(.{4})/g, '$1 ').trim();
   $('unlock-email').value = session.account.email;
   $('pw-email').value = session.account.email;
+  $('del-username').value = session.account.email;
   $('rot-email').value = session.account.email;
   $('nrc-email').value = session.account.email;
   $('nrc-result').hidden = true;
@@ -524,19 +525,80 @@ function initSettings() {
     if ($('ex-pass').value !== $('ex-pass2').value) {
       return invalid($('ex-pass2'), 'The two passphrases differ.');
     }
+    const problem = await accounts.exportPassphraseProblem($('ex-pass').value);
+    if (problem) return invalid($('ex-pass'), problem);
     const armored = await accounts.exportSecretKey($('ex-pass').value);
     form.reset();
     saveBlob(
       new Blob([armored], { type: 'application/pgp-keys' }),
       `hygieia-${session.account.fingerprint.slice(-16)}-secret.asc`,
     );
-    flash('Secret key exported. Import it with: gpg --import', { ok: true });
+    flash(
+      'Secret key exported, locked with the passphrase you just chose (not your account password). Import it with: gpg --import',
+      { ok: true },
+    );
   });
+  initDelete();
   $('ex-public').addEventListener('click', () => {
     saveBlob(
       new Blob([accounts.exportPublicKey()], { type: 'application/pgp-keys' }),
       `hygieia-${session.account.fingerprint.slice(-16)}-public.asc`,
     );
+  });
+}
+
+function initDelete() {
+  // The exports offered before leaving are the Settings page's own.
+  $('del-kit').addEventListener('click', () => $('kit-download').click());
+  $('del-car').addEventListener('click', () => $('car-download').click());
+  onSubmit($('form-delete'), 'Deleting your account…', async (form) => {
+    const email = session.account.email;
+    if (!$('del-password').value) return invalid($('del-password'), 'Enter your password.');
+    if ($('del-email').value.trim().toLowerCase() !== email.toLowerCase()) {
+      return invalid($('del-email'), `Type ${email} to confirm.`);
+    }
+    const code = $('del-factor').value.trim();
+    let factor = code ? accounts.factorAnswer(code) : null;
+    if (!code) {
+      const { factors } = await api.factors();
+      if (factors.some((f) => f.kind === 'passkey')) {
+        factor = () => actionProof(api); // the code field left empty: the passkey
+      } else if (factors.length) {
+        $('del-factor-wrap').hidden = false;
+        return invalid(
+          $('del-factor'),
+          'Enter a code from your authenticator app (or a backup code).',
+        );
+      }
+    }
+    try {
+      await accounts.deleteAccount(api, { password: $('del-password').value, factor });
+    } catch (err) {
+      if (err instanceof PasskeyError) return flash(err.message);
+      if (err instanceof DecryptionError || err?.code === 'invalid_credentials') {
+        return invalid($('del-password'), 'Your password is not correct. Nothing was deleted.');
+      }
+      if (err instanceof ApiError && typeof factor === 'function' && err.status === 401) {
+        return flash('The server did not accept that passkey. Nothing was deleted.');
+      }
+      if (err instanceof ApiError && err.code?.startsWith('factor_')) {
+        $('del-factor-wrap').hidden = false;
+        return invalid(
+          $('del-factor'),
+          err.code === 'factor_required'
+            ? 'Enter a code from your authenticator app (or a backup code).'
+            : 'That code is not right (or was used already). Nothing was deleted.',
+        );
+      }
+      throw err;
+    }
+    form.reset();
+    $('del-factor-wrap').hidden = true;
+    await leaveVault();
+    showLogin();
+    flash(`The account ${email} was deleted, with everything the server held of it.`, {
+      ok: true,
+    });
   });
 }
 
