@@ -26,6 +26,7 @@ from hygieia.client import account as acct
 from hygieia.client import emergency as emg
 from hygieia.client import links as lnk
 from hygieia.client import records as recs
+from hygieia.client import rotation as rot
 from hygieia.client import sharing as shr
 from hygieia.client.contacts import Contacts
 from hygieia.client.passwords import WeakPassword
@@ -179,6 +180,18 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
         assert opened[0].attachment.read_bytes() == content
         link_key = decode_link(link).key
 
+        # Key and recovery-code rotation: a new recovery code, then a new key and vault
+        # key; every record, emergency contact and the link label re-sealed here.
+        new_code = rot.recovery_rotate(api, after, PASSWORDS[2])
+        before_rotation = acct.unlock_vault(api, PASSWORDS[2])
+        rot.rotate_keys(
+            api, before_rotation, PASSWORDS[2], recovery_code=new_code, contacts=Contacts(None)
+        )
+        rotated = acct.login(api, email, PASSWORDS[2])
+        assert rotated.vault_key != session.vault_key
+        recs.get(api, rotated, rec.id, tmp_path / "rotated.bin")
+        assert (tmp_path / "rotated.bin").read_bytes() == content
+
         # Exporting the key is purely local: no request may carry it.
         # It takes a passphrase of its own: the account password is refused.
         with pytest.raises(WeakPassword, match="account password"):
@@ -252,8 +265,21 @@ def test_server_learns_nothing(db_url: str, tmp_path: Path) -> None:
     secrets.add("recovery_code", signed.recovery_code)
     secrets.add("recovery_code.compact", signed.recovery_code.replace("-", ""))
     secrets.add("recovery_code.bytes", code_bytes)
-    rkeys = crypto.derive_recovery_keys(code_bytes, _recovery_salt(db_url, email))
+    rkeys = crypto.derive_recovery_keys(code_bytes, me.recovery_salt)
     secrets.add("recovery_wrap_key", rkeys.wrap_key)
+    new_code_bytes = crypto.parse_recovery_code(new_code)
+    secrets.add("new_recovery_code", new_code)
+    secrets.add("new_recovery_code.compact", new_code.replace("-", ""))
+    secrets.add("new_recovery_code.bytes", new_code_bytes)
+    new_rkeys = crypto.derive_recovery_keys(new_code_bytes, _recovery_salt(db_url, email))
+    secrets.add("new_recovery_wrap_key", new_rkeys.wrap_key)
+    secrets.add("rotated_vault_key", rotated.vault_key)
+    secrets.add("rotated_vault_passphrase", crypto.vault_passphrase(rotated.vault_key))
+    rotated_material = secret_material(
+        rotated.account.locked_secret_key, crypto.vault_passphrase(rotated.vault_key)
+    )
+    for i, scalar in enumerate(rotated_material):
+        secrets.add(f"rotated_secret_scalar{i}", scalar)
     material = secret_material(me.locked_secret_key, crypto.vault_passphrase(vault_key))
     assert len(material) == 2  # Ed25519 seed + X25519 scalar
     for i, scalar in enumerate(material):

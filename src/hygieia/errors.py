@@ -174,6 +174,25 @@ class NoPendingRequest(Conflict):
     code, detail = "no_pending_request", "the contact has no pending request to approve"
 
 
+class RotationPending(Conflict):
+    code, detail = "rotation_pending", "a key rotation is already under way: resume it"
+
+
+class NoRotation(Conflict):
+    code, detail = "no_rotation", "no key rotation is under way"
+
+
+class RotationIncomplete(Conflict):
+    code, detail = (
+        "rotation_incomplete",
+        "records, emergency contacts or link labels are still sealed to the old key",
+    )
+
+
+class KeyConflict(Conflict):
+    code, detail = "key_conflict", "the record is no longer sealed to the key named"
+
+
 class RecordIdTaken(Conflict):
     # The same answer whoever holds the id (the caller or another account): an upload
     # can't be used to learn whose an id is (issue 9, finding 13).

@@ -39,6 +39,30 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
             "new_kdf": crypto.DEFAULT_KDF.to_dict(),
             "new_wrapped_vault_key": base64.b64encode(b"\x01" + b"\x03" * 60).decode(),
         }
+    if route == "/auth/keys/rotation":
+        return {
+            "auth_key": base64.b64encode(auth_key).decode(),
+            "public_key": "x",
+            "locked_secret_key": "x",
+            "wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
+            "recovery_wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
+        }
+    if route == "/auth/keys/rotation/commit":
+        return {"emergency_keys": [], "link_labels": []}
+    if route == f"/records/{RID}/keys":
+        return {
+            "expected_fingerprint": "A" * 40,
+            "pkesk": "AQ==",
+            "sealed_metadata": "AQ==",
+            "envelope": "AQ==",
+        }
+    if route == "/auth/recovery/rotate":
+        return {
+            "auth_key": base64.b64encode(auth_key).decode(),
+            "recovery_salt": base64.b64encode(b"\x02" * 16).decode(),
+            "recovery_verifier": base64.b64encode(b"\x03" * 32).decode(),
+            "recovery_wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
+        }
     if route == "/auth/account/delete":
         return {"auth_key": base64.b64encode(auth_key).decode(), "factor": None}
     if route == "/auth/factors/totp":
@@ -80,6 +104,12 @@ ROUTES = [
     ("POST", "/auth/account/delete"),
     ("POST", "/users/key"),
     ("GET", "/audit"),
+    # Key and recovery-code rotation (protocol "Key rotation").
+    ("POST", "/auth/keys/rotation"),
+    ("GET", "/auth/keys/rotation"),
+    ("POST", "/auth/keys/rotation/commit"),
+    ("PUT", f"/records/{RID}/keys"),
+    ("POST", "/auth/recovery/rotate"),
     # Second factors (protocol §10).
     ("GET", "/auth/factors"),
     ("POST", "/auth/factors/totp"),
@@ -193,6 +223,14 @@ def test_other_users_token_cannot_act_for_alice(live: LiveApp, accounts: dict[st
     assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
     for email in ("alice@example.org", "mallory@example.org"):
         assert acct.login(live.client(), email, PASSWORD).account.email == email
+    # Nor start a key rotation or change the recovery code, for either of them (the
+    # failed proofs count on Mallory's own password counter: refused, then throttled).
+    for route in ("/auth/keys/rotation", "/auth/recovery/rotate"):
+        body = _body_for(route, accounts["alice_auth"])  # type: ignore[arg-type]
+        r = httpx.post(f"{live.url}/api/v1{route}", headers=headers, json=body)
+        assert r.json()["code"] in {"invalid_credentials", "rate_limited"}, route
+    alice_rotation = live.client(accounts["alice"].token).key_rotation()  # type: ignore[attr-defined]
+    assert alice_rotation.pending is None
     # Logging out with Mallory's token does not end Alice's session.
     httpx.post(f"{live.url}/api/v1/auth/logout", headers=headers)
     alice = accounts["alice"]

@@ -228,6 +228,13 @@ def test_no_input_makes_the_server_fail(fuzz_server: tuple[str, str], authentica
         # Account deletion: a random auth_key never matches, so the account stays.
         "/api/v1/auth/account/delete",
     } <= paths
+    # And every key-rotation route (protocol "Key rotation").
+    assert {
+        "/api/v1/auth/keys/rotation",
+        "/api/v1/auth/keys/rotation/commit",
+        "/api/v1/records/{record_id}/keys",
+        "/api/v1/auth/recovery/rotate",
+    } <= paths
     # So are the sessions and the activity trail (protocol §11).
     assert {
         "/api/v1/auth/sessions",

@@ -26,7 +26,7 @@ from hygieia.api.middleware import (
     SecurityHeadersMiddleware,
     content_security_policy,
 )
-from hygieia.api.routes import auth, emergency, factors, links, meta, passkeys, sharing
+from hygieia.api.routes import auth, emergency, factors, links, meta, passkeys, rotation, sharing
 from hygieia.api.routes import records as record_routes
 from hygieia.api.uploads import UploadSlots
 from hygieia.config import Settings
@@ -123,6 +123,7 @@ def create_app(
     app.include_router(emergency.router, prefix=API)
     app.include_router(links.router, prefix=API)
     app.include_router(links.public, prefix=API)
+    app.include_router(rotation.router, prefix=API)
 
     def limit_for(path: str) -> int:
         if path.rstrip("/") == f"{API}/records":

@@ -319,10 +319,14 @@ class RecoveryPublic(Public):
     recovery_token: str
     recovery_salt: Base64
     recovery_wrapped_vault_key: Base64
+    #: Only during a key rotation (protocol "Key rotation"): the pending vault key.
+    pending_recovery_wrapped_vault_key: Base64 | None = None
 
 
 class RecoverComplete(_NewPasswordIn):
     recovery_token: Token
+    #: Required during a key rotation: the pending vault key under the new password.
+    new_pending_wrapped_vault_key: Wrapped | None = None
 
 
 class UserKeyLookup(Strict):
@@ -697,3 +701,82 @@ class ManifestRequestIn(BaseModel):
     recipient: Annotated[str, Field(min_length=1, max_length=1024)]
     passcode: Annotated[str | None, Field(max_length=256)] = None
     embeddedLengthMax: Annotated[int | None, Field(ge=0)] = None  # the spec's name
+
+
+# --- key and recovery-code rotation (protocol "Key rotation") -----------------------------
+Uuid = Annotated[str, Field(min_length=36, max_length=36)]
+
+
+class KeyRotationCreate(Strict):
+    """A new identity made by the client: the new vault key wrapped under the same
+    password-derived and recovery-derived keys as the current one."""
+
+    auth_key: Key32
+    public_key: ArmoredKey
+    locked_secret_key: ArmoredKey
+    wrapped_vault_key: Wrapped
+    recovery_wrapped_vault_key: Wrapped
+
+
+class PendingKeyPublic(Public):
+    fingerprint: str
+    encryption_key_id: str
+    public_key: str
+    locked_secret_key: str
+    wrapped_vault_key: Base64
+    recovery_wrapped_vault_key: Base64
+    started_at: datetime
+
+
+class KeyRotationPublic(Public):
+    pending: PendingKeyPublic | None
+    #: Records still sealed to the old key, and (at most 500 of) their ids, oldest first.
+    remaining: int
+    record_ids: list[str]
+    #: What the commit must re-seal: every emergency contact, every labelled link.
+    emergency_contact_ids: list[str]
+    link_ids: list[str]
+
+
+class RecordKeysUpdate(Strict):
+    """A record's key packets for the pending key; ``expected_fingerprint`` is the key
+    the record is sealed to now (the swap is refused if it is not)."""
+
+    expected_fingerprint: Annotated[str, Field(min_length=40, max_length=40)]
+    pkesk: Pkesk
+    sealed_metadata: SealedMetadata
+    envelope: Envelope
+
+
+class EmergencyKeyIn(Strict):
+    id: Uuid
+    sealed_vault_key: SealedVaultKey
+
+
+class LinkLabelIn(Strict):
+    id: Uuid
+    sealed_label: SealedLabel
+
+
+class KeyRotationCommit(Strict):
+    emergency_keys: Annotated[list[EmergencyKeyIn], Field(max_length=100)] = Field(
+        default_factory=list
+    )
+    link_labels: Annotated[list[LinkLabelIn], Field(max_length=10_000)] = Field(
+        default_factory=list
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        if len({e.id for e in self.emergency_keys}) != len(self.emergency_keys):
+            raise ValueError("an emergency contact twice")
+        if len({lbl.id for lbl in self.link_labels}) != len(self.link_labels):
+            raise ValueError("a link twice")
+        return self
+
+
+class RecoveryRotate(Strict):
+    auth_key: Key32
+    recovery_salt: Salt
+    recovery_verifier: Key32
+    recovery_wrapped_vault_key: Wrapped

@@ -11,6 +11,7 @@ with a silently changed salt. New passwords must pass :mod:`hygieia.client.passw
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,13 @@ from typing import Any
 from hygieia import crypto
 from hygieia.client.kdf_policy import KdfRefused, KnownKdf, Remembered, kdf_floor, vet_kdf
 from hygieia.client.passwords import check_export_passphrase, check_new_password
-from hygieia.client.sdk import FactorChallenge, HygieiaClient, NewAccount, SessionGrant
+from hygieia.client.sdk import (
+    FactorChallenge,
+    HygieiaClient,
+    NewAccount,
+    PendingKey,
+    SessionGrant,
+)
 from hygieia.encoding import from_b64, to_b64
 
 
@@ -34,6 +41,9 @@ class LoggedIn(SessionGrant):
     """A session and the vault key unwrapped with it (client memory only; never sent)."""
 
     vault_key: bytes = field(repr=False)
+    #: The password-derived key that wraps the vault key (None when the session was
+    #: opened otherwise): it also unwraps a pending key rotation's new vault key.
+    wrap_key: bytes | None = field(default=None, repr=False)
 
     def unlock(self) -> crypto.UnlockedKey:
         return crypto.unlock(self.account.locked_secret_key, self.vault_key)
@@ -66,6 +76,38 @@ def factor_proof(code: str | None) -> dict[str, str] | None:
         return None
     method, value = factor_answer(code)
     return {"method": method, "code": value}
+
+
+class RotationError(Exception):
+    """A key-rotation step the user can act on (:mod:`hygieia.client.rotation`)."""
+
+
+def pending_session(session: LoggedIn, pending: PendingKey) -> LoggedIn:
+    """The session as a key rotation's pending identity: its vault key, unwrapped with
+    the password's key (which a server can't make one for), and a key whose fingerprint
+    is the pending one's."""
+    if session.wrap_key is None:
+        raise RotationError("a key rotation needs the password (log in again)")
+    try:
+        vault_key = crypto.unwrap_vault_key(pending.wrapped_vault_key, session.wrap_key)
+        key = crypto.unlock(pending.locked_secret_key, vault_key)
+    except crypto.CryptoError as exc:
+        raise RotationError(
+            "the pending key rotation does not open with this password: it was not made "
+            "by this account's owner"
+        ) from exc
+    if key.fingerprint != pending.fingerprint.upper():
+        raise RotationError("the pending key is not the one the server names")
+    account = dataclasses.replace(
+        session.account,
+        fingerprint=key.fingerprint,
+        encryption_key_id=pending.encryption_key_id,
+        public_key=pending.public_key,
+        locked_secret_key=pending.locked_secret_key,
+        wrapped_vault_key=pending.wrapped_vault_key,
+        recovery_wrapped_vault_key=pending.recovery_wrapped_vault_key,
+    )
+    return dataclasses.replace(session, account=account, vault_key=vault_key)
 
 
 def _own_kdf(kdf: crypto.KdfParams, floor: crypto.KdfParams | None) -> crypto.KdfParams:
@@ -179,7 +221,9 @@ def signup_request(email: str, password: str, kdf: crypto.KdfParams) -> SignupRe
     return SignupRequest(body=body, salt=salt, recovery_code=code)
 
 
-def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> LoggedIn:
+def _use_session(
+    api: HygieiaClient, grant: SessionGrant, vault_key: bytes, wrap_key: bytes | None = None
+) -> LoggedIn:
     """Make ``api`` act with the new session's token from now on."""
     api.token = grant.token
     return LoggedIn(
@@ -187,6 +231,7 @@ def _use_session(api: HygieiaClient, grant: SessionGrant, vault_key: bytes) -> L
         grant.expires_at,
         grant.account,
         vault_key=vault_key,
+        wrap_key=wrap_key,
         factors_removed=grant.factors_removed,
     )
 
@@ -230,7 +275,7 @@ def login(
         # Only now: the vault key unwrapped, so these are the parameters the account's
         # owner chose (a server can't wrap the vault key under a key it can't derive).
         known.put(api.server, answer.account.email, trusted)
-    return _use_session(api, answer, vault_key)
+    return _use_session(api, answer, vault_key, keys.wrap_key)
 
 
 def unlock_vault(
@@ -245,7 +290,13 @@ def unlock_vault(
     trusted = _trusted(api, account.email, account.kdf, account.salt, floor=floor, known=known)
     keys = crypto.derive_keys(password, trusted.salt, trusted.kdf)
     vault_key = crypto.unwrap_vault_key(account.wrapped_vault_key, keys.wrap_key)
-    return LoggedIn(token=api.token or "", expires_at="", account=account, vault_key=vault_key)
+    return LoggedIn(
+        token=api.token or "",
+        expires_at="",
+        account=account,
+        vault_key=vault_key,
+        wrap_key=keys.wrap_key,
+    )
 
 
 def password_proof(
@@ -311,10 +362,18 @@ def recover(
     grant = api.recover(email, to_b64(rkeys.auth_key))
     vault_key = crypto.unwrap_vault_key(grant.recovery_wrapped_vault_key, rkeys.wrap_key)
     material = _new_password_material(new_password, vault_key, current.salt, params)
+    new_keys = crypto.derive_keys(new_password, current.salt, params)
+    if grant.pending_recovery_wrapped_vault_key is not None:
+        # A key rotation is under way: its vault key must open with the new password
+        # too, or it could not be finished (protocol "Key rotation").
+        pending = crypto.unwrap_vault_key(grant.pending_recovery_wrapped_vault_key, rkeys.wrap_key)
+        material["new_pending_wrapped_vault_key"] = to_b64(
+            crypto.wrap_vault_key(pending, new_keys.wrap_key)
+        )
     answer = api.recover_complete({"recovery_token": grant.recovery_token, **material})
     if known is not None:
         known.put(api.server, answer.account.email, _installed(material))
-    return _use_session(api, answer, vault_key)
+    return _use_session(api, answer, vault_key, new_keys.wrap_key)
 
 
 def delete_account(

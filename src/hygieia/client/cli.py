@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from hygieia.client import emergency as emg
     from hygieia.client import kit as kits
     from hygieia.client import restore, vault_car
+    from hygieia.client import rotation as rot
     from hygieia.client import sharing as shr
 else:
     emg = _lazy("hygieia.client.emergency")
@@ -88,6 +89,7 @@ else:
     restore = _lazy("hygieia.client.restore")
     vault_car = _lazy("hygieia.client.vault_car")
     shr = _lazy("hygieia.client.sharing")
+    rot = _lazy("hygieia.client.rotation")
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -99,6 +101,8 @@ key_app = typer.Typer(no_args_is_help=True, help="Your OpenPGP key")
 account_app = typer.Typer(no_args_is_help=True, help="Your account (deleting it)")
 app.add_typer(account_app, name="account")
 app.add_typer(key_app, name="key")
+recovery_app = typer.Typer(no_args_is_help=True, help="Your recovery code")
+app.add_typer(recovery_app, name="recovery")
 export_app = typer.Typer(no_args_is_help=True, help="Export your vault")
 app.add_typer(export_app, name="export")
 kit_app = typer.Typer(no_args_is_help=True, help="Your recovery kit (the vault without its server)")
@@ -193,6 +197,7 @@ def friendly_errors() -> Iterator[None]:
         ContactKeyRefused,
         shr.ShareError,
         emg.EmergencyError,
+        rot.RotationError,
     ) as exc:
         raise fail(str(exc)) from None
     except (LinkError, InvalidLink) as exc:
@@ -490,6 +495,87 @@ def account_delete(
     )
 
 
+@key_app.command("rotate")
+def key_rotate(
+    reencrypt: Annotated[
+        bool,
+        typer.Option(
+            "--reencrypt",
+            help="Also seal every record's content again under a new session key "
+            "(new ids and CIDs; the old ones are deleted and unpinned)",
+        ),
+    ] = False,
+    new_recovery_code: Annotated[
+        bool,
+        typer.Option(
+            "--new-recovery-code",
+            help="Make a new recovery code first (printed once) instead of asking for "
+            "the current one",
+        ),
+    ] = False,
+    accept_new_key: AcceptNewKeyOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """A new OpenPGP key and vault key: every record is sealed to the new key, then the
+    old one is retired and your other sessions are logged out. Resumes a rotation that
+    was interrupted (here or on another device)."""
+
+    def show(done: int, total: int) -> None:
+        if err.is_terminal:
+            err.print(f"record {done}/{total} re-sealed")
+
+    with friendly_errors():
+        api, _ = authed_client(server)
+        with api:
+            pw = password()
+            session = acct.unlock_vault(api, pw, known=known_kdf())
+            code: str | None = None
+            pending = api.key_rotation().pending is not None
+            if not pending:
+                if new_recovery_code:
+                    code = rot.recovery_rotate(api, session, pw)
+                    out.print("New recovery code (shown once; store it offline):")
+                    out.print(Text.assemble("  ", (code, "bold")))
+                    session = acct.unlock_vault(api, pw, known=known_kdf())
+                else:
+                    code = _secret("HYGIEIA_RECOVERY_CODE", "Current recovery code")
+            report = rot.rotate_keys(
+                api,
+                session,
+                pw,
+                recovery_code=code,
+                contacts=_contacts(),
+                reencrypt=reencrypt,
+                accept_new=accept_new_key,
+                say=err.print,
+                progress=show,
+            )
+            # The kit holds the account's key and every record's packets: rebuilt.
+            _refresh_kit(api, api.me(), None)
+    if report.resumed:
+        err.print("Resumed the key rotation that was under way")
+    for old_id, new_id in report.moved.items():
+        out.print(f"{old_id} -> {new_id}")
+    out.print(
+        f"Key rotated: {report.old_fingerprint} -> {report.fingerprint} "
+        f"({report.records} record(s) re-sealed); other sessions were logged out"
+    )
+
+
+@recovery_app.command("rotate")
+def recovery_rotate(server: ServerOpt = None) -> None:
+    """A new recovery code (printed once); the old one stops working."""
+    with friendly_errors():
+        api, _ = authed_client(server)
+        with api:
+            pw = password()
+            session = acct.unlock_vault(api, pw, known=known_kdf())
+            code = rot.recovery_rotate(api, session, pw)
+            _refresh_kit(api, api.me(), None)
+    out.print("New recovery code (shown once; store it offline — the old one no longer works):")
+    out.print(Text.assemble("  ", (code, "bold")))
+
+
 # --- records ----------------------------------------------------------------------------
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
@@ -570,8 +656,8 @@ def list_records(
                 listed = list(emg.iter_records(api, vault))
             else:
                 items = list(kits.all_items(api))
-                key = session.unlock()
-                listed = [recs.record_info(item, key) for item in items]
+                ring = recs.KeyRing(api, session)
+                listed = [recs.record_info(item, ring.for_item(item)) for item in items]
                 _refresh_kit(api, session.account, None, items=items)
         _print_listing(
             listed,
@@ -680,7 +766,9 @@ def get(
                 # Not one of mine: perhaps a record shared with me.
                 _get_shared(api, session, record_id, output, accept_new_key)
                 return
-            meta = recs.open_metadata(item, session.unlock(), record_id=record_id)
+            meta = recs.open_metadata(
+                item, recs.KeyRing(api, session).for_item(item), record_id=record_id
+            )
             target = output or Path(Path(str(meta.get("filename") or record_id)).name)
             with progress_bar("downloading", item.size) as bar:
                 recs.get(api, session, record_id, target, progress=bar)
@@ -1156,14 +1244,24 @@ def shared_ls(
     """Records shared with you (metadata checked against each owner's remembered key)."""
     with friendly_errors():
         api, session = _vault(server)
+        stale: list[Any] = []
         with api:
             infos = list(
                 shr.iter_shared(
-                    api, session.unlock(), contacts=_contacts(), accept_new=accept_new_key
+                    api,
+                    session.unlock(),
+                    contacts=_contacts(),
+                    accept_new=accept_new_key,
+                    stale=stale,
                 )
             )
     for info in infos:
         _tell_pinned(info.owner)
+    for item in stale:
+        err.print(
+            f"warning: {item.id} (shared by {item.owner.email}) is sealed to a key you "
+            "rotated away: ask them to share it again"
+        )
     items = [i.as_json() for i in infos]
     if as_json:
         _json_out(items)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from hygieia import crypto
-from hygieia.client.account import LoggedIn
-from hygieia.client.sdk import HygieiaClient, RecordItem, SharedRecord
+from hygieia.client.account import LoggedIn, RotationError, pending_session
+from hygieia.client.sdk import ApiError, HygieiaClient, RecordItem, SharedRecord
 from hygieia.encoding import to_b64
 from hygieia.ipfs import FileImporter, parse_cid
 
@@ -175,7 +175,9 @@ class _ProgressFile:
 
 
 #: Metadata fields a re-sealed record measures anew rather than keeps.
-_NOT_KEPT = frozenset({"v", "id", "size", "sha256", "cid", "segments", "segment_size"})
+_NOT_KEPT = frozenset(
+    {"v", "id", "size", "sha256", "cid", "segments", "segment_size", "content_signer"}
+)
 
 
 @dataclass
@@ -356,6 +358,49 @@ def record_info(item: RecordItem, key: crypto.UnlockedKey) -> RecordInfo:
     )
 
 
+class KeyRing:
+    """The owner's keys for their own records: the account's, and while a key rotation
+    is under way the pending one's, for the records already sealed to it (looked up and
+    unlocked only when a record's PKESK names it; protocol "Key rotation")."""
+
+    def __init__(self, api: HygieiaClient, session: LoggedIn) -> None:
+        self._api = api
+        self._session = session
+        self._current: crypto.UnlockedKey | None = None
+        self._pending: dict[str, crypto.UnlockedKey | None] = {}
+
+    @property
+    def current(self) -> crypto.UnlockedKey:
+        if self._current is None:
+            self._current = self._session.unlock()
+        return self._current
+
+    def for_item(self, item: RecordItem) -> crypto.UnlockedKey:
+        """The key ``item``'s PKESK names (the current one when it names another: the
+        checks that follow then fail as for any record not sealed to it)."""
+        try:
+            key_id = crypto.pkesk_key_id(item.pkesk)
+        except crypto.InvalidFraming:
+            return self.current
+        if key_id == self._session.account.encryption_key_id.upper():
+            return self.current
+        if key_id not in self._pending:
+            self._pending[key_id] = self._pending_key(key_id)
+        return self._pending[key_id] or self.current
+
+    def _pending_key(self, key_id: str) -> crypto.UnlockedKey | None:
+        try:
+            pending = self._api.key_rotation().pending
+        except ApiError:
+            return None
+        if pending is None or pending.encryption_key_id.upper() != key_id:
+            return None
+        try:
+            return pending_session(self._session, pending).unlock()
+        except RotationError:
+            return None
+
+
 def iter_records(api: HygieiaClient, key: crypto.UnlockedKey) -> Iterator[RecordInfo]:
     cursor: str | None = None
     while True:
@@ -484,12 +529,30 @@ def get(
     progress: Progress = _noop,
 ) -> dict[str, Any]:
     """Download, verify and decrypt a record into ``target`` (atomically)."""
-    key = session.unlock()
     item = api.get_record(record_id)
+    key = KeyRing(api, session).for_item(item)
     meta = open_metadata(item, key, record_id=record_id)
     with api.record_content(record_id) as chunks:
         decrypt_into(chunks, item=item, meta=meta, key=key, target=target, progress=progress)
     return meta
+
+
+def content_signer(meta: Mapping[str, Any], default: str) -> str:
+    """The public key that signed a record's content segments.
+
+    ``default`` (the key that signed the metadata) unless the metadata names another:
+    after a key rotation the content, untouched, is still signed by the owner's earlier
+    key, and the metadata, re-sealed and signed by the new key, carries that earlier
+    public key as ``content_signer`` (protocol "Key rotation"). The metadata is verified
+    before this is asked, so the signer named is the owner's word, and the content is
+    bound to the metadata by its CID either way.
+    """
+    named = meta.get("content_signer")
+    if named is None:
+        return default
+    if not isinstance(named, str) or not 0 < len(named) <= crypto.MAX_ARMORED_KEY_SIZE:
+        raise RecordVerificationError("record metadata names an invalid content signer")
+    return named
 
 
 def decrypt_into(
@@ -511,7 +574,9 @@ def decrypt_into(
     ``offline get`` (from IPFS, :mod:`hygieia.client.kit`) and for records shared with
     me (:mod:`hygieia.client.sharing`).
     """
-    signer = key.public_key if signer_public_key is None else signer_public_key
+    signer = content_signer(
+        meta, key.public_key if signer_public_key is None else signer_public_key
+    )
     digest = hashlib.sha256()
     with _replace_when_done(target, ".hygieia-get-") as out:
         importer, finish = content_cid()
@@ -548,7 +613,7 @@ def get_raw(
     the ciphertext must have the CID sealed in it: a record's raw bytes are its own.
     """
     item = api.get_record(record_id)
-    meta = open_metadata(item, session.unlock(), record_id=record_id)
+    meta = open_metadata(item, KeyRing(api, session).for_item(item), record_id=record_id)
     importer, finish = content_cid()
     with (
         _replace_when_done(target, ".hygieia-raw-") as out,

@@ -184,6 +184,8 @@ class RecoveryGrant:
     recovery_token: str
     recovery_salt: bytes
     recovery_wrapped_vault_key: bytes
+    #: During a key rotation: the pending vault key under the same recovery key.
+    pending_recovery_wrapped_vault_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,31 @@ class EmergencyVault:
     owner: SharedOwner
     sealed_vault_key: bytes
     locked_secret_key: str
+
+
+@dataclass(frozen=True)
+class PendingKey:
+    """A key rotation's new identity (protocol "Key rotation")."""
+
+    fingerprint: str
+    encryption_key_id: str
+    public_key: str
+    locked_secret_key: str
+    wrapped_vault_key: bytes
+    recovery_wrapped_vault_key: bytes
+    started_at: str
+
+
+@dataclass(frozen=True)
+class KeyRotationState:
+    """``GET /auth/keys/rotation``: the pending identity (None: no rotation) and what
+    is still sealed to the old key."""
+
+    pending: PendingKey | None
+    remaining: int
+    record_ids: tuple[str, ...]
+    emergency_contact_ids: tuple[str, ...]
+    link_ids: tuple[str, ...]
 
 
 def _decode(cls: type[T], data: Any) -> T:
@@ -766,6 +793,22 @@ class HygieiaClient:
 
     def revoke_link(self, link_id: str) -> None:
         self.request("DELETE", f"/links/{link_id}")
+
+    # --- key and recovery-code rotation ----------------------------------------------
+    def start_key_rotation(self, body: Mapping[str, Any]) -> KeyRotationState:
+        return self._typed(KeyRotationState, "POST", "/auth/keys/rotation", json=body)
+
+    def key_rotation(self) -> KeyRotationState:
+        return self._typed(KeyRotationState, "GET", "/auth/keys/rotation")
+
+    def swap_record_keys(self, record_id: str, body: Mapping[str, Any]) -> None:
+        self.request("PUT", f"/records/{record_id}/keys", json=body)
+
+    def commit_key_rotation(self, body: Mapping[str, Any]) -> None:
+        self.request("POST", "/auth/keys/rotation/commit", json=body)
+
+    def rotate_recovery(self, body: Mapping[str, Any]) -> None:
+        self.request("POST", "/auth/recovery/rotate", json=body)
 
     def audit_page(
         self,

@@ -102,7 +102,9 @@ def owned_session_key(
         reader = recs._StreamReader(chunks, importer, lambda _n: None)
         try:
             for _chunk in crypto.open_segments(
-                cast(BinaryIO, reader), signer_public_key=key.public_key, session_key=session_key
+                cast(BinaryIO, reader),
+                signer_public_key=recs.content_signer(meta, key.public_key),
+                session_key=session_key,
             ):
                 pass
         except crypto.DecryptionError as exc:
@@ -383,13 +385,33 @@ def open_shared_metadata(
     return meta, owner
 
 
+def _sealed_to_another_key(item: SharedRecord, key: crypto.UnlockedKey) -> bool:
+    """A grant whose PKESK names none of ``key``'s subkeys: made for a key of mine that a
+    key rotation retired (protocol §12); only its owner can share it again."""
+    try:
+        named = crypto.pkesk_key_id(item.pkesk)
+    except crypto.InvalidFraming:
+        return False
+    return named != crypto.public_key_info(key.public_key).encryption_key_id
+
+
 def iter_shared(
-    api: HygieiaClient, key: crypto.UnlockedKey, *, contacts: Contacts, accept_new: bool = False
+    api: HygieiaClient,
+    key: crypto.UnlockedKey,
+    *,
+    contacts: Contacts,
+    accept_new: bool = False,
+    stale: list[SharedRecord] | None = None,
 ) -> Iterator[SharedInfo]:
+    """Records shared with me, verified. With ``stale`` (a list), grants sealed to a key
+    of mine that a rotation retired are put there instead of failing the listing."""
     cursor: str | None = None
     while True:
         page = api.list_shared(limit=200, cursor=cursor)
         for item in page.items:
+            if stale is not None and _sealed_to_another_key(item, key):
+                stale.append(item)
+                continue
             meta, owner = open_shared_metadata(
                 api, item, key, contacts=contacts, accept_new=accept_new
             )

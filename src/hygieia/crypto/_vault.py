@@ -2,7 +2,8 @@
 
 ``wrapped = 0x01 || nonce(12) || AES-256-GCM(key, nonce, vault_key, aad)`` (61 bytes).
 Changing the password re-wraps these few bytes; the OpenPGP key locked with the
-vault key (as lowercase hex passphrase) never changes.
+vault key (as lowercase hex passphrase) changes only with a key rotation, which makes a
+new vault key too (docs/protocol.md §12).
 """
 
 from __future__ import annotations

@@ -222,9 +222,33 @@ class Record(Base):
     session_key_envelope: Mapped[bytes] = mapped_column(LargeBinary(8192))
     sealed_metadata: Mapped[bytes] = mapped_column(LargeBinary(65536))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The fingerprint of the owner key its PKESK, metadata and envelope are sealed to
+    # (the owner's, or during a key rotation the pending one's: services.rotation).
+    key_fingerprint: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # The record as the API lists it (JSON), rendered once from the columns above at
     # ingest: listing a page is then one column per row (services.records.render_public).
     listing: Mapped[str] = mapped_column(Text)
+
+
+class KeyRotation(Base):
+    """An account's key rotation under way (protocol "Key rotation"): the new identity,
+    all of it made by the client. The new vault key is wrapped under the same password-
+    and recovery-derived keys as the current one. Records move to it one by one
+    (``records.key_fingerprint``); the commit makes it the account's and deletes the row.
+    """
+
+    __tablename__ = "key_rotations"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    public_key: Mapped[str] = mapped_column(Text)
+    locked_secret_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(40), unique=True)
+    encryption_key_id: Mapped[str] = mapped_column(String(16))
+    wrapped_vault_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+    recovery_wrapped_vault_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class PendingPin(Base):

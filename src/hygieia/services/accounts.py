@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from hygieia import crypto
-from hygieia.db.models import AuthSession, DecoyKey, User
+from hygieia.db.models import AuthSession, DecoyKey, KeyRotation, User
 from hygieia.errors import (
     EmailTaken,
     FactorExpired,
@@ -47,6 +47,7 @@ from hygieia.errors import (
     InvalidToken,
     KeyMismatch,
     NotFound,
+    RotationPending,
     SaltChanged,
     TokenExpired,
     TokenRevoked,
@@ -126,6 +127,9 @@ class RecoveryGrant:
     recovery_token: str
     recovery_salt: bytes
     recovery_wrapped_vault_key: bytes
+    #: During a key rotation: the pending vault key under the same recovery key, for
+    #: the client to wrap under the new password too (services.rotation).
+    pending_recovery_wrapped_vault_key: bytes | None = None
 
 
 def _find_user(db: Session, email: str) -> User | None:
@@ -804,6 +808,44 @@ def _revoke_all(db: Session, *, user_id: str, except_id: str | None, now: Clock)
     db.execute(stmt.values(revoked_at=now()))
 
 
+def prove_auth_key(
+    db: Session,
+    *,
+    user: User,
+    auth_key: bytes,
+    address: str,
+    limits: Limits,
+    failed_event: str,
+    client: ClientInfo = UNKNOWN_CLIENT,
+    now: Clock = utcnow,
+) -> None:
+    """A signed-in user's password proof for a sensitive step (key or recovery-code
+    rotation): throttled on the password change's counter, a failure audited as
+    ``failed_event``; committed either way."""
+    attempt = ratelimit.bucket("password", limits.login, user.id, client_key(address))
+    _prove(
+        db,
+        buckets=[attempt],
+        user=user,
+        secret=auth_key,
+        stored_hash=lambda u: u.auth_hash,
+        address=address,
+        client=client,
+        failed_event=failed_event,
+        error=InvalidCredentials("current password is wrong"),
+        limits=limits,
+        now=now,
+    )
+    ratelimit.forgive(db, attempt)
+    db.commit()
+
+
+def revoke_others_uncommitted(db: Session, *, user_id: str, except_id: str, now: Clock) -> None:
+    """Revoke every live session of ``user_id`` but ``except_id``, in the caller's
+    transaction (a key rotation's commit: one transaction with the key swap)."""
+    _revoke_all(db, user_id=user_id, except_id=except_id, now=now)
+
+
 def change_password(
     db: Session,
     *,
@@ -816,7 +858,8 @@ def change_password(
     client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> None:
-    """Re-wrap the vault key under a new password; the locked secret key never changes.
+    """Re-wrap the vault key under a new password; the locked secret key is not
+    touched (a key rotation, services.rotation, replaces it; refused while one is pending).
 
     Throttled on its own counter: failed logins never block a signed-in user here.
     """
@@ -838,6 +881,10 @@ def change_password(
     ratelimit.forgive(db, attempt)
     db.commit()  # the proof succeeded, whatever becomes of the change
     _check_salt(user, new)  # after the proof: a wrong password learns nothing else
+    if db.get(KeyRotation, user.id) is not None:
+        # The pending vault key is wrapped under the current password's key: finish
+        # the rotation first (services.rotation).
+        raise RotationPending()
     with limits.hashing.slot():
         auth_hash = crypto.hash_secret(new.auth_key)
     _install_password(user, new, kdf, auth_hash)
@@ -900,10 +947,14 @@ def start_recovery(
         now=now,
     )
     db.commit()
+    pending = db.get(KeyRotation, user.id)
     return RecoveryGrant(
         recovery_token=token,
         recovery_salt=user.recovery_salt,
         recovery_wrapped_vault_key=user.recovery_wrapped_vault_key,
+        pending_recovery_wrapped_vault_key=None
+        if pending is None
+        else pending.recovery_wrapped_vault_key,
     )
 
 
@@ -914,13 +965,20 @@ def complete_recovery(
     new: NewPassword,
     address: str,
     limits: Limits,
+    pending_wrapped_vault_key: bytes | None = None,
     client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> IssuedSession:
+    """Install the new password. During a key rotation the pending vault key must come
+    wrapped under the new password too (``pending_wrapped_vault_key``), or the rotation
+    could never be finished: 409 ``rotation_pending`` without it."""
     grant = _live_session(db, token=recovery_token, kind="recovery", now=now)
     user = grant.user
     kdf = _check_kdf(new.kdf, limits.kdf_floor)
     _check_salt(user, new)
+    pending = db.get(KeyRotation, user.id)
+    if pending is not None and pending_wrapped_vault_key is None:
+        raise RotationPending("a key rotation is under way: this client can't recover now")
     with limits.hashing.slot():
         auth_hash = crypto.hash_secret(new.auth_key)
     # Consume the grant with a conditional update that must change exactly one row:
@@ -942,6 +1000,8 @@ def complete_recovery(
         db.rollback()
         raise TokenRevoked()
     _install_password(user, new, kdf, auth_hash)
+    if pending is not None and pending_wrapped_vault_key is not None:
+        pending.wrapped_vault_key = pending_wrapped_vault_key
     _revoke_all(db, user_id=user.id, except_id=None, now=now)
     # The recovery code stands in for every factor: lost factors must not lock the
     # owner out, and whoever holds the code could remove them anyway (protocol §10).

@@ -25,7 +25,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
-from hygieia.db.models import PendingPin, Record, RecordCopy, RecordGrant, User, UTCDateTime
+from hygieia.db.models import (
+    KeyRotation,
+    PendingPin,
+    Record,
+    RecordCopy,
+    RecordGrant,
+    User,
+    UTCDateTime,
+)
 from hygieia.encoding import to_b64
 from hygieia.errors import (
     BlobNotFound,
@@ -88,7 +96,7 @@ def start_upload(
         key_id = crypto.pkesk_key_id(meta.pkesk)
     except crypto.InvalidFraming as exc:
         raise InvalidRecord("pkesk is not an OpenPGP PKESK packet") from exc
-    if key_id != owner.encryption_key_id:
+    if key_id != owner.encryption_key_id and key_id not in _accepted_key_ids(db, owner):
         raise PkeskMismatch()
     if meta.id is not None and _id_taken(db, meta.id):
         raise RecordIdTaken()
@@ -98,6 +106,14 @@ def start_upload(
         if _stored_bytes(db, owner.id) + meta.size > quota_bytes:
             raise QuotaExceeded()
     return Upload(as_store_set(store), owner=owner, meta=meta, quota_bytes=quota_bytes)
+
+
+def _accepted_key_ids(db: Session, owner: User) -> dict[str, str]:
+    """Encryption key id → fingerprint of the keys the owner's PKESK may name: the
+    account's, and during a key rotation the pending one's (services.rotation)."""
+    from hygieia.services import rotation  # it builds on this module
+
+    return rotation.accepted_key_ids(db, owner)
 
 
 def _id_taken(db: Session, record_id: str) -> bool:
@@ -202,6 +218,9 @@ class Upload:
         db.add(record)
         try:
             db.flush()  # the record's row before its copies' (their foreign key)
+            # Checked again under the account's row lock (a key rotation's commit takes
+            # it): a record sealed to a key its owner no longer has is never indexed.
+            record.key_fingerprint = self._sealed_to(db)
             copies.add_rows(db, record_id=row.id, stores=self._store, pinned=pinned, now=now())
             if self._quota_bytes:
                 # The row is written first: on SQLite that takes the database's write
@@ -236,6 +255,30 @@ class Upload:
                 raise TokenRevoked() from None
             raise
         return record
+
+    def _sealed_to(self, db: Session) -> str:
+        """The fingerprint of the owner key the PKESK names, read under the account's
+        row lock (a key rotation's commit takes it): the account's key or, during a
+        rotation, the pending one; a record sealed to a key its owner no longer has is
+        never indexed."""
+        row = db.execute(
+            select(
+                User.encryption_key_id,
+                User.fingerprint,
+                KeyRotation.encryption_key_id,
+                KeyRotation.fingerprint,
+            )
+            .outerjoin(KeyRotation, KeyRotation.user_id == User.id)
+            .where(User.id == self._owner.id)
+            .with_for_update(key_share=True, of=User)
+        ).one()
+        keys = {row[0]: row[1]}
+        if row[2] is not None:
+            keys[row[2]] = row[3]
+        key_id = crypto.pkesk_key_id(self._meta.pkesk)
+        if key_id not in keys:
+            raise PkeskMismatch("the account's key changed during the upload")
+        return str(keys[key_id])
 
     def abort(self) -> None:
         """Give the upload up: its blocks go, unless a pin reaches them. Never raises."""

@@ -152,7 +152,11 @@ def recover(body: RecoverCreate, db: SessionDep, throttle: ThrottleDep) -> Recov
 def recover_complete(body: RecoverComplete, db: SessionDep, throttle: ThrottleDep) -> SessionPublic:
     """Set a new password with a recovery grant; revokes every earlier session."""
     issued = accounts.complete_recovery(
-        db, recovery_token=body.recovery_token, new=body.new_password(), **throttle
+        db,
+        recovery_token=body.recovery_token,
+        new=body.new_password(),
+        pending_wrapped_vault_key=body.new_pending_wrapped_vault_key,
+        **throttle,
     )
     return SessionPublic.model_validate(issued)
 

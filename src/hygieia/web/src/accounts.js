@@ -122,6 +122,7 @@ export async function login(api, { email, password, acceptNewSalt = false }) {
     adopt(sess.account, await unlockWithPassword(sess.account, wrapKey));
     // Only now: the vault key unwrapped, so the account's owner chose these values.
     await rememberKdf(email, kdf, pre.salt);
+    await adoptPendingKey(api, wrapKey);
   };
   let answer;
   try {
@@ -182,6 +183,30 @@ export async function passwordProof(password) {
   }
 }
 
+/**
+ * During a key rotation (protocol §12), the pending identity's key too, so that records
+ * already sealed to it open: accepted only if its vault key unwraps with the password's
+ * key and unlocks a key of the fingerprint named. Best effort: without it those records
+ * show as unreadable until the rotation is finished (Settings).
+ */
+async function adoptPendingKey(api, wrapKey) {
+  try {
+    const { pending } = await api.json('GET', '/auth/keys/rotation');
+    if (!pending) return;
+    const vaultKey = await c.unwrapVaultKey(c.fromB64(pending.wrapped_vault_key), wrapKey);
+    try {
+      const key = await c.unlockIdentity(pending.locked_secret_key, vaultKey);
+      if (key.getFingerprint().toUpperCase() === pending.fingerprint.toUpperCase()) {
+        session.pendingKey = key;
+      }
+    } finally {
+      c.wipe(vaultKey);
+    }
+  } catch {
+    /* no pending key: those records stay unreadable until the rotation is finished */
+  }
+}
+
 /** The current account's parameters (from the server's login answer), vetted. */
 function vetAccount(account) {
   return vetKdf(account.email, account.kdf, account.salt);
@@ -227,17 +252,22 @@ export async function logout(api) {
  * bytes). The salt never changes: prelogin shows it, and a changed one would tell
  * anyone watching that the email has an account (the server refuses it).
  */
-async function rewrap(password, vaultKey, salt) {
+async function rewrap(password, vaultKey, salt, pendingVaultKey = null) {
   const kdf = { ...c.DEFAULT_KDF };
   const { authKey, wrapKey } = await c.deriveKeys(password, salt, kdf);
   const wrapped = await c.wrapVaultKey(vaultKey, wrapKey);
-  c.wipe(wrapKey);
-  return {
+  const body = {
     new_auth_key: c.toB64(authKey),
     new_salt: c.toB64(salt),
     new_kdf: kdf,
     new_wrapped_vault_key: c.toB64(wrapped),
   };
+  if (pendingVaultKey) {
+    // A key rotation is under way: its vault key must open with the new password too.
+    body.new_pending_wrapped_vault_key = c.toB64(await c.wrapVaultKey(pendingVaultKey, wrapKey));
+  }
+  c.wipe(wrapKey);
+  return body;
 }
 
 export async function changePassword(api, { current, next }) {
@@ -286,11 +316,14 @@ export async function recover(api, { email, code, password }) {
     c.fromB64(rec.recovery_wrapped_vault_key),
     keys.recoveryWrap,
   );
+  const pendingVaultKey = rec.pending_recovery_wrapped_vault_key
+    ? await c.unwrapVaultKey(c.fromB64(rec.pending_recovery_wrapped_vault_key), keys.recoveryWrap)
+    : null;
   c.wipe(codeBytes, keys.recoveryWrap, keys.recoveryAuth);
   try {
     const body = {
       recovery_token: rec.recovery_token,
-      ...(await rewrap(password, vaultKey, vetted.salt)),
+      ...(await rewrap(password, vaultKey, vetted.salt, pendingVaultKey)),
     };
     const sess = await api.recoverComplete(body);
     api.token = sess.token;
@@ -299,6 +332,7 @@ export async function recover(api, { email, code, password }) {
     return { factorsRemoved: Boolean(sess.factors_removed) };
   } finally {
     c.wipe(vaultKey);
+    if (pendingVaultKey) c.wipe(pendingVaultKey);
   }
 }
 

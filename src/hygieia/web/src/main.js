@@ -19,6 +19,7 @@ import { passwordProblem } from './passwords.js';
 import { initRecords, leaveRecord, renderRecords, resetRecordsView } from './records-ui.js';
 import { sweepScratch } from './scratch.js';
 import { initLinks, renderLinks, showViewerIfLink } from './link-ui.js';
+import { rotateKeys, rotateRecoveryCode, rotationState, RotationError } from './rotation.js';
 import { renderShared } from './share-ui.js';
 import { clearSession, idleTimer, isUnlocked, lockKeys, session } from './session.js';
 import { $, clearFlash, flash, invalid, saveBlob, showView, withBusy } from './ui.js';
@@ -81,6 +82,9 @@ async function enterVault() {
   $('unlock-email').value = session.account.email;
   $('pw-email').value = session.account.email;
   $('del-username').value = session.account.email;
+  $('rot-email').value = session.account.email;
+  $('nrc-email').value = session.account.email;
+  $('nrc-result').hidden = true;
   for (const f of document.querySelectorAll('#view-auth form')) f.reset();
   idle?.stop();
   idle = idleTimer(session.config.idle_lock_seconds, lock);
@@ -171,6 +175,7 @@ async function go(view) {
       fillSettings();
       if (!session.offline) {
         renderLinks().catch((err) => flash(`Share links could not be loaded: ${message(err)}`));
+        showRotationState().catch(() => {});
         renderFactors().catch((err) => {
           if (isUnlocked()) flash(`Second factors could not be loaded: ${message(err)}`);
         });
@@ -597,6 +602,67 @@ function initDelete() {
   });
 }
 
+/** Settings → Rotate keys: say when a rotation is under way (it is resumed the same way). */
+async function showRotationState() {
+  const state = await rotationState(api);
+  const note = $('rot-pending');
+  if (state.pending) {
+    note.textContent = `A key rotation is under way: ${state.remaining} record(s) are still on the old key. Enter your password to finish it.`;
+    note.hidden = false;
+    $('rot-submit').textContent = 'Resume key rotation';
+  } else {
+    note.hidden = true;
+    $('rot-submit').textContent = 'Rotate keys';
+  }
+}
+
+function initRotation() {
+  onSubmit($('form-rotate'), 'Rotating your keys…', async (form) => {
+    if (!$('rot-password').value) return invalid($('rot-password'), 'Enter your password.');
+    const progress = $('rot-progress');
+    let result;
+    try {
+      result = await rotateKeys(api, {
+        password: $('rot-password').value,
+        recoveryCode: $('rot-code').value || null,
+        onProgress: (done, total) => {
+          progress.textContent = `Re-sealed ${done} of ${total} record(s)…`;
+        },
+      });
+    } catch (err) {
+      if (err instanceof DecryptionError) {
+        return invalid($('rot-password'), 'Your password is not correct.');
+      }
+      if (err instanceof RotationError) return invalid($('rot-code'), err.message);
+      throw err;
+    } finally {
+      await showRotationState().catch(() => {});
+    }
+    form.reset();
+    progress.textContent = `Done: ${result.records} record(s) re-sealed.`;
+    $('set-fingerprint').textContent = session.account.fingerprint.replace(/(.{4})/g, '$1 ').trim();
+    document.body.dataset.rotated = session.account.fingerprint;
+    flash('Keys rotated. Other devices were logged out.', { ok: true });
+  });
+
+  onSubmit($('form-recovery-code'), 'Making a new recovery code…', async (form) => {
+    if (!$('nrc-password').value) return invalid($('nrc-password'), 'Enter your password.');
+    let code;
+    try {
+      code = await rotateRecoveryCode(api, { password: $('nrc-password').value });
+    } catch (err) {
+      if (err instanceof DecryptionError) {
+        return invalid($('nrc-password'), 'Your password is not correct.');
+      }
+      throw err;
+    }
+    form.reset();
+    $('nrc-code').textContent = code;
+    $('nrc-result').hidden = false;
+    flash('New recovery code made; the old one no longer works.', { ok: true });
+  });
+}
+
 function initNav() {
   for (const b of document.querySelectorAll('[data-go]')) {
     b.addEventListener('click', () => go(b.dataset.go));
@@ -608,6 +674,7 @@ function initNav() {
 async function start() {
   initAuth();
   initSettings();
+  initRotation();
   initNav();
   initRecords({ api, go, message, idle: () => idle });
   initOffline({ api, enterVault, message, onSubmit, idle: () => idle });

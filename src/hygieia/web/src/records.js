@@ -27,16 +27,23 @@ export class RecordCheckError extends c.DecryptionError {}
  * id and signed by `signer` (the owner's key: ours unless it was shared with us).
  */
 export async function openMeta(item, { signer = session.publicKey } = {}) {
+  // Our own record during a key rotation may be sealed to, and signed by, the pending key.
+  const own = signer === session.publicKey && session.pendingKey;
   const meta = await c.openMetadata(c.fromB64(item.sealed_metadata), {
     recordId: item.id,
-    privateKey: session.privateKey,
-    verificationKeys: signer,
+    privateKey: ownKeys(),
+    verificationKeys: own ? [signer, session.pendingKey.toPublic()] : signer,
   });
   // The sealed metadata must describe this very ciphertext.
   if (!c.sameCid(meta.cid, item.cid) || meta.segments !== item.segments) {
     throw new RecordCheckError('the server’s record differs from its sealed metadata');
   }
   return meta;
+}
+
+/** Our decryption keys: the account's, and during a key rotation the pending one's. */
+export function ownKeys() {
+  return session.pendingKey ? [session.privateKey, session.pendingKey] : session.privateKey;
 }
 
 /**
@@ -255,6 +262,20 @@ export async function decryptContent(
   const sha = await createSHA256();
   const total = source.total || record.size || 0;
   const tally = { segments: 0, plainBytes: 0 };
+  // After a key rotation the content (untouched) is still signed by the owner's earlier
+  // key, which the verified metadata names (protocol "Key rotation").
+  if (meta.content_signer !== undefined) {
+    if (typeof meta.content_signer !== 'string' || meta.content_signer.length > 65536) {
+      throw new RecordCheckError('record metadata names an invalid content signer');
+    }
+    try {
+      signer = await c.readPublicKey(meta.content_signer);
+    } catch (err) {
+      throw new RecordCheckError('record metadata names an invalid content signer', {
+        cause: err,
+      });
+    }
+  }
   const ciphertext = withProgress(source.chunks, { total, onProgress });
   const out = sink ?? { write: async () => {} };
   const cid = await c.contentCid(
@@ -327,7 +348,7 @@ export async function openRecord(api, record, { onProgress = () => {}, signal } 
 
 /** Download `path`, open it with our PKESK of `record`, check it against `meta`. */
 export async function openContent(api, record, meta, { path, signer, onProgress, signal }) {
-  const sessionKey = await c.unwrapSessionKey(c.fromB64(record.pkesk), session.privateKey);
+  const sessionKey = await c.unwrapSessionKey(c.fromB64(record.pkesk), ownKeys());
   try {
     const source = await contentSource(api, record, { path, signal });
     const sink = await scratchFile('get');

@@ -6,6 +6,9 @@ export const session = {
   account: null, // AccountPublic from the server (public and locked values only)
   privateKey: null, // unlocked OpenPGP key; cleared on lock and logout
   publicKey: null, // derived from privateKey, not taken from the server
+  // During a key rotation (protocol §12): the pending identity's unlocked key, for the
+  // records already sealed to it; cleared on lock and logout like privateKey.
+  pendingKey: null,
   records: [], // [{id, ..., meta}] with decrypted metadata; cleared on lock
   offline: false, // opened from a kept recovery kit: no server, read-only
   kit: null, // that kit (public and locked values only, like `account`)
@@ -27,6 +30,12 @@ export function lockKeys() {
   }
   session.privateKey = null;
   session.publicKey = null;
+  try {
+    session.pendingKey?.clearPrivateParams?.();
+  } catch {
+    /* already cleared */
+  }
+  session.pendingKey = null;
   session.records = [];
   session.shared = [];
   try {

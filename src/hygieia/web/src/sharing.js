@@ -96,6 +96,17 @@ export async function ownedSessionKey(api, recordId, { onProgress, signal } = {}
   return { item, meta, sessionKey };
 }
 
+/**
+ * `sealed` plus the opened metadata's `content_signer`, if any: after a key rotation the
+ * owner's earlier key signed the content, and the recipient verifies with it (protocol
+ * "Key rotation").
+ */
+export function withContentSigner(sealed, meta) {
+  return typeof meta.content_signer === 'string'
+    ? { ...sealed, content_signer: meta.content_signer }
+    : sealed;
+}
+
 /** A grant of record `recordId` to `recipient` (an inspected, accepted key). */
 async function grantBody(recordId, meta, sessionKey, recipient) {
   return {
@@ -103,7 +114,7 @@ async function grantBody(recordId, meta, sessionKey, recipient) {
     email: recipient.email,
     pkesk: c.toB64(await c.wrapSessionKey(sessionKey, recipient.key)),
     sealed_metadata: c.toB64(
-      await c.sealJson(c.recordMetadata(meta, recordId), {
+      await c.sealJson(withContentSigner(c.recordMetadata(meta, recordId), meta), {
         encryptionKeys: recipient.key,
         signingKeys: session.privateKey,
       }),
