@@ -42,6 +42,7 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
     if route == "/auth/keys/rotation":
         return {
             "auth_key": base64.b64encode(auth_key).decode(),
+            "factor": None,
             "public_key": "x",
             "locked_secret_key": "x",
             "wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),
@@ -59,6 +60,7 @@ def _body_for(route: str, auth_key: bytes) -> dict[str, object] | None:
     if route == "/auth/recovery/rotate":
         return {
             "auth_key": base64.b64encode(auth_key).decode(),
+            "factor": None,
             "recovery_salt": base64.b64encode(b"\x02" * 16).decode(),
             "recovery_verifier": base64.b64encode(b"\x03" * 32).decode(),
             "recovery_wrapped_vault_key": base64.b64encode(b"\x01" * 61).decode(),

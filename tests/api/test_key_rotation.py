@@ -1,12 +1,16 @@
 """Key and recovery-code rotation over the real API on both databases (protocol "Key
 rotation"): the pending identity and its rules, the optimistic swap, the commit refused
-while anything is on the old key, other sessions revoked, nobody else can touch it."""
+while anything is on the old key, other sessions revoked, nobody else can touch it; an
+account with a second factor proves one to start a rotation or make a new recovery code
+(TOTP through the API, pyotp as the app)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 
 from hygieia import crypto
@@ -282,3 +286,43 @@ def test_a_record_uploaded_before_the_commit_is_moved_too(live: LiveApp, tmp_pat
     fresh = acct.login(api, "ann@example.org", PW)
     recs.get(api, fresh, late[0], tmp_path / "late.out")
     assert (tmp_path / "late.out").read_bytes() == (tmp_path / "late.bin").read_bytes()
+
+
+def test_an_account_with_a_factor_must_prove_it(live: LiveApp) -> None:
+    """Starting a key rotation and making a new recovery code: no factor (factor_required)
+    or a wrong or replayed one (factor_invalid) changes nothing; a current TOTP code or a
+    backup code is accepted."""
+    api, session, code = _owner(live)
+    started = api.start_totp("Phone")
+    totp = pyotp.TOTP(started.secret)
+    used = totp.now()  # spent by the confirmation: a replay is refused too
+    confirmed = api.confirm_totp(started.factor_id, used)
+    assert confirmed.backup_codes
+    valid = {totp.at(time.time() + 30 * k) for k in (-1, 0, 1, 2)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+    refused: list[tuple[dict[str, str] | None, str]] = [
+        (None, "factor_required"),
+        ({"method": "totp", "code": wrong}, "factor_invalid"),
+        ({"method": "totp", "code": used}, "factor_invalid"),
+        ({"method": "backup_code", "code": "not-a-backup-code"}, "factor_invalid"),
+    ]
+
+    for factor, expected in refused:
+        body = {**_start_body(session, code), "factor": factor}
+        assert _code(lambda b=body: api.start_key_rotation(b)) == expected, factor
+        with pytest.raises(ApiError) as info:
+            rot.recovery_rotate(api, session, PW, factor=factor)
+        assert info.value.code == expected, factor
+    assert api.key_rotation().pending is None
+    events = [e.event for e in api.audit()]
+    assert "auth.factor_failed" in events and "auth.recovery_rotated" not in events
+    assert api.me().recovery_salt == session.account.recovery_salt  # the old code stands
+
+    backup = {"method": "backup_code", "code": confirmed.backup_codes[0]}
+    new_code = rot.recovery_rotate(api, session, PW, factor=backup)
+    assert new_code != code and "auth.recovery_rotated" in [e.event for e in api.audit()]
+    session = acct.unlock_vault(api, PW)
+    body = _start_body(session, new_code)
+    body["factor"] = {"method": "totp", "code": totp.at(time.time() + 30)}
+    state = api.start_key_rotation(body)
+    assert state.pending is not None and state.pending.fingerprint != session.account.fingerprint

@@ -127,7 +127,7 @@ def test_a_rotation_cut_short_elsewhere_is_resumed_in_the_page(
             src = tmp_path / f"r{i}.bin"
             src.write_bytes(data)
             made[recs.put(api, session, src).id] = data
-        state = rot._start(api, session, PW, code)
+        state = rot._start(api, session, PW, code, None)
         assert state.pending is not None
         fresh = acct.pending_session(session, state.pending)
         first = state.record_ids[0]

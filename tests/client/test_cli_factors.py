@@ -1,4 +1,5 @@
-"""``hygieia factor …`` and a login with a second factor, against a real server."""
+"""``hygieia factor …``, a login with a second factor, and the key and recovery-code
+rotations that ask for one, against a real server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import time
 
 import pyotp
 
+from hygieia.client import account as acct
+from hygieia.client.sdk import HygieiaClient
+from tests.support.accounts import TEST_KDF
 from tests.support.cli import Cli
 from tests.support.kdf import CLIENT_ENV
 
@@ -112,3 +116,34 @@ def test_recover_says_factors_were_removed(cli: Cli) -> None:
     ).stdout
     assert "second factors" in recovered and "were removed" in recovered
     assert "No second factor" in cli.run("factor", "ls").stdout
+
+
+def test_key_and_recovery_rotation_ask_for_a_factor(cli: Cli) -> None:
+    """``key rotate`` and ``recovery rotate`` take the factor as ``account delete`` does
+    (HYGIEIA_TOTP, else a prompt); none or a wrong one changes nothing."""
+    with HygieiaClient(cli.server) as api:
+        code = acct.signup(api, "fr@example.org", PW, kdf=TEST_KDF).recovery_code
+    cli.run("login", "fr@example.org", password=PW)
+    totp, codes, _ = _add_totp(cli)
+    bare = cli.run("key", "rotate", password=PW, check=False, HYGIEIA_RECOVERY_CODE=code)
+    assert bare.returncode == 1 and "HYGIEIA_TOTP" in bare.stderr
+    valid = {totp.at(time.time() + 30 * k) for k in (-1, 0, 1, 2)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+    refused = cli.run("recovery", "rotate", password=PW, check=False, HYGIEIA_TOTP=wrong)
+    assert refused.returncode == 1 and "factor_invalid" in refused.stderr
+    both = cli.run("key", "rotate", "--new-recovery-code", password=PW, check=False)
+    assert both.returncode == 1 and "hygieia recovery rotate" in both.stderr
+    with HygieiaClient(cli.server) as api:
+        before = acct.login(api, "fr@example.org", PW, factor=lambda _c: ("backup_code", codes[0]))
+    assert "Key rotated" not in bare.stdout + refused.stdout + both.stdout
+
+    now = totp.at(time.time() + 30)  # the enrolment spent the current step's code
+    done = cli.run("key", "rotate", password=PW, HYGIEIA_RECOVERY_CODE=code, HYGIEIA_TOTP=now)
+    assert "Key rotated" in done.stdout
+    out = cli.run("recovery", "rotate", password=PW, HYGIEIA_TOTP=codes[1]).stdout
+    new_code = out.strip().splitlines()[-1].strip()
+    assert new_code != code
+    with HygieiaClient(cli.server) as api:
+        after = acct.login(api, "fr@example.org", PW, factor=lambda _c: ("backup_code", codes[2]))
+    assert after.account.fingerprint != before.account.fingerprint
+    assert after.account.recovery_salt != before.account.recovery_salt

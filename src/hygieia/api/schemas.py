@@ -707,11 +707,11 @@ class ManifestRequestIn(BaseModel):
 Uuid = Annotated[str, Field(min_length=36, max_length=36)]
 
 
-class KeyRotationCreate(Strict):
+class KeyRotationCreate(SensitiveProof):
     """A new identity made by the client: the new vault key wrapped under the same
-    password-derived and recovery-derived keys as the current one."""
+    password-derived and recovery-derived keys as the current one (with the password
+    proof and, for an account with factors, a current factor)."""
 
-    auth_key: Key32
     public_key: ArmoredKey
     locked_secret_key: ArmoredKey
     wrapped_vault_key: Wrapped
@@ -775,8 +775,9 @@ class KeyRotationCommit(Strict):
         return self
 
 
-class RecoveryRotate(Strict):
-    auth_key: Key32
+class RecoveryRotate(SensitiveProof):
+    """A new recovery code (with the password proof and, if the account has any, a factor)."""
+
     recovery_salt: Salt
     recovery_verifier: Key32
     recovery_wrapped_vault_key: Wrapped

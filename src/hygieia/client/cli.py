@@ -261,6 +261,12 @@ def factor_code() -> str:
     return _secret("HYGIEIA_TOTP", "Authenticator code (or backup code)")
 
 
+def sensitive_factor(api: HygieiaClient) -> dict[str, str] | None:
+    """The ``FactorProof`` a sensitive step (deleting the account, rotating the keys or
+    the recovery code) needs: a code for an account with a second factor, else None."""
+    return acct.factor_proof(factor_code() if api.factors().factors else None)
+
+
 def _ask_factor(challenge: FactorChallenge) -> tuple[str, str]:
     return acct.factor_answer(factor_code())
 
@@ -483,10 +489,7 @@ def account_delete(
                 raise fail("that is not the account's email; nothing was deleted")
         pw = password()
         # An account with a second factor proves one too (HYGIEIA_TOTP, or asked).
-        code = None
-        if api.factors().factors:
-            code = factor_code()
-        acct.delete_account(api, pw, factor=acct.factor_proof(code), known=known_kdf())
+        acct.delete_account(api, pw, factor=sensitive_factor(api), known=known_kdf())
     session_store.clear()
     out.print(
         Text.assemble(
@@ -530,8 +533,17 @@ def key_rotate(
             pw = password()
             session = acct.unlock_vault(api, pw, known=known_kdf())
             code: str | None = None
+            factor: dict[str, str] | None = None
             pending = api.key_rotation().pending is not None
             if not pending:
+                if new_recovery_code and api.factors().factors:
+                    # Each authenticator code works once: one can't prove both steps.
+                    raise fail(
+                        "with a second factor, run `hygieia recovery rotate` first (it "
+                        "prints the new code), then `hygieia key rotate`"
+                    )
+                # Starting a rotation needs a second factor too, if the account has one.
+                factor = sensitive_factor(api)
                 if new_recovery_code:
                     code = rot.recovery_rotate(api, session, pw)
                     out.print("New recovery code (shown once; store it offline):")
@@ -545,6 +557,7 @@ def key_rotate(
                 pw,
                 recovery_code=code,
                 contacts=_contacts(),
+                factor=factor,
                 reencrypt=reencrypt,
                 accept_new=accept_new_key,
                 say=err.print,
@@ -570,7 +583,7 @@ def recovery_rotate(server: ServerOpt = None) -> None:
         with api:
             pw = password()
             session = acct.unlock_vault(api, pw, known=known_kdf())
-            code = rot.recovery_rotate(api, session, pw)
+            code = rot.recovery_rotate(api, session, pw, factor=sensitive_factor(api))
             _refresh_kit(api, api.me(), None)
     out.print("New recovery code (shown once; store it offline — the old one no longer works):")
     out.print(Text.assemble("  ", (code, "bold")))

@@ -31,7 +31,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,15 @@ def _auth_key(session: LoggedIn, password: str) -> bytes:
     return keys.auth_key
 
 
-def recovery_rotate(api: HygieiaClient, session: LoggedIn, password: str) -> str:
-    """Install a new recovery code (the old one stops working); returns it (show it once)."""
+def recovery_rotate(
+    api: HygieiaClient,
+    session: LoggedIn,
+    password: str,
+    *,
+    factor: Mapping[str, Any] | None = None,
+) -> str:
+    """Install a new recovery code (the old one stops working); returns it (show it once).
+    ``factor``: the ``FactorProof`` an account with a second factor must give."""
     auth_key = _auth_key(session, password)
     code = crypto.new_recovery_code()
     salt = crypto.new_salt()
@@ -106,6 +113,7 @@ def recovery_rotate(api: HygieiaClient, session: LoggedIn, password: str) -> str
     api.rotate_recovery(
         {
             "auth_key": to_b64(auth_key),
+            "factor": None if factor is None else dict(factor),
             "recovery_salt": to_b64(salt),
             "recovery_verifier": to_b64(rkeys.auth_key),
             "recovery_wrapped_vault_key": to_b64(
@@ -117,7 +125,11 @@ def recovery_rotate(api: HygieiaClient, session: LoggedIn, password: str) -> str
 
 
 def _start(
-    api: HygieiaClient, session: LoggedIn, password: str, recovery_code: str
+    api: HygieiaClient,
+    session: LoggedIn,
+    password: str,
+    recovery_code: str,
+    factor: Mapping[str, Any] | None,
 ) -> KeyRotationState:
     recovery_wrap = _recovery_wrap_key(session, recovery_code)
     auth_key = _auth_key(session, password)
@@ -127,6 +139,7 @@ def _start(
     return api.start_key_rotation(
         {
             "auth_key": to_b64(auth_key),
+            "factor": None if factor is None else dict(factor),
             "public_key": identity.public_key,
             "locked_secret_key": identity.locked_secret_key,
             "wrapped_vault_key": to_b64(crypto.wrap_vault_key(vault_key, session.wrap_key)),
@@ -367,19 +380,22 @@ def rotate_keys(
     *,
     recovery_code: str | None,
     contacts: Contacts,
+    factor: Mapping[str, Any] | None = None,
     reencrypt: bool = False,
     accept_new: bool = False,
     workdir: Path | None = None,
     say: Callable[[str], None] = lambda _m: None,
     progress: Callable[[int, int], None] = lambda _d, _t: None,
 ) -> RotationReport:
-    """Rotate the account's key (or finish a rotation under way); see the module doc."""
+    """Rotate the account's key (or finish a rotation under way); see the module doc.
+    ``factor``: the ``FactorProof`` that starting one needs on an account with a second
+    factor (finishing one needs none)."""
     state = api.key_rotation()
     resumed = state.pending is not None
     if state.pending is None:
         if recovery_code is None:
             raise RotationError("a key rotation needs the recovery code (or a new one)")
-        state = _start(api, session, password, recovery_code)
+        state = _start(api, session, password, recovery_code, factor)
     else:
         _auth_key(session, password)
     assert state.pending is not None

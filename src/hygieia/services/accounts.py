@@ -518,11 +518,13 @@ def prove_sensitive(
     session: AuthSession | None,
     address: str,
     limits: Limits,
+    failed_event: str = "auth.password_check_failed",
     client: ClientInfo = UNKNOWN_CLIENT,
     now: Clock = utcnow,
 ) -> None:
     """The password proof and, if the account has any, a second factor: for removing a
-    factor, new backup codes, deleting the account.
+    factor, new backup codes, deleting the account, rotating the keys or the recovery
+    code. A wrong password is audited as ``failed_event``.
 
     One attempt in the account's "password" bucket (per address) covers both; it is
     forgiven only when both succeed. The factor's use (TOTP step, backup code) is left
@@ -537,7 +539,7 @@ def prove_sensitive(
         stored_hash=lambda u: u.auth_hash,
         address=address,
         client=client,
-        failed_event="auth.password_check_failed",
+        failed_event=failed_event,
         error=InvalidCredentials("current password is wrong"),
         limits=limits,
         now=now,
@@ -806,38 +808,6 @@ def _revoke_all(db: Session, *, user_id: str, except_id: str | None, now: Clock)
     if except_id is not None:
         stmt = stmt.where(AuthSession.id != except_id)
     db.execute(stmt.values(revoked_at=now()))
-
-
-def prove_auth_key(
-    db: Session,
-    *,
-    user: User,
-    auth_key: bytes,
-    address: str,
-    limits: Limits,
-    failed_event: str,
-    client: ClientInfo = UNKNOWN_CLIENT,
-    now: Clock = utcnow,
-) -> None:
-    """A signed-in user's password proof for a sensitive step (key or recovery-code
-    rotation): throttled on the password change's counter, a failure audited as
-    ``failed_event``; committed either way."""
-    attempt = ratelimit.bucket("password", limits.login, user.id, client_key(address))
-    _prove(
-        db,
-        buckets=[attempt],
-        user=user,
-        secret=auth_key,
-        stored_hash=lambda u: u.auth_hash,
-        address=address,
-        client=client,
-        failed_event=failed_event,
-        error=InvalidCredentials("current password is wrong"),
-        limits=limits,
-        now=now,
-    )
-    ratelimit.forgive(db, attempt)
-    db.commit()
 
 
 def revoke_others_uncommitted(db: Session, *, user_id: str, except_id: str, now: Clock) -> None:

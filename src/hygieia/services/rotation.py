@@ -25,7 +25,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hygieia import crypto
-from hygieia.db.models import EmergencyContact, KeyRotation, Record, ShareLink, User
+from hygieia.db.models import (
+    AuthSession,
+    EmergencyContact,
+    KeyRotation,
+    Record,
+    ShareLink,
+    User,
+)
 from hygieia.errors import (
     EmailTaken,
     InvalidKey,
@@ -39,7 +46,7 @@ from hygieia.errors import (
     UnlockedSecretKey,
     ValidationFailed,
 )
-from hygieia.services import accounts, records
+from hygieia.services import accounts, factors, records
 from hygieia.services.audit import UNKNOWN_CLIENT, ClientInfo, record_event
 from hygieia.services.common import Clock, utcnow
 
@@ -83,7 +90,9 @@ def start(
     db: Session,
     *,
     user: User,
+    session: AuthSession | None,
     auth_key: bytes,
+    proof: factors.FactorProof | None,
     public_key: str,
     locked_secret_key: str,
     wrapped_vault_key: bytes,
@@ -94,16 +103,19 @@ def start(
     now: Clock = utcnow,
 ) -> KeyRotation:
     """Store the client's new identity as the account's pending one (after the proof)."""
-    accounts.prove_auth_key(
+    accounts.prove_sensitive(
         db,
         user=user,
         auth_key=auth_key,
+        proof=proof,
+        session=session,
         address=address,
         limits=limits,
         failed_event="auth.key_rotation_failed",
         client=client,
         now=now,
     )
+    db.commit()  # the proof succeeded (a TOTP step or backup code is spent), come what may
     if pending_of(db, user.id) is not None:
         raise RotationPending()
     try:
@@ -362,7 +374,9 @@ def rotate_recovery(
     db: Session,
     *,
     user: User,
+    session: AuthSession | None,
     auth_key: bytes,
+    proof: factors.FactorProof | None,
     recovery_salt: bytes,
     recovery_verifier: bytes,
     recovery_wrapped_vault_key: bytes,
@@ -374,16 +388,19 @@ def rotate_recovery(
     """Install a new recovery code (its salt, verifier and wrapped vault key); the old
     code stops working at once. Refused while a key rotation is pending (the pending
     vault key is wrapped under the old code's key: finish the rotation first)."""
-    accounts.prove_auth_key(
+    accounts.prove_sensitive(
         db,
         user=user,
         auth_key=auth_key,
+        proof=proof,
+        session=session,
         address=address,
         limits=limits,
         failed_event="auth.recovery_rotation_failed",
         client=client,
         now=now,
     )
+    db.commit()  # the proof succeeded (a TOTP step or backup code is spent), come what may
     if pending_of(db, user.id) is not None:
         raise RotationPending()
     if recovery_salt == user.salt:

@@ -41,12 +41,14 @@ def _state(db: SessionDep, user: CurrentUser) -> KeyRotationPublic:
 def start_rotation(
     body: KeyRotationCreate, auth: AuthDep, db: SessionDep, throttle: ThrottleDep, clock: ClockDep
 ) -> KeyRotationPublic:
-    """Store a new identity as pending (password proof); records then move to it."""
-    user = auth[0]
+    """Store a new identity as pending (password proof and factor); records then move to it."""
+    user, session = auth
     rotation.start(
         db,
         user=user,
+        session=session,
         auth_key=body.auth_key,
+        proof=body.proof(),
         public_key=body.public_key,
         locked_secret_key=body.locked_secret_key,
         wrapped_vault_key=body.wrapped_vault_key,
@@ -109,11 +111,14 @@ def swap_record_keys(
 def rotate_recovery(
     body: RecoveryRotate, auth: AuthDep, db: SessionDep, throttle: ThrottleDep, clock: ClockDep
 ) -> Response:
-    """Install a new recovery code (password proof); the old one stops working."""
+    """Install a new recovery code (password proof and factor); the old one stops working."""
+    user, session = auth
     rotation.rotate_recovery(
         db,
-        user=auth[0],
+        user=user,
+        session=session,
         auth_key=body.auth_key,
+        proof=body.proof(),
         recovery_salt=body.recovery_salt,
         recovery_verifier=body.recovery_verifier,
         recovery_wrapped_vault_key=body.recovery_wrapped_vault_key,

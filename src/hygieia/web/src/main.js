@@ -547,6 +547,47 @@ function initSettings() {
   });
 }
 
+const CODE_NEEDED = 'Enter a code from your authenticator app (or a backup code).';
+
+/**
+ * The second factor a sensitive form proves (deleting the account, rotating the keys or
+ * the recovery code; its fields `${prefix}-factor` in `${prefix}-factor-wrap`): the typed
+ * code; the code left empty on a passkey account: a function making a passkey assertion;
+ * null for an account without factors. Undefined: a code is needed (the field is shown).
+ */
+async function formFactor(prefix) {
+  const code = $(`${prefix}-factor`).value.trim();
+  if (code) return accounts.factorAnswer(code);
+  const { factors } = await api.factors();
+  if (factors.some((f) => f.kind === 'passkey')) return () => actionProof(api);
+  if (!factors.length) return null;
+  $(`${prefix}-factor-wrap`).hidden = false;
+  invalid($(`${prefix}-factor`), CODE_NEEDED);
+  return undefined;
+}
+
+/** After a sensitive form failed: true when the server refused its factor (said so). */
+function factorRefused(prefix, err, factor, nothingDone) {
+  if (err instanceof PasskeyError) {
+    flash(err.message);
+    return true;
+  }
+  if (!(err instanceof ApiError)) return false;
+  if (typeof factor === 'function' && err.status === 401 && err.code !== 'invalid_credentials') {
+    flash(`The server did not accept that passkey. ${nothingDone}`);
+    return true;
+  }
+  if (!err.code?.startsWith('factor_')) return false;
+  $(`${prefix}-factor-wrap`).hidden = false;
+  invalid(
+    $(`${prefix}-factor`),
+    err.code === 'factor_required'
+      ? CODE_NEEDED
+      : `That code is not right (or was used already). ${nothingDone}`,
+  );
+  return true;
+}
+
 function initDelete() {
   // The exports offered before leaving are the Settings page's own.
   $('del-kit').addEventListener('click', () => $('kit-download').click());
@@ -557,39 +598,15 @@ function initDelete() {
     if ($('del-email').value.trim().toLowerCase() !== email.toLowerCase()) {
       return invalid($('del-email'), `Type ${email} to confirm.`);
     }
-    const code = $('del-factor').value.trim();
-    let factor = code ? accounts.factorAnswer(code) : null;
-    if (!code) {
-      const { factors } = await api.factors();
-      if (factors.some((f) => f.kind === 'passkey')) {
-        factor = () => actionProof(api); // the code field left empty: the passkey
-      } else if (factors.length) {
-        $('del-factor-wrap').hidden = false;
-        return invalid(
-          $('del-factor'),
-          'Enter a code from your authenticator app (or a backup code).',
-        );
-      }
-    }
+    const factor = await formFactor('del');
+    if (factor === undefined) return false;
     try {
       await accounts.deleteAccount(api, { password: $('del-password').value, factor });
     } catch (err) {
-      if (err instanceof PasskeyError) return flash(err.message);
       if (err instanceof DecryptionError || err?.code === 'invalid_credentials') {
         return invalid($('del-password'), 'Your password is not correct. Nothing was deleted.');
       }
-      if (err instanceof ApiError && typeof factor === 'function' && err.status === 401) {
-        return flash('The server did not accept that passkey. Nothing was deleted.');
-      }
-      if (err instanceof ApiError && err.code?.startsWith('factor_')) {
-        $('del-factor-wrap').hidden = false;
-        return invalid(
-          $('del-factor'),
-          err.code === 'factor_required'
-            ? 'Enter a code from your authenticator app (or a backup code).'
-            : 'That code is not right (or was used already). Nothing was deleted.',
-        );
-      }
+      if (factorRefused('del', err, factor, 'Nothing was deleted.')) return false;
       throw err;
     }
     form.reset();
@@ -619,26 +636,33 @@ async function showRotationState() {
 function initRotation() {
   onSubmit($('form-rotate'), 'Rotating your keys…', async (form) => {
     if (!$('rot-password').value) return invalid($('rot-password'), 'Enter your password.');
+    // Starting a rotation proves a second factor too (resuming one needs none).
+    const { pending } = await rotationState(api);
+    const factor = pending ? null : await formFactor('rot');
+    if (factor === undefined) return false;
     const progress = $('rot-progress');
     let result;
     try {
       result = await rotateKeys(api, {
         password: $('rot-password').value,
         recoveryCode: $('rot-code').value || null,
+        factor,
         onProgress: (done, total) => {
           progress.textContent = `Re-sealed ${done} of ${total} record(s)…`;
         },
       });
     } catch (err) {
-      if (err instanceof DecryptionError) {
+      if (err instanceof DecryptionError || err?.code === 'invalid_credentials') {
         return invalid($('rot-password'), 'Your password is not correct.');
       }
       if (err instanceof RotationError) return invalid($('rot-code'), err.message);
+      if (factorRefused('rot', err, factor, 'Nothing was changed.')) return false;
       throw err;
     } finally {
       await showRotationState().catch(() => {});
     }
     form.reset();
+    $('rot-factor-wrap').hidden = true;
     progress.textContent = `Done: ${result.records} record(s) re-sealed.`;
     $('set-fingerprint').textContent = session.account.fingerprint.replace(/(.{4})/g, '$1 ').trim();
     document.body.dataset.rotated = session.account.fingerprint;
@@ -647,16 +671,20 @@ function initRotation() {
 
   onSubmit($('form-recovery-code'), 'Making a new recovery code…', async (form) => {
     if (!$('nrc-password').value) return invalid($('nrc-password'), 'Enter your password.');
+    const factor = await formFactor('nrc');
+    if (factor === undefined) return false;
     let code;
     try {
-      code = await rotateRecoveryCode(api, { password: $('nrc-password').value });
+      code = await rotateRecoveryCode(api, { password: $('nrc-password').value, factor });
     } catch (err) {
-      if (err instanceof DecryptionError) {
+      if (err instanceof DecryptionError || err?.code === 'invalid_credentials') {
         return invalid($('nrc-password'), 'Your password is not correct.');
       }
+      if (factorRefused('nrc', err, factor, 'The old recovery code still works.')) return false;
       throw err;
     }
     form.reset();
+    $('nrc-factor-wrap').hidden = true;
     $('nrc-code').textContent = code;
     $('nrc-result').hidden = false;
     flash('New recovery code made; the old one no longer works.', { ok: true });

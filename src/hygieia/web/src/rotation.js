@@ -69,7 +69,12 @@ async function pendingIdentity(pending, wrapKey) {
   return { vaultKey, privateKey, publicKey: privateKey.toPublic() };
 }
 
-async function start(api, { authKey, wrapKey, vaultKey }, recoveryCode) {
+/** A FactorProof, null, or a function making one (a passkey: asked once the password checked out). */
+async function factorProof(factor) {
+  return typeof factor === 'function' ? await factor() : factor;
+}
+
+async function start(api, { authKey, wrapKey, vaultKey }, recoveryCode, factor) {
   const account = session.account;
   let codeBytes;
   try {
@@ -100,6 +105,7 @@ async function start(api, { authKey, wrapKey, vaultKey }, recoveryCode) {
     return await api.json('POST', '/auth/keys/rotation', {
       json: {
         auth_key: c.toB64(authKey),
+        factor: await factorProof(factor),
         public_key: identity.publicKey,
         locked_secret_key: identity.lockedSecretKey,
         wrapped_vault_key: c.toB64(await c.wrapVaultKey(newVault, wrapKey)),
@@ -228,16 +234,20 @@ async function commitBody(api, state, fresh) {
 
 /**
  * Rotate the account's key, or finish the rotation under way. `recoveryCode` is needed
- * to start one (the new vault key is wrapped under it too). onProgress(done, total).
- * Afterwards the page holds the new key. Returns {fingerprint, records, resumed}.
+ * to start one (the new vault key is wrapped under it too), and so is `factor` for an
+ * account with a second factor: a FactorProof, or a function making one (a passkey
+ * assertion; null without factors). onProgress(done, total). Afterwards the page holds the new key. Returns {fingerprint, records, resumed}.
  */
-export async function rotateKeys(api, { password, recoveryCode = null, onProgress = () => {} }) {
+export async function rotateKeys(
+  api,
+  { password, recoveryCode = null, factor = null, onProgress = () => {} },
+) {
   const secrets = await passwordSecrets(password);
   let fresh = null;
   try {
     let state = await rotationState(api);
     const resumed = state.pending !== null;
-    if (!resumed) state = await start(api, secrets, recoveryCode);
+    if (!resumed) state = await start(api, secrets, recoveryCode, factor);
     fresh = await pendingIdentity(state.pending, secrets.wrapKey);
     const oldFingerprint = session.account.fingerprint.toUpperCase();
     const total = state.remaining;
@@ -296,8 +306,11 @@ export async function rotateKeys(api, { password, recoveryCode = null, onProgres
   }
 }
 
-/** A new recovery code (returned, to be shown once); the old one stops working. */
-export async function rotateRecoveryCode(api, { password }) {
+/**
+ * A new recovery code (returned, to be shown once); the old one stops working. `factor`:
+ * as for rotateKeys.
+ */
+export async function rotateRecoveryCode(api, { password, factor = null }) {
   const secrets = await passwordSecrets(password);
   const recovery = c.newRecoveryCode();
   const salt = c.newSalt();
@@ -305,11 +318,13 @@ export async function rotateRecoveryCode(api, { password }) {
     const { recoveryWrap, recoveryAuth } = await c.deriveRecoveryKeys(recovery.bytes, salt);
     const body = {
       auth_key: c.toB64(secrets.authKey),
+      factor: null,
       recovery_salt: c.toB64(salt),
       recovery_verifier: c.toB64(recoveryAuth),
       recovery_wrapped_vault_key: c.toB64(await c.wrapVaultKey(secrets.vaultKey, recoveryWrap)),
     };
     c.wipe(recoveryWrap, recoveryAuth);
+    body.factor = await factorProof(factor);
     await api.json('POST', '/auth/recovery/rotate', { json: body });
     session.account = {
       ...session.account,
