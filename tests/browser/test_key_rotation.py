@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
+import pyotp
 import pytest
 
 from hygieia import crypto
@@ -163,4 +165,51 @@ def test_a_rotation_cut_short_elsewhere_is_resumed_in_the_page(
         acct.login(api, email, PW)
         assert api.key_rotation().pending is None
         assert api.me().fingerprint == state.pending.fingerprint
+    assert web.problems == []
+
+
+def test_rotations_ask_for_the_second_factor(web: PageHandle, server: str) -> None:
+    """An account with TOTP (enrolled through the SDK; pyotp is the app): Rotate keys and
+    New recovery code ask for a code and refuse a wrong one (nothing sent without one);
+    a current code rotates the keys, a backup code makes the new recovery code."""
+    page = web.page
+    page.goto(server + "/")
+    email = "rotate-factor@example.org"
+    code = flows.signup(web, email, PW)
+    with HygieiaClient(server) as api:
+        api.token = acct.login(api, email, PW).token
+        started = api.start_totp("Phone")
+        totp = pyotp.TOTP(started.secret)
+        backup = api.confirm_totp(started.factor_id, totp.now()).backup_codes
+        assert backup
+    rotate = page.locator("#form-rotate")
+    recovery = page.locator("#form-recovery-code")
+
+    _go_settings(web)
+    page.locator("#rot-password").fill(PW)
+    page.locator("#rot-code").fill(code)
+    rotate.get_by_role("button", name="Rotate keys").click()
+    page.wait_for_selector("#rot-factor[aria-invalid='true']")
+    assert page.locator("#rot-factor").is_visible()
+    valid = {totp.at(time.time() + 30 * k) for k in (-1, 0, 1, 2)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in valid)
+    page.locator("#rot-factor").fill(wrong)
+    rotate.get_by_role("button", name="Rotate keys").click()
+    page.wait_for_function("() => document.body.innerText.includes('not right')")
+    page.locator("#rot-factor").fill(totp.at(time.time() + 30))
+    rotate.get_by_role("button", name="Rotate keys").click()
+    page.wait_for_selector("body[data-rotated]", timeout=120_000)
+    assert not page.locator("#rot-factor").is_visible()
+
+    page.locator("#nrc-password").fill(PW)
+    recovery.get_by_role("button", name="Make a new recovery code").click()
+    page.wait_for_selector("#nrc-factor[aria-invalid='true']")
+    assert flows.json_bodies(web, "/auth/recovery/rotate") == []
+    page.locator("#nrc-factor").fill(backup[0])
+    recovery.get_by_role("button", name="Make a new recovery code").click()
+    page.wait_for_selector("#nrc-result:not([hidden])")
+    bodies = flows.json_bodies(web, "/auth/keys/rotation")
+    assert [b["factor"]["method"] for b in bodies] == ["totp", "totp"]
+    rotated = flows.json_bodies(web, "/auth/recovery/rotate")
+    assert [b["factor"]["method"] for b in rotated] == ["backup_code"]
     assert web.problems == []
