@@ -113,7 +113,8 @@ def start(
         limits=limits,
         failed_event="auth.key_rotation_failed",
         client=client,
-        now=now,
+        # Real time, as every other factor check and user of this throttle bucket: a
+        # TOTP code is for the present step whatever clock the app's tests move.
     )
     db.commit()  # the proof succeeded (a TOTP step or backup code is spent), come what may
     if pending_of(db, user.id) is not None:
@@ -398,7 +399,8 @@ def rotate_recovery(
         limits=limits,
         failed_event="auth.recovery_rotation_failed",
         client=client,
-        now=now,
+        # Real time, as every other factor check and user of this throttle bucket: a
+        # TOTP code is for the present step whatever clock the app's tests move.
     )
     db.commit()  # the proof succeeded (a TOTP step or backup code is spent), come what may
     if pending_of(db, user.id) is not None:
