@@ -33,6 +33,7 @@ from hygieia import crypto
 from hygieia.client.account import LoggedIn, RotationError, pending_session
 from hygieia.client.sdk import ApiError, HygieiaClient, RecordItem, SharedRecord
 from hygieia.encoding import to_b64
+from hygieia.errors import NotFound
 from hygieia.ipfs import FileImporter, parse_cid
 
 Progress = Callable[[int], None]
@@ -259,6 +260,45 @@ def upload(
     if record.id != prepared.meta["id"] or not same_cid(record.cid, prepared.sealed.cid):
         raise RecordMismatchError("the server stored the record under another id or CID")
     return record
+
+
+def record_exists(api: HygieiaClient, record_id: str) -> bool:
+    """Whether the server lists ``record_id`` for this session (404: no; other errors raise)."""
+    try:
+        api.get_record(record_id)
+    except ApiError as exc:
+        if exc.code == NotFound.code:
+            return False
+        raise
+    return True
+
+
+def reseal_as(
+    api: HygieiaClient,
+    record_id: str,
+    *,
+    reader: LoggedIn,
+    writer: LoggedIn,
+    new_id: str,
+    workdir: Path | None = None,
+) -> None:
+    """Upload ``record_id``'s verified plaintext again, sealed under a new session key
+    for ``writer`` as record ``new_id`` with the same metadata fields (``share rotate``,
+    ``key rotate --reencrypt``). ``reader`` opens the old record; the plaintext lives
+    only in a private temporary file in ``workdir``, removed whatever happens."""
+    fd, tmp = tempfile.mkstemp(prefix=".hygieia-reseal-", dir=workdir)
+    os.close(fd)
+    plain = Path(tmp)
+    try:
+        meta = get(api, reader, record_id, plain)
+        prepared = prepare_upload(writer, plain, workdir=workdir, record_id=new_id, keep=meta)
+        try:
+            upload(api, prepared)
+        finally:
+            prepared.discard()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            plain.unlink()
 
 
 def put(

@@ -28,7 +28,6 @@ import contextlib
 import hmac
 import json
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -43,7 +42,7 @@ from hygieia.client.account import LoggedIn, RotationError, pending_session
 from hygieia.client.contacts import ContactKeyRefused, Contacts
 from hygieia.client.sdk import ApiError, HygieiaClient, KeyRotationState, RecordItem
 from hygieia.encoding import from_b64, to_b64
-from hygieia.errors import KeyConflict, NotFound, RotationIncomplete
+from hygieia.errors import KeyConflict, RotationIncomplete
 
 __all__ = [
     "RotationError",
@@ -268,16 +267,6 @@ def _rekey(
             raise
 
 
-def _exists(api: HygieiaClient, record_id: str) -> bool:
-    try:
-        api.get_record(record_id)
-    except ApiError as exc:
-        if exc.code == NotFound.code:
-            return False
-        raise
-    return True
-
-
 def _reencrypt(
     api: HygieiaClient,
     record_id: str,
@@ -293,29 +282,17 @@ def _reencrypt(
     new_id = moved_record_id(new_session.vault_key, record_id)
     grants = api.record_grants(record_id).items
     new_key = new_session.unlock()
-    if not _exists(api, new_id):
-        fd, tmp = tempfile.mkstemp(prefix=".hygieia-rekey-", dir=workdir)
-        os.close(fd)
-        plain = Path(tmp)
-        try:
-            meta = recs.get(api, old_session, record_id, plain)
-            prepared = recs.prepare_upload(
-                new_session, plain, workdir=workdir, record_id=new_id, keep=meta
-            )
-            try:
-                recs.upload(api, prepared)
-            finally:
-                prepared.discard()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                plain.unlink()
+    if not recs.record_exists(api, new_id):
+        recs.reseal_as(
+            api, record_id, reader=old_session, writer=new_session, new_id=new_id, workdir=workdir
+        )
     _item, meta, session_key = shr.owned_session_key(api, new_key, new_id)
     _regrant(
         api, new_id, meta, session_key, grants, new_key, contacts=contacts, accept_new=accept_new
     )
     with contextlib.suppress(ApiError):
         api.delete_record(record_id)
-    if _exists(api, record_id):
+    if recs.record_exists(api, record_id):
         raise RotationError(f"record {record_id} could not be deleted after re-encryption")
     return new_id
 

@@ -19,9 +19,6 @@ running it again and the record is never lost.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,16 +203,6 @@ class RotationJournal(RememberedJson):
         self._store(server, record_id, None)
 
 
-def _exists(api: HygieiaClient, record_id: str) -> bool:
-    try:
-        api.get_record(record_id)
-    except ApiError as exc:
-        if exc.code == NotFound.code:
-            return False
-        raise
-    return True
-
-
 @dataclass(frozen=True)
 class Rotated:
     new_id: str
@@ -256,24 +243,11 @@ def rotate(
     new_id = str(entry["new_id"])
     old_cid: str | None = None
     # 1. The new record, sealed from the old one's verified plaintext.
-    if not _exists(api, new_id):
-        old = api.get_record(record_id)
-        old_cid = old.cid
-        fd, tmp = tempfile.mkstemp(prefix=".hygieia-rotate-", dir=workdir)
-        os.close(fd)
-        plain = Path(tmp)
-        try:
-            meta = recs.get(api, session, record_id, plain)
-            prepared = recs.prepare_upload(
-                session, plain, workdir=workdir, record_id=new_id, keep=meta
-            )
-            try:
-                recs.upload(api, prepared)
-            finally:
-                prepared.discard()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                plain.unlink()
+    if not recs.record_exists(api, new_id):
+        old_cid = api.get_record(record_id).cid
+        recs.reseal_as(
+            api, record_id, reader=session, writer=session, new_id=new_id, workdir=workdir
+        )
     # 2. Its grants, to the keys remembered for the recipients (replaced if present).
     item, meta, session_key = owned_session_key(api, key, new_id)
     bodies = []
