@@ -475,31 +475,11 @@ def login_factor(
     except (FactorInvalid, FactorRequired):
         db.rollback()
         if (row.attempts or 0) >= MAX_FACTOR_ATTEMPTS:
-            db.execute(
-                update(AuthSession)
-                .where(AuthSession.id == row_id, AuthSession.revoked_at.is_(None))
-                .values(revoked_at=at)
-                .execution_options(synchronize_session=False)
-            )
-        record_event(
-            db,
-            event="auth.factor_failed",
-            user_id=user.id,
-            address=address,
-            client=client,
-            detail={"kind": proof.method},
-            now=now,
-        )
-        db.commit()
+            _end_pending(db, row_id, at)
+        _factor_failed(db, user=user, method=proof.method, address=address, client=client, now=now)
         raise FactorInvalid() from None
     # Consume the pending login: of racing requests with one token, one gets through.
-    consumed = db.execute(
-        update(AuthSession)
-        .where(AuthSession.id == row_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=at)
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(consumed) != 1:
+    if not _end_pending(db, row_id, at):
         db.rollback()
         raise FactorExpired()
     if claimed:
@@ -551,18 +531,38 @@ def prove_sensitive(
     except (FactorInvalid, FactorRequired) as exc:
         db.rollback()
         if isinstance(exc, FactorInvalid) and proof is not None:
-            record_event(
-                db,
-                event="auth.factor_failed",
-                user_id=user.id,
-                address=address,
-                client=client,
-                detail={"kind": proof.method},
-                now=now,
+            _factor_failed(
+                db, user=user, method=proof.method, address=address, client=client, now=now
             )
-            db.commit()
         raise
     ratelimit.forgive(db, attempt)
+
+
+def _end_pending(db: Session, row_id: str, at: datetime) -> bool:
+    """Revoke a pending login unless already revoked; whether this call did it."""
+    done = db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == row_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(done) == 1
+
+
+def _factor_failed(
+    db: Session, *, user: User, method: str, address: str, client: ClientInfo, now: Clock
+) -> None:
+    """Audit a wrong second factor (the method tried, never the code) and commit."""
+    record_event(
+        db,
+        event="auth.factor_failed",
+        user_id=user.id,
+        address=address,
+        client=client,
+        detail={"kind": method},
+        now=now,
+    )
+    db.commit()
 
 
 def _open_session(
